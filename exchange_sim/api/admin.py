@@ -1,0 +1,326 @@
+"""The admin ("instructor") API under ``/sim/v1`` — a stable contract tests and lessons script against.
+
+Every request needs ``Authorization: Bearer <admin token>``. Bodies are JSON; amounts and prices
+are decimal strings (or JSON numbers). Errors have the venue's shape ``{"code", "msg"}``.
+
+- ``POST /sim/v1/accounts`` ``{"name", "deposit", "parent"}`` → ``{"accountId", "apiKey", "apiSecret", ...}``
+- ``GET /sim/v1/accounts``; ``GET /sim/v1/accounts/{id}`` (wallets, positions with liquidation
+  prices, orders, margin ratio)
+- ``POST /sim/v1/accounts/{id}/deposit`` / ``withdraw`` ``{"amount"}``; ``POST /sim/v1/transfers``
+  ``{"from", "to", "amount"}``; ``POST /sim/v1/accounts/{id}/reset`` ``{"deposit"?}``
+- ``POST /sim/v1/market`` ``{"events": [...]}``: market events applied in order before the answer:
+  ``{"type": "book", "symbol", "bids": [["p", "q"]], "asks": [...]}``, ``{"type": "trade", "symbol",
+  "price", "qty", "side"}``, ``{"type": "mark", "symbol", "price", "index"?, "fundingRate"?,
+  "nextFundingTime"?}``, ``{"type": "index", "symbol", "price"}``, ``{"type": "funding", "symbol",
+  "rate"}``, ``{"type": "status", "symbol", "stale", "reason"?}``. All are validated before any is
+  applied.
+- ``GET /sim/v1/events?account=&type=&since=&afterSeq=&limit=``: the core's event log.
+- ``GET /sim/v1/insurance-fund``; ``GET /sim/v1/status`` (node and stream counters).
+
+API keys and secrets are generated here (``secrets.token_hex``), outside the deterministic core,
+and travel inside ``CreateAccount`` so a journal replay rebuilds the same accounts.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+
+from exchange_sim.core import messages as m
+from exchange_sim.core.fixed import fmt_trim
+
+from . import errors, wire
+from .auth import check_admin_token
+from .context import CTX, ApiContext
+from .errors import ApiError
+from .params import fixed_from_json
+
+MAX_MARKET_EVENTS = 10_000
+
+
+def _bad(name: str) -> ApiError:
+    return errors.invalid_param(name)
+
+
+async def _body(request: web.Request) -> dict:
+    raw = await request.read() if request.can_read_body else b""
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ApiError(errors.INVALID_PARAMETER, "Request body is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise ApiError(errors.INVALID_PARAMETER, "Request body must be a JSON object.")
+    return data
+
+
+def _account_id(ctx: ApiContext, raw: Any, name: str = "id") -> int:
+    if isinstance(raw, bool):
+        raise _bad(name)
+    if isinstance(raw, str) and raw.isdigit() and len(raw) < 12:
+        raw = int(raw)
+    if not isinstance(raw, int) or ctx.ex.account_view(raw) is None:
+        raise ApiError(errors.INVALID_PARAMETER, f"Unknown account {str(raw)[:20]!s}.", 404)
+    return raw
+
+
+def _symbol(ctx: ApiContext, raw: Any) -> str:
+    if not isinstance(raw, str) or raw.upper() not in ctx.instruments:
+        raise errors.invalid_symbol()
+    return raw.upper()
+
+
+def admin(handler: Callable[[ApiContext, web.Request], Awaitable[Any]]) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def endpoint(request: web.Request) -> web.Response:
+        ctx = request.app[CTX]
+        check_admin_token(request.headers.get("Authorization"), ctx.admin_token)
+        return web.json_response(await handler(ctx, request))
+
+    return endpoint
+
+
+# ----------------------------------------------------------------------------- accounts
+
+
+def _position_json(ctx: ApiContext, p: Any) -> dict:
+    inst = ctx.instruments[p.symbol]
+    return {
+        "symbol": p.symbol, "positionSide": p.position_side, "positionAmt": wire.qty(inst, p.qty),
+        "entryPrice": wire.price(inst, p.entry_price), "markPrice": wire.price(inst, p.mark),
+        "unrealizedProfit": wire.money(p.unrealized_pnl), "notional": wire.money(p.notional),
+        "leverage": p.leverage, "marginType": "isolated" if p.isolated else "cross",
+        "isolatedWallet": wire.money(p.isolated_wallet), "initialMargin": wire.money(p.initial_margin),
+        "maintMargin": wire.money(p.maintenance_margin),
+        "liquidationPrice": wire.price(inst, p.liquidation_price) if p.liquidation_price > 0 else None,
+        "bankruptcyPrice": wire.price(inst, p.bankruptcy_price) if p.bankruptcy_price > 0 else None,
+        "marginRatio": fmt_trim(p.margin_ratio), "autoAddMargin": p.auto_add_margin, "adlQuantile": p.adl_quantile,
+        "updateTime": p.update_ts,
+    }
+
+
+def _account_summary(ctx: ApiContext, aid: int) -> dict:
+    v = ctx.ex.account_view(aid)
+    return {
+        "accountId": v.account, "name": v.name, "parent": v.parent, "hedgeMode": v.hedge_mode,
+        "walletBalance": wire.money(v.wallet_balance), "crossWallet": wire.money(v.cross_wallet),
+        "unrealizedProfit": wire.money(v.unrealized_pnl), "marginBalance": wire.money(v.margin_balance),
+        "availableBalance": wire.money(v.available_balance), "openPositions": len(v.positions),
+    }
+
+
+async def create_account(ctx: ApiContext, request: web.Request) -> dict:
+    body = await _body(request)
+    name = body.get("name", "")
+    if not isinstance(name, str) or len(name) > 64:
+        raise _bad("name")
+    deposit = fixed_from_json(body.get("deposit", "0"), "deposit")
+    parent = body.get("parent")
+    if parent is not None:
+        parent = _account_id(ctx, parent, "parent")
+    api_key, api_secret = secrets.token_hex(32), secrets.token_hex(32)
+    events = await ctx.submit(m.CreateAccount(ts=ctx.now(), name=name, parent=parent, deposit=deposit,
+                                              api_key=api_key, api_secret=api_secret))
+    created = next(e for e in events if isinstance(e, m.AccountCreated))
+    return {"accountId": created.account, "name": name, "parent": parent, "apiKey": api_key, "apiSecret": api_secret}
+
+
+async def list_accounts(ctx: ApiContext, request: web.Request) -> list:
+    return [_account_summary(ctx, aid) for aid in ctx.ex.account_ids()]
+
+
+async def show_account(ctx: ApiContext, request: web.Request) -> dict:
+    aid = _account_id(ctx, request.match_info["id"])
+    v = ctx.ex.account_view(aid)
+    out = _account_summary(ctx, aid)
+    out.update({
+        "maintMargin": wire.money(v.maintenance_margin),
+        "positionInitialMargin": wire.money(v.position_initial_margin),
+        "openOrderInitialMargin": wire.money(v.open_order_initial_margin),
+        "crossMarginRatio": fmt_trim(v.cross_margin_ratio), "maxWithdrawAmount": wire.money(v.max_withdraw),
+        "children": ctx.ex.children(aid),
+        "positions": [_position_json(ctx, p) for p in v.positions],
+        "orders": [dict(wire.order(o, ctx.instruments[o.symbol]), conditional=o.conditional)
+                   for o in ctx.ex.open_orders(aid)],
+        "updateTime": v.update_ts,
+    })
+    return out
+
+
+async def deposit(ctx: ApiContext, request: web.Request) -> dict:
+    aid = _account_id(ctx, request.match_info["id"])
+    body = await _body(request)
+    amount = fixed_from_json(body.get("amount"), "amount")
+    if amount <= 0:
+        raise _bad("amount")
+    await ctx.submit(m.Deposit(ts=ctx.now(), account=aid, amount=amount))
+    return _account_summary(ctx, aid)
+
+
+async def withdraw(ctx: ApiContext, request: web.Request) -> dict:
+    aid = _account_id(ctx, request.match_info["id"])
+    body = await _body(request)
+    amount = fixed_from_json(body.get("amount"), "amount")
+    if amount <= 0:
+        raise _bad("amount")
+    await ctx.submit(m.Withdraw(ts=ctx.now(), account=aid, amount=amount))
+    return _account_summary(ctx, aid)
+
+
+async def transfer(ctx: ApiContext, request: web.Request) -> dict:
+    body = await _body(request)
+    src = _account_id(ctx, body.get("from"), "from")
+    dst = _account_id(ctx, body.get("to"), "to")
+    amount = fixed_from_json(body.get("amount"), "amount")
+    if amount <= 0:
+        raise _bad("amount")
+    await ctx.submit(m.Transfer(ts=ctx.now(), from_account=src, to_account=dst, amount=amount))
+    return {"from": _account_summary(ctx, src), "to": _account_summary(ctx, dst)}
+
+
+async def reset(ctx: ApiContext, request: web.Request) -> dict:
+    aid = _account_id(ctx, request.match_info["id"])
+    body = await _body(request)
+    amount = fixed_from_json(body["deposit"], "deposit") if body.get("deposit") is not None else None
+    await ctx.submit(m.ResetAccount(ts=ctx.now(), account=aid, deposit=amount))
+    return _account_summary(ctx, aid)
+
+
+# ----------------------------------------------------------------------------- market injection
+
+
+def _levels(ctx: ApiContext, raw: Any, name: str) -> tuple[tuple[int, int], ...]:
+    if not isinstance(raw, list) or len(raw) > 5000:
+        raise _bad(name)
+    out = []
+    for level in raw:
+        if not isinstance(level, (list, tuple)) or len(level) != 2:
+            raise _bad(name)
+        price = fixed_from_json(level[0], name)
+        qty = fixed_from_json(level[1], name)
+        if price <= 0:
+            raise _bad(name)
+        out.append((price, qty))
+    return tuple(out)
+
+
+def market_event(ctx: ApiContext, raw: Any, now: int) -> Any:
+    """One admin market event (see module doc) as a core market event; −1130/−1121 if malformed."""
+    if not isinstance(raw, dict):
+        raise _bad("events")
+    kind = raw.get("type")
+    symbol = _symbol(ctx, raw.get("symbol"))
+    ts = raw.get("ts", now)
+    if isinstance(ts, bool) or not isinstance(ts, int) or ts < 0:
+        raise _bad("ts")
+    if kind == "book":
+        bids = tuple(sorted(_levels(ctx, raw.get("bids", []), "bids"), reverse=True))
+        asks = tuple(sorted(_levels(ctx, raw.get("asks", []), "asks")))
+        return m.BookSnapshot(ts=ts, symbol=symbol, bids=tuple(lv for lv in bids if lv[1] > 0),
+                              asks=tuple(lv for lv in asks if lv[1] > 0))
+    if kind == "delta":
+        return m.BookDelta(ts=ts, symbol=symbol, bids=_levels(ctx, raw.get("bids", []), "bids"),
+                           asks=_levels(ctx, raw.get("asks", []), "asks"))
+    if kind == "trade":
+        price = fixed_from_json(raw.get("price"), "price")
+        qty = fixed_from_json(raw.get("qty"), "qty")
+        side = raw.get("side", m.BUY)
+        side = side.upper() if isinstance(side, str) else side
+        if price <= 0 or qty <= 0 or side not in (m.BUY, m.SELL):
+            raise _bad("trade")
+        return m.Trade(ts=ts, symbol=symbol, price=price, qty=qty, taker_side=side)
+    if kind == "mark":
+        price = fixed_from_json(raw.get("price"), "price")
+        if price <= 0:
+            raise _bad("price")
+        index = fixed_from_json(raw["index"], "index") if raw.get("index") is not None else None
+        rate = (fixed_from_json(raw["fundingRate"], "fundingRate", allow_negative=True)
+                if raw.get("fundingRate") is not None else None)
+        nft = raw.get("nextFundingTime")
+        if nft is not None and (isinstance(nft, bool) or not isinstance(nft, int) or nft < 0):
+            raise _bad("nextFundingTime")
+        return m.MarkPrice(ts=ts, symbol=symbol, mark=price, index=index, funding_rate=rate, next_funding_ts=nft)
+    if kind == "index":
+        price = fixed_from_json(raw.get("price"), "price")
+        if price <= 0:
+            raise _bad("price")
+        return m.IndexPrice(ts=ts, symbol=symbol, price=price)
+    if kind == "funding":
+        return m.Funding(ts=ts, symbol=symbol, rate=fixed_from_json(raw.get("rate"), "rate", allow_negative=True))
+    if kind == "status":
+        stale = raw.get("stale")
+        reason = raw.get("reason", "")
+        if not isinstance(stale, bool) or not isinstance(reason, str):
+            raise _bad("stale")
+        return m.FeedStatus(ts=ts, symbol=symbol, stale=stale, reason=reason[:200])
+    raise _bad("type")
+
+
+async def inject_market(ctx: ApiContext, request: web.Request) -> dict:
+    body = await _body(request)
+    raw_events = body.get("events")
+    if not isinstance(raw_events, list) or len(raw_events) > MAX_MARKET_EVENTS:
+        raise _bad("events")
+    now = ctx.now()
+    msgs = [market_event(ctx, raw, now) for raw in raw_events]
+    caused = []
+    for msg in msgs:
+        for event in await ctx.node.submit(msg):
+            caused.append(dict(wire.readable(m.encode(event))))
+    return {"applied": len(msgs), "events": caused}
+
+
+# ----------------------------------------------------------------------------- logs and status
+
+
+async def events_log(ctx: ApiContext, request: web.Request) -> dict:
+    q = request.query
+
+    def number(name: str) -> int | None:
+        raw = q.get(name)
+        if raw is None or raw == "":
+            return None
+        if not raw.isdigit() or len(raw) > 15:
+            raise _bad(name)
+        return int(raw)
+
+    account = number("account")
+    since = number("since")
+    after = number("afterSeq")
+    limit = number("limit") or 1000
+    kinds = None
+    if q.get("type"):
+        kinds = {k.strip().replace("_", "").lower() for k in q["type"].split(",") if k.strip()}
+    rows = ctx.event_log.query(account, kinds, since, after, min(limit, 10_000))
+    return {"events": [dict(ev.body, seq=ev.seq) for ev in rows]}
+
+
+async def insurance_fund(ctx: ApiContext, request: web.Request) -> dict:
+    changes = ctx.event_log.query(None, {"insurancefundchange"}, None, None, 100)
+    return {"asset": wire.ASSET, "balance": wire.money(ctx.ex.insurance_fund),
+            "recentChanges": [dict(ev.body, seq=ev.seq) for ev in changes]}
+
+
+async def status(ctx: ApiContext, request: web.Request) -> dict:
+    return {"applied": ctx.node.applied, "subscribers": ctx.node.subscriber_count,
+            "connections": len(ctx.hub.connections), "droppedConnections": ctx.hub.dropped_connections,
+            "accounts": len(ctx.ex.account_ids()), "serverTime": ctx.now()}
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    b = "/sim/v1"
+    r.add_post(f"{b}/accounts", admin(create_account))
+    r.add_get(f"{b}/accounts", admin(list_accounts))
+    r.add_get(f"{b}/accounts/{{id}}", admin(show_account))
+    r.add_post(f"{b}/accounts/{{id}}/deposit", admin(deposit))
+    r.add_post(f"{b}/accounts/{{id}}/withdraw", admin(withdraw))
+    r.add_post(f"{b}/accounts/{{id}}/reset", admin(reset))
+    r.add_post(f"{b}/transfers", admin(transfer))
+    r.add_post(f"{b}/market", admin(inject_market))
+    r.add_get(f"{b}/events", admin(events_log))
+    r.add_get(f"{b}/insurance-fund", admin(insurance_fund))
+    r.add_get(f"{b}/status", admin(status))

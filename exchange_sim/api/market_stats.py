@@ -1,0 +1,209 @@
+"""Market statistics from what the simulator has seen: recent trades, 1-minute candles, funding history.
+
+Fed by the node (a listener called with every applied input); reads only ``Trade``, ``Funding``
+and ``MarkPrice`` market events. Candles are kept per minute for ``KEEP_MINUTES``; the 24 h
+ticker and klines of any interval are aggregated from them on request, so memory stays bounded
+whatever the trade rate. All numbers stay fixed-point ints.
+"""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass, field
+
+from exchange_sim.core import messages as m
+from exchange_sim.core.fixed import SCALE
+
+MINUTE = 60_000
+DAY = 24 * 60 * MINUTE
+KEEP_MINUTES = 7 * 24 * 60
+KEEP_TRADES = 1000
+KEEP_FUNDING = 1000
+
+INTERVALS = {
+    "1m": MINUTE, "3m": 3 * MINUTE, "5m": 5 * MINUTE, "15m": 15 * MINUTE, "30m": 30 * MINUTE,
+    "1h": 60 * MINUTE, "2h": 120 * MINUTE, "4h": 240 * MINUTE, "6h": 360 * MINUTE,
+    "8h": 480 * MINUTE, "12h": 720 * MINUTE, "1d": DAY,
+}
+
+
+@dataclass(slots=True)
+class Candle:
+    open_ts: int
+    open: int
+    high: int
+    low: int
+    close: int
+    volume: int = 0
+    quote_volume: int = 0
+    trades: int = 0
+    taker_buy_volume: int = 0
+    taker_buy_quote: int = 0
+
+    def add(self, price: int, qty: int, taker_buy: bool) -> None:
+        self.high = max(self.high, price)
+        self.low = min(self.low, price)
+        self.close = price
+        quote = price * qty // SCALE
+        self.volume += qty
+        self.quote_volume += quote
+        self.trades += 1
+        if taker_buy:
+            self.taker_buy_volume += qty
+            self.taker_buy_quote += quote
+
+
+@dataclass(frozen=True, slots=True)
+class PublicTrade:
+    trade_id: int
+    price: int
+    qty: int
+    ts: int
+    buyer_maker: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Stats24h:
+    open: int
+    high: int
+    low: int
+    last: int
+    last_qty: int
+    volume: int
+    quote_volume: int
+    count: int
+    open_ts: int
+    close_ts: int
+    first_id: int
+    last_id: int
+
+    @property
+    def change(self) -> int:
+        return self.last - self.open
+
+    @property
+    def change_percent(self) -> int:
+        """Percent as fixed units (1.0 = 1%)."""
+        return (self.last - self.open) * 100 * SCALE // self.open if self.open else 0
+
+    @property
+    def weighted_avg(self) -> int:
+        return self.quote_volume * SCALE // self.volume if self.volume else self.last
+
+
+@dataclass(frozen=True, slots=True)
+class FundingRecord:
+    ts: int
+    rate: int
+    mark: int
+
+
+@dataclass(slots=True)
+class _SymbolStats:
+    candles: collections.OrderedDict[int, Candle] = field(default_factory=collections.OrderedDict)
+    trades: collections.deque[PublicTrade] = field(default_factory=lambda: collections.deque(maxlen=KEEP_TRADES))
+    funding: collections.deque[FundingRecord] = field(default_factory=lambda: collections.deque(maxlen=KEEP_FUNDING))
+    next_trade_id: int = 1
+    last_mark: int = 0
+
+
+class MarketStats:
+    """Per-symbol trades, candles and funding settlements, updated from applied market events."""
+
+    def __init__(self) -> None:
+        self._symbols: dict[str, _SymbolStats] = {}
+
+    def _of(self, symbol: str) -> _SymbolStats:
+        stats = self._symbols.get(symbol)
+        if stats is None:
+            stats = self._symbols[symbol] = _SymbolStats()
+        return stats
+
+    # ------------------------------------------------------------------ input
+
+    def on_input(self, msg: object, events: list) -> PublicTrade | None:
+        """Record ``msg`` if it is a trade, funding or mark event; returns the recorded trade."""
+        if isinstance(msg, m.Trade):
+            return self.add_trade(msg)
+        if isinstance(msg, m.MarkPrice):
+            self._of(msg.symbol).last_mark = msg.mark
+        elif isinstance(msg, m.Funding):
+            stats = self._of(msg.symbol)
+            stats.funding.append(FundingRecord(msg.ts, msg.rate, stats.last_mark))
+        return None
+
+    def add_trade(self, trade: m.Trade) -> PublicTrade:
+        stats = self._of(trade.symbol)
+        trade_id = trade.trade_id or stats.next_trade_id
+        stats.next_trade_id = max(stats.next_trade_id, trade_id + 1)
+        record = PublicTrade(trade_id, trade.price, trade.qty, trade.ts, trade.taker_side == m.SELL)
+        stats.trades.append(record)
+        minute = trade.ts - trade.ts % MINUTE
+        candle = stats.candles.get(minute)
+        if candle is None:
+            candle = Candle(minute, trade.price, trade.price, trade.price, trade.price)
+            stats.candles[minute] = candle
+            if len(stats.candles) > 1 and next(reversed(stats.candles)) != minute:  # out-of-order time
+                stats.candles = collections.OrderedDict(sorted(stats.candles.items()))
+            while len(stats.candles) > KEEP_MINUTES:
+                stats.candles.popitem(last=False)
+        candle.add(trade.price, trade.qty, trade.taker_side == m.BUY)
+        return record
+
+    # ------------------------------------------------------------------ queries
+
+    def recent_trades(self, symbol: str, limit: int) -> list[PublicTrade]:
+        trades = self._of(symbol).trades
+        return list(trades)[-limit:] if limit else []
+
+    def funding_history(self, symbol: str) -> list[FundingRecord]:
+        return list(self._of(symbol).funding)
+
+    def stats_24h(self, symbol: str, now_ms: int) -> Stats24h | None:
+        """Open/high/low/last/volume over the candles of the last 24 h (None: no trade yet)."""
+        stats = self._of(symbol)
+        if not stats.trades:
+            return None
+        since = now_ms - DAY
+        window = [c for ts, c in stats.candles.items() if ts + MINUTE > since]
+        last_trade = stats.trades[-1]
+        if not window:
+            return Stats24h(last_trade.price, last_trade.price, last_trade.price, last_trade.price, 0, 0, 0, 0,
+                            since, now_ms, last_trade.trade_id, last_trade.trade_id)
+        count = sum(c.trades for c in window)
+        first_id = max(1, last_trade.trade_id - count + 1)
+        return Stats24h(
+            open=window[0].open, high=max(c.high for c in window), low=min(c.low for c in window),
+            last=last_trade.price, last_qty=last_trade.qty,
+            volume=sum(c.volume for c in window), quote_volume=sum(c.quote_volume for c in window),
+            count=count, open_ts=max(since, window[0].open_ts), close_ts=now_ms,
+            first_id=first_id, last_id=last_trade.trade_id,
+        )
+
+    def klines(self, symbol: str, interval: str, start: int | None, end: int | None, limit: int) -> list[Candle]:
+        """Candles of ``interval`` (a key of INTERVALS) built from the 1-minute candles."""
+        step = INTERVALS[interval]
+        merged: dict[int, Candle] = {}
+        for ts, c in self._of(symbol).candles.items():
+            bucket = ts - ts % step
+            if start is not None and bucket + step <= start:
+                continue
+            if end is not None and bucket > end:
+                continue
+            got = merged.get(bucket)
+            if got is None:
+                merged[bucket] = Candle(bucket, c.open, c.high, c.low, c.close, c.volume, c.quote_volume,
+                                        c.trades, c.taker_buy_volume, c.taker_buy_quote)
+            else:
+                got.high = max(got.high, c.high)
+                got.low = min(got.low, c.low)
+                got.close = c.close
+                got.volume += c.volume
+                got.quote_volume += c.quote_volume
+                got.trades += c.trades
+                got.taker_buy_volume += c.taker_buy_volume
+                got.taker_buy_quote += c.taker_buy_quote
+        out = [merged[k] for k in sorted(merged)]
+        if start is None and len(out) > limit:
+            return out[-limit:]
+        return out[:limit]

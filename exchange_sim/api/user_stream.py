@@ -1,0 +1,214 @@
+"""User-data streams: listenKey endpoints, ``/private/ws?listenKey=``, and the events pushed there.
+
+``POST /fapi/v1/listenKey`` (API key only, no signature) opens or returns the account's key,
+``PUT`` keeps it alive, ``DELETE`` closes it. A websocket on ``/private/ws?listenKey=K`` (or
+``/ws/K``) then receives, for that account only, what the venue sends:
+
+- ``ORDER_TRADE_UPDATE`` for orders (liquidation orders: ``o = "LIQUIDATION"``, client id
+  ``autoclose-…``; ADL closes: client id ``adl_autoclose…``), ``ALGO_UPDATE`` for conditional ones;
+- ``ACCOUNT_UPDATE`` (``a.m`` = reason, ``B`` = wallet, ``P`` = changed positions) once per reason
+  and input;
+- ``MARGIN_CALL`` with the positions at risk.
+
+The publisher drains a bounded ``node.subscribe()`` queue in its own task, so a slow client or a
+burst never blocks the core; what it reads from the exchange (wallet totals, marks) is the state
+when it publishes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from exchange_sim.core import messages as m
+from exchange_sim.core.fixed import SCALE
+
+from . import errors, wire
+from .context import CTX, ApiContext, keyed
+from .errors import ApiError
+from .params import Params
+from .streams import Connection, serve_connection
+
+log = logging.getLogger(__name__)
+
+ACCOUNT_UPDATE_REASONS = {
+    "DEPOSIT", "WITHDRAW", "ORDER", "FUNDING_FEE", "WITHDRAW_REJECT", "ADJUSTMENT", "INSURANCE_CLEAR",
+    "ADMIN_DEPOSIT", "ADMIN_WITHDRAW", "MARGIN_TRANSFER", "MARGIN_TYPE_CHANGE", "ASSET_TRANSFER",
+    "OPTIONS_PREMIUM_FEE", "OPTIONS_SETTLE_PROFIT", "AUTO_EXCHANGE",
+}
+_REASON_MAP = {"LIQUIDATION_FEE": "INSURANCE_CLEAR", "INSURANCE_TOP_UP": "INSURANCE_CLEAR",
+               "TRANSFER": "MARGIN_TRANSFER", "ISOLATED_MARGIN": "MARGIN_TRANSFER", "AUTO_ADD_MARGIN": "MARGIN_TRANSFER",
+               "LIQUIDATION": "ORDER", "ADL": "ORDER", "RESET": "ADJUSTMENT"}
+
+
+def account_update_reason(reason: str) -> str:
+    if reason in ACCOUNT_UPDATE_REASONS:
+        return reason
+    return _REASON_MAP.get(reason, "ADJUSTMENT")
+
+
+# ----------------------------------------------------------------------------- listenKey REST
+
+
+async def open_listen_key(ctx: ApiContext, account: int, params: Params) -> dict:
+    return {"listenKey": ctx.listen_keys.open(account, ctx.now())}
+
+
+async def keepalive_listen_key(ctx: ApiContext, account: int, params: Params) -> dict:
+    key = ctx.listen_keys.keepalive(account, ctx.now())
+    if key is None:
+        raise ApiError(errors.INVALID_LISTEN_KEY, "This listenKey does not exist.")
+    return {"listenKey": key}
+
+
+async def close_listen_key(ctx: ApiContext, account: int, params: Params) -> dict:
+    ctx.listen_keys.close(account)
+    return {}
+
+
+async def private_ws(request: web.Request) -> web.StreamResponse:
+    """``/private/ws?listenKey=K``: the account's user-data stream."""
+    return await _serve_private(request, request.query.get("listenKey", ""))
+
+
+async def _serve_private(request: web.Request, listen_key: str) -> web.StreamResponse:
+    ctx = request.app[CTX]
+    ws = web.WebSocketResponse(heartbeat=None, autoping=True)
+    await ws.prepare(request)
+    account = ctx.listen_keys.account_of(listen_key, ctx.now()) if listen_key else None
+    if account is None:
+        await ws.send_json({"error": {"code": errors.INVALID_LISTEN_KEY, "msg": "This listenKey does not exist."}})
+        await ws.close(code=1008, message=b"invalid listenKey")
+        return ws
+    conn = Connection(ws=ws, account=account, listen_key=listen_key)
+    return await serve_connection(request, ctx.hub, conn)
+
+
+def is_listen_key(ctx: ApiContext, text: str) -> bool:
+    return len(text) == 64 and ctx.listen_keys.account_of(text, ctx.now()) is not None
+
+
+# ----------------------------------------------------------------------------- the publisher
+
+
+class UserStreamPublisher:
+    """Turns the core's events into user-data frames per account (see module doc)."""
+
+    def __init__(self, ctx: ApiContext) -> None:
+        self.ctx = ctx
+
+    async def run(self, queue: asyncio.Queue) -> None:
+        while True:
+            msg, events = await queue.get()
+            try:
+                self.publish(events)
+            except Exception:  # a bug here must not stop the stream for everyone
+                log.exception("user stream publisher failed on %s", type(msg).__name__)
+
+    def publish(self, events: list) -> None:
+        hub = self.ctx.hub
+        now = self.ctx.now()
+        groups: dict[tuple[int, str], list] = {}
+        for event in events:
+            account = getattr(event, "account", None)
+            if not isinstance(account, int) or not hub.wants_account(account):
+                continue
+            if isinstance(event, m.OrderUpdate):
+                if event.order_type in m.CONDITIONAL_TYPES:
+                    hub.publish_account(account, self.algo_update(event, now))
+                else:
+                    hub.publish_account(account, self.order_trade_update(event, now))
+            elif isinstance(event, m.BalanceUpdate):
+                groups.setdefault((account, account_update_reason(event.reason)), []).append(event)
+            elif isinstance(event, m.PositionUpdate):
+                groups.setdefault((account, account_update_reason(event.reason)), []).append(event)
+            elif isinstance(event, m.MarginCall) and event.level == "MARGIN_CALL":  # not the WARNING level
+                hub.publish_account(account, self.margin_call(event, now))
+        for (account, reason), grouped in groups.items():
+            hub.publish_account(account, self.account_update(account, reason, grouped, now))
+
+    # ------------------------------------------------------------------ frames
+
+    def _inst(self, symbol: str) -> Any:
+        return self.ctx.instruments[symbol]
+
+    def order_trade_update(self, ev: m.OrderUpdate, now: int) -> dict:
+        inst = self._inst(ev.symbol)
+        liquidation = ev.client_order_id.startswith("autoclose-")
+        order_type = "LIQUIDATION" if liquidation else ev.order_type
+        o: dict[str, Any] = {
+            "s": ev.symbol, "c": ev.client_order_id, "S": ev.side, "o": order_type, "f": ev.time_in_force,
+            "q": wire.qty(inst, ev.qty), "p": wire.price(inst, ev.price),
+            "ap": wire.price(inst, ev.avg_price) if ev.avg_price else "0",
+            "sp": wire.price(inst, ev.stop_price), "x": ev.exec_type, "X": ev.status, "i": ev.order_id,
+            "l": wire.qty(inst, ev.last_qty), "z": wire.qty(inst, ev.filled_qty),
+            "L": wire.price(inst, ev.last_price), "T": ev.ts, "t": ev.trade_id, "b": "0", "a": "0",
+            "m": ev.is_maker, "R": ev.reduce_only, "wt": ev.working_type, "ot": order_type, "ps": ev.position_side,
+            "cp": ev.close_position, "rp": wire.money(ev.realized_pnl), "pP": False, "si": 0, "ss": 0,
+            "V": "NONE", "pm": "NONE", "gtd": 0,
+        }
+        if ev.exec_type == "TRADE":
+            o["N"] = wire.ASSET
+            o["n"] = wire.money(ev.commission)
+        return {"e": "ORDER_TRADE_UPDATE", "E": now, "T": ev.ts, "o": o}
+
+    def algo_update(self, ev: m.OrderUpdate, now: int) -> dict:
+        inst = self._inst(ev.symbol)
+        status = wire._ALGO_STATUS.get(ev.status, ev.status)
+        view = self.ctx.ex.order(ev.account, order_id=ev.order_id)
+        actual = view.triggered_order_id if view is not None else 0
+        return {"e": "ALGO_UPDATE", "T": ev.ts, "E": now, "o": {
+            "caid": ev.client_order_id, "aid": ev.order_id, "at": "CONDITIONAL", "o": ev.order_type, "s": ev.symbol,
+            "S": ev.side, "ps": ev.position_side, "f": ev.time_in_force, "q": wire.qty(inst, ev.qty), "X": status,
+            "ai": str(actual) if actual else "", "ap": wire.price(inst, ev.avg_price) if ev.avg_price else "0",
+            "aq": wire.qty(inst, ev.filled_qty), "act": "0", "tp": wire.price(inst, ev.stop_price),
+            "p": wire.price(inst, ev.price), "V": "NONE", "wt": ev.working_type, "pm": "NONE",
+            "cp": ev.close_position, "pP": False, "R": ev.reduce_only, "tt": ev.ts if status == "TRIGGERED" else 0,
+            "gtd": 0, "rm": ev.reason,
+        }}
+
+    def account_update(self, account: int, reason: str, events: list, now: int) -> dict:
+        view = self.ctx.ex.account_view(account)
+        balances = [e for e in events if isinstance(e, m.BalanceUpdate)]
+        cross_wallet = balances[-1].wallet if balances else (view.cross_wallet if view else 0)
+        wallet = view.wallet_balance if view is not None else cross_wallet
+        B = [{"a": wire.ASSET, "wb": wire.money(wallet), "cw": wire.money(cross_wallet),
+              "bc": wire.money(sum(e.change for e in balances))}]
+        latest: dict[tuple[str, str], m.PositionUpdate] = {}
+        for e in events:
+            if isinstance(e, m.PositionUpdate):
+                latest[(e.symbol, e.position_side)] = e
+        P = []
+        for (symbol, side), e in latest.items():
+            inst = self._inst(symbol)
+            mark = self.ctx.ex.market(symbol).mark
+            upnl = (mark - e.entry_price) * e.qty // SCALE if e.qty and mark else 0
+            P.append({"s": symbol, "pa": wire.qty(inst, e.qty), "ep": wire.price(inst, e.entry_price),
+                      "bep": wire.price(inst, e.entry_price), "cr": "0", "up": wire.money(upnl),
+                      "mt": "isolated" if e.isolated else "cross", "iw": wire.money(e.isolated_wallet), "ps": side})
+        last_ts = events[-1].ts if events else now
+        return {"e": "ACCOUNT_UPDATE", "E": now, "T": last_ts, "a": {"m": reason, "B": B, "P": P}}
+
+    def margin_call(self, ev: m.MarginCall, now: int) -> dict:
+        positions = []
+        for p in ev.positions:
+            inst = self._inst(p.symbol)
+            positions.append({"s": p.symbol, "ps": p.position_side, "pa": wire.qty(inst, p.qty),
+                              "mt": "ISOLATED" if p.isolated else "CROSSED", "iw": wire.money(p.isolated_wallet),
+                              "mp": wire.price(inst, p.mark), "up": wire.money(p.unrealized_pnl),
+                              "mm": wire.money(p.maintenance_margin)})
+        out: dict[str, Any] = {"e": "MARGIN_CALL", "E": now, "p": positions}
+        if not ev.symbol:
+            out["cw"] = wire.money(ev.cross_wallet)
+        return out
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_post("/fapi/v1/listenKey", keyed(open_listen_key))
+    r.add_put("/fapi/v1/listenKey", keyed(keepalive_listen_key))
+    r.add_delete("/fapi/v1/listenKey", keyed(close_listen_key))
+    r.add_get("/private/ws", private_ws)

@@ -1,0 +1,275 @@
+"""Publish every core event to an MQTT broker, without ever holding up the exchange.
+
+    config = BusConfig.from_settings(settings.mqtt)          # None: no broker configured
+    publisher = MqttPublisher(config, node.subscribe(), account_view=node.exchange.account_view)
+    await publisher.start()
+    ...
+    await publisher.stop()
+
+Two tasks:
+
+- the *feeder* takes ``(input_msg, events)`` from the node's fan-out queue as fast as it comes,
+  turns it into numbered messages (``topics.TopicMapper``) and puts them in a bounded buffer.
+  When the buffer is full the oldest message is dropped and counted (``status.dropped``); the
+  subscriber sees the gap in that topic's ``seq``. The core is never waited for.
+- the *connection loop* (one visible loop, below in ``_run``): connect, announce "up", publish
+  the buffer in order (QoS 1 for account events, 0 for market data) until the connection
+  breaks; announce "down", wait (backoff doubling from ``backoff_min`` to ``backoff_max``),
+  and connect again. A batch that failed goes back to the front of the buffer, so after a
+  reconnect it is sent again (a repeated ``seq`` is a redelivery).
+
+"Down" and "up" are logged (logger ``exchange_sim.bus``) and passed to ``on_status``; the
+retained ``{prefix}/status`` topic says ``{"online": true}`` while connected and the broker
+publishes the will ``{"online": false}`` if the simulator vanishes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import aiomqtt
+
+from .settings import BusConfig
+from .topics import Outgoing, TopicMapper
+
+log = logging.getLogger("exchange_sim.bus")
+
+BATCH = 100  # messages published concurrently (in order) before waiting for their acknowledgements
+
+
+@dataclass(frozen=True, slots=True)
+class PublisherStatus:
+    connected: bool
+    buffered: int  # waiting in the buffer (plus in flight)
+    published: int  # acknowledged by the broker (QoS 1) or written (QoS 0)
+    dropped: int  # dropped because the buffer was full
+    outages: int  # times the broker went down (or could not be reached)
+    last_error: str
+
+
+class MqttPublisher:
+    """Drains a node subscription queue to an MQTT broker with a bounded buffer and reconnects."""
+
+    def __init__(self, config: BusConfig, source: asyncio.Queue | None = None, *,
+                 account_view: Callable[[int], Any] | None = None, epoch: int | None = None,
+                 on_status: Callable[[bool, str], None] | None = None) -> None:
+        self.config = config
+        self.source = source
+        self.on_status = on_status
+        self.mapper = TopicMapper(config.topic_prefix, int(time.time() * 1000) if epoch is None else epoch,
+                                  publish_market=config.publish_market, account_view=account_view)
+        self._buffer: deque[Outgoing] = deque()
+        self._in_flight: list[Outgoing] = []
+        self._wakeup = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        self._connected = False
+        self._published = 0
+        self._dropped = 0
+        self._dropped_at_refresh = 0
+        self._outages = 0
+        self._down_since: float | None = None
+        self._last_error = ""
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Start the feeder (if there is a source queue) and the connection loop."""
+        if self._tasks:
+            return
+        loop = asyncio.get_running_loop()
+        if self.source is not None:
+            self._tasks.append(loop.create_task(self._feed(self.source), name="mqtt-feeder"))
+        self._tasks.append(loop.create_task(self._run(), name="mqtt-connection"))
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Publish what is buffered (if the broker is up, within ``timeout``), say offline, disconnect."""
+        if not self._tasks:
+            return
+        if self.source is not None:
+            while not self.source.empty():
+                self.offer(*self.source.get_nowait())
+        self._stopping.set()
+        self._wakeup.set()
+        feeder = [t for t in self._tasks if t.get_name() == "mqtt-feeder"]
+        for task in feeder:
+            task.cancel()
+        connection = [t for t in self._tasks if t not in feeder]
+        _done, pending = await asyncio.wait(connection, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    async def __aenter__(self) -> "MqttPublisher":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def status(self) -> PublisherStatus:
+        return PublisherStatus(self._connected, len(self._buffer) + len(self._in_flight), self._published,
+                               self._dropped, self._outages, self._last_error)
+
+    # ------------------------------------------------------------------ the buffer
+
+    def offer(self, input_msg: Any, events: list[Any]) -> None:
+        """Queue what one applied input produced; never waits (drops the oldest when full)."""
+        for out in self.mapper.messages_for(input_msg, events):
+            self._push(out)
+        self._wakeup.set()
+
+    def _push(self, out: Outgoing) -> None:
+        if len(self._buffer) >= self.config.buffer_size:
+            self._buffer.popleft()
+            self._dropped += 1
+        self._buffer.append(out)
+
+    async def _feed(self, source: asyncio.Queue) -> None:
+        while True:
+            input_msg, events = await source.get()
+            try:
+                self.offer(input_msg, events)
+            except Exception:  # a message the mapper cannot encode is a bug: log it, keep publishing
+                log.exception("MQTT: cannot publish %s", type(input_msg).__name__)
+
+    # ------------------------------------------------------------------ the connection loop
+
+    async def _run(self) -> None:
+        delay = self.config.backoff_min
+        while not self._stopping.is_set():
+            try:
+                async with self._client() as client:
+                    self._up()
+                    delay = self.config.backoff_min
+                    await self._serve(client)
+            except (aiomqtt.MqttError, OSError) as exc:
+                if self._stopping.is_set():
+                    break
+                self._down(exc, delay)
+            except Exception as exc:  # a bug in this module: say so loudly, keep the loop alive
+                log.exception("MQTT publisher failed")
+                self._down(exc, delay)
+            if self._stopping.is_set():
+                break
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+            delay = min(delay * 2, self.config.backoff_max)
+        self._connected = False
+
+    def _client(self) -> aiomqtt.Client:
+        c = self.config
+        will = self.mapper.status_message(False)
+        options: dict[str, Any] = {}
+        if c.tls:
+            options["tls_context"] = c.tls_context()
+            options["tls_insecure"] = c.tls_insecure
+        return aiomqtt.Client(
+            c.host, c.port, username=c.username, password=c.password, identifier=c.client_id,
+            will=aiomqtt.Will(will.topic, will.payload, will.qos, will.retain), keepalive=c.keepalive,
+            timeout=c.publish_timeout, **options)
+
+    async def _serve(self, client: aiomqtt.Client) -> None:
+        """Publish until the connection breaks (raises MqttError) or stop was asked and all is sent."""
+        online = self.mapper.status_message(True)
+        await client.publish(online.topic, online.payload, online.qos, online.retain)
+        if self._dropped > self._dropped_at_refresh:  # summaries may have been dropped: refresh them all
+            self._dropped_at_refresh = self._dropped
+            for out in self.mapper.all_summaries():
+                self._push(out)
+        watcher = asyncio.get_running_loop().create_task(self._watch(client))
+        drainer = asyncio.get_running_loop().create_task(self._drain(client))
+        try:
+            done, _ = await asyncio.wait({watcher, drainer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (watcher, drainer):
+                task.cancel()
+            results = await asyncio.gather(watcher, drainer, return_exceptions=True)
+        if drainer in done and drainer.exception() is None:
+            offline = self.mapper.status_message(False)
+            await client.publish(offline.topic, offline.payload, offline.qos, offline.retain)
+            return
+        for result in results:
+            if isinstance(result, (aiomqtt.MqttError, OSError)):
+                raise result
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                raise result
+
+    @staticmethod
+    async def _watch(client: aiomqtt.Client) -> None:
+        """Return (by raising MqttError) as soon as the connection drops, even while idle."""
+        async for _message in client.messages:
+            pass
+
+    async def _drain(self, client: aiomqtt.Client) -> None:
+        """Publish the buffer in order, a batch at a time; return when stopping and empty."""
+        timeout = self.config.publish_timeout
+        while True:
+            if not self._buffer:
+                if self._stopping.is_set():
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            count = min(BATCH, len(self._buffer))
+            self._in_flight = [self._buffer.popleft() for _ in range(count)]
+            sent = 0
+            try:
+                results = await asyncio.gather(
+                    *(client.publish(o.topic, o.payload, o.qos, o.retain, timeout=timeout)
+                      for o in self._in_flight), return_exceptions=True)
+                for result in results:
+                    if isinstance(result, BaseException):
+                        raise result
+                    sent += 1
+            finally:
+                self._published += sent
+                self._requeue(self._in_flight[sent:])
+                self._in_flight = []
+
+    def _requeue(self, unsent: list[Outgoing]) -> None:
+        """Put what did not go out back at the front of the buffer (keeping the bound)."""
+        room = self.config.buffer_size - len(self._buffer)
+        if len(unsent) > room:
+            self._dropped += len(unsent) - max(room, 0)
+            unsent = unsent[len(unsent) - max(room, 0):] if room > 0 else []
+        self._buffer.extendleft(reversed(unsent))
+
+    # ------------------------------------------------------------------ announcements
+
+    def _up(self) -> None:
+        self._connected = True
+        if self._down_since is not None:
+            text = (f"MQTT broker {self.config.url} up again after {time.monotonic() - self._down_since:.1f}s; "
+                    f"{len(self._buffer)} buffered messages to send, {self._dropped} dropped so far")
+        else:
+            text = f"MQTT broker {self.config.url} up"
+        self._down_since = None
+        log.warning(text)
+        if self.on_status is not None:
+            self.on_status(True, text)
+
+    def _down(self, exc: BaseException, retry_in: float) -> None:
+        self._last_error = str(exc) or type(exc).__name__
+        was_up = self._connected or self._down_since is None
+        self._connected = False
+        if was_up:
+            self._outages += 1
+            self._down_since = time.monotonic()
+            text = (f"MQTT broker {self.config.url} down ({self._last_error}); the simulator carries on, "
+                    f"buffering up to {self.config.buffer_size} messages; retrying in {retry_in:.1f}s")
+            log.warning(text)
+            if self.on_status is not None:
+                self.on_status(False, text)
+        else:
+            log.info("MQTT broker %s still down (%s); retrying in %.1fs", self.config.url, self._last_error,
+                     retry_in)

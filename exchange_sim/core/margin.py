@@ -1,0 +1,138 @@
+"""Margin formulas, as in margin-rules.md (Binance USDⓈ-M), in exact fixed-point integers.
+
+A position leg is described by its signed quantity ``qty`` (+ long, − short) and its cost basis
+``cost`` = Σ entry notional of the open quantity (so Q·EP = cost exactly, EP = cost / Q).
+
+- initial margin     IM = notional / leverage                                (rounded up)
+- maintenance margin MM = notional × MMR(tier) − cum(tier), tier by notional  (rounded up)
+- unrealized PnL        = side × (Q × mark − Q × EP)
+- margin ratio          = MM / margin balance                               (≥ 1 liquidates)
+- liquidation price (Binance, margin-rules.md "Liquidation price"):
+
+      LP = [W′ + Σcum − Σ dir·Q·EP] / [Σ Q·MMR − Σ dir·Q]
+
+  with W′ = WB − TMM1 + UPNL1 (the other cross positions' maintenance and PnL at their marks;
+  0 for isolated, where WB is the isolated wallet). MMR and cum are those of the tier holding
+  Q·LP, found by trying each tier. A result ≤ 0 means no liquidation price.
+- generalised to any margin-ratio threshold θ (margin call at 80%, warning at 60%):
+  the price where MM = θ × margin balance, i.e. LP with W′ scaled by θ:
+      P(θ) = [θ·W′ + Σcum − θ·Σ dir·Q·EP] / [Σ Q·MMR − θ·Σ dir·Q]
+- bankruptcy price: where the leg's equity reaches 0: long EP − W′/Q, short EP + W′/Q.
+- cost to open (margin-rules.md "Orders"): IM + open loss,
+  open loss = Q × |min(0, dir × (mark − order price))|.
+"""
+
+from __future__ import annotations
+
+from .fixed import SCALE
+from .instruments import Instrument, Tier
+
+Leg = tuple[int, int]  # (signed qty, cost basis)
+
+
+def initial_margin(notional: int, leverage: int) -> int:
+    """notional / leverage, rounded up."""
+    return -(-abs(notional) // leverage)
+
+
+def unrealized_pnl(qty: int, cost: int, mark: int) -> int:
+    """side × (Q·mark − Q·EP) for a leg, floored to the unit."""
+    if qty >= 0:
+        return qty * mark // SCALE - cost
+    return cost - (-qty) * mark // SCALE
+
+
+def position_notional(qty: int, mark: int) -> int:
+    """|Q| × mark."""
+    return abs(qty) * mark // SCALE
+
+
+def margin_ratio(maintenance: int, balance: int) -> int:
+    """MM / margin balance as a fixed ratio (1.0 = SCALE); a balance ≤ 0 is an infinite ratio."""
+    if maintenance <= 0:
+        return 0
+    if balance <= 0:
+        return 1000 * SCALE
+    return maintenance * SCALE // balance
+
+
+def open_loss(qty: int, side_dir: int, mark: int, price: int) -> int:
+    """Q × |min(0, dir × (mark − price))| for an order of |qty| at ``price``."""
+    diff = side_dir * (mark - price)
+    return 0 if diff >= 0 else abs(qty) * (-diff) // SCALE
+
+
+def _solve(legs: list[tuple[int, int, Tier]], wallet: int, theta: int) -> tuple[int, int]:
+    """Numerator (money units × SCALE) and denominator (qty units × SCALE) of P(θ)."""
+    num = 0
+    den = 0
+    for qty, cost, tier in legs:
+        d = 1 if qty > 0 else -1
+        q = abs(qty)
+        num += tier.cum * SCALE - theta * d * cost
+        den += q * tier.mmr - theta * d * q
+    num += theta * wallet
+    return num, den
+
+
+def threshold_price(inst: Instrument, legs: list[Leg], wallet: int, theta: int = SCALE,
+                    round_up: bool = False) -> int:
+    """Price of this symbol where the margin ratio reaches θ (θ = 1: the liquidation price).
+
+    ``legs`` are this symbol's legs judged together (one leg, or both hedge legs in cross),
+    ``wallet`` is W′. Tiers are chosen so each leg's tier holds Q·P. Returns 0 when there is no
+    such price (≤ 0, or the legs cannot reach the threshold). Rounded down unless ``round_up``.
+    """
+    legs = [(q, c) for q, c in legs if q]
+    if not legs:
+        return 0
+    if len(legs) == 1:
+        qty, cost = legs[0]
+        for tier in inst.tiers:
+            price = _price(_solve([(qty, cost, tier)], wallet, theta), round_up)
+            if price <= 0:
+                continue
+            notional = abs(qty) * price // SCALE
+            if tier.floor <= notional < tier.cap or (tier is inst.tiers[-1] and notional >= tier.floor):
+                return price
+        return 0
+    # several legs: fixed-point iteration on each leg's tier, from the tiers at entry
+    tiers = [inst.tier_for_notional(c) for _, c in legs]
+    price = 0
+    for _ in range(len(inst.tiers) + 2):
+        price = _price(_solve([(q, c, t) for (q, c), t in zip(legs, tiers)], wallet, theta), round_up)
+        if price <= 0:
+            return 0
+        new = [inst.tier_for_notional(abs(q) * price // SCALE) for q, _ in legs]
+        if new == tiers:
+            break
+        tiers = new
+    return price
+
+
+def _price(frac: tuple[int, int], round_up: bool) -> int:
+    num, den = frac
+    if den == 0:
+        return 0
+    if den < 0:
+        num, den = -num, -den
+    if round_up:
+        return -(-num * SCALE // den)
+    return num * SCALE // den
+
+
+def liquidation_price(inst: Instrument, legs: list[Leg], wallet: int) -> int:
+    """Binance liquidation price of one symbol's legs given W′ (0 = none), rounded to the unit."""
+    return threshold_price(inst, legs, wallet, SCALE)
+
+
+def bankruptcy_price(qty: int, cost: int, wallet: int) -> int:
+    """Price where the leg's equity (W′ + uPnL) is 0: long EP − W′/Q, short EP + W′/Q (0 = none)."""
+    if qty == 0:
+        return 0
+    q = abs(qty)
+    if qty > 0:
+        price = (cost - wallet) * SCALE // q
+    else:
+        price = -(-(cost + wallet) * SCALE // q)
+    return max(price, 0)

@@ -1,0 +1,492 @@
+"""Everything that goes into and comes out of the exchange core, as frozen dataclasses.
+
+Three families:
+- market events (what the feeds deliver): ``BookSnapshot``, ``BookDelta``, ``Trade``,
+  ``MarkPrice``, ``IndexPrice``, ``Funding`` (a settlement), ``FeedStatus``;
+- commands (what clients and the admin ask for): ``CreateAccount``, ``PlaceOrder``, ...;
+- events (what the core answers): ``OrderUpdate``, ``MarginCall``, ``Liquidation``, ...
+
+Every number is a fixed-point int (see ``fixed``), every timestamp integer milliseconds, every
+enumeration the venue's own word (``"BUY"``, ``"STOP_MARKET"``, ``"GTX"``), so the API layer
+passes them through. ``encode``/``decode`` turn any of them into plain JSON-able dicts and back,
+which is what the journal stores and what makes event logs comparable byte for byte.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any
+
+Level = tuple[int, int]  # (price, qty)
+
+BUY, SELL = "BUY", "SELL"
+BOTH, LONG, SHORT = "BOTH", "LONG", "SHORT"
+MARKET, LIMIT = "MARKET", "LIMIT"
+STOP_MARKET, STOP, TAKE_PROFIT_MARKET, TAKE_PROFIT = "STOP_MARKET", "STOP", "TAKE_PROFIT_MARKET", "TAKE_PROFIT"
+TRAILING_STOP_MARKET = "TRAILING_STOP_MARKET"
+CONDITIONAL_TYPES = frozenset({STOP_MARKET, STOP, TAKE_PROFIT_MARKET, TAKE_PROFIT, TRAILING_STOP_MARKET})
+ORDER_TYPES = frozenset({MARKET, LIMIT}) | CONDITIONAL_TYPES
+GTC, IOC, FOK, GTX = "GTC", "IOC", "FOK", "GTX"
+MARK_PRICE, CONTRACT_PRICE = "MARK_PRICE", "CONTRACT_PRICE"
+
+_REGISTRY: dict[str, type] = {}
+
+
+def message(cls: type) -> type:
+    """Make ``cls`` a frozen, slotted dataclass and register it for encode/decode."""
+    dc = dataclass(frozen=True, slots=True)(cls)
+    _REGISTRY[cls.__name__] = dc
+    return dc
+
+
+# ----------------------------------------------------------------------------- market events
+
+
+@message
+class BookSnapshot:
+    """The whole visible book; replaces what was there. Never fills resting orders by itself."""
+
+    ts: int
+    symbol: str
+    bids: tuple[Level, ...]
+    asks: tuple[Level, ...]
+    update_id: int = 0
+
+
+@message
+class BookDelta:
+    """Changed levels (qty 0 deletes a level), with the venue's U/u/pu sequence numbers."""
+
+    ts: int
+    symbol: str
+    bids: tuple[Level, ...]
+    asks: tuple[Level, ...]
+    first_update_id: int = 0
+    final_update_id: int = 0
+    prev_final_update_id: int = 0
+
+
+@message
+class Trade:
+    """A public trade; ``taker_side`` is the aggressor's side."""
+
+    ts: int
+    symbol: str
+    price: int
+    qty: int
+    taker_side: str = BUY
+    trade_id: int = 0
+
+
+@message
+class MarkPrice:
+    """A new mark price (optionally with index, current funding rate and next funding time)."""
+
+    ts: int
+    symbol: str
+    mark: int
+    index: int | None = None
+    funding_rate: int | None = None
+    next_funding_ts: int | None = None
+
+
+@message
+class IndexPrice:
+    ts: int
+    symbol: str
+    price: int
+
+
+@message
+class Funding:
+    """A funding settlement now, at ``rate``, paid on every position open at this instant."""
+
+    ts: int
+    symbol: str
+    rate: int
+
+
+@message
+class FeedStatus:
+    """The runtime says a symbol's feed went stale (or came back): stale holds the margin monitor."""
+
+    ts: int
+    symbol: str
+    stale: bool
+    reason: str = ""
+
+
+MARKET_EVENTS = (BookSnapshot, BookDelta, Trade, MarkPrice, IndexPrice, Funding, FeedStatus)
+
+# ----------------------------------------------------------------------------- commands
+
+
+@message
+class CreateAccount:
+    ts: int
+    name: str
+    parent: int | None = None
+    deposit: int = 0
+    api_key: str = ""
+    api_secret: str = ""
+
+
+@message
+class Deposit:
+    ts: int
+    account: int
+    amount: int
+
+
+@message
+class Withdraw:
+    ts: int
+    account: int
+    amount: int
+
+
+@message
+class Transfer:
+    """Move cross-wallet funds between a master and one of its sub-accounts (either way)."""
+
+    ts: int
+    from_account: int
+    to_account: int
+    amount: int
+
+
+@message
+class ResetAccount:
+    """Cancel orders, close positions at mark, and set the wallet to ``deposit`` (classroom reset)."""
+
+    ts: int
+    account: int
+    deposit: int | None = None
+
+
+@message
+class SetMarginType:
+    ts: int
+    account: int
+    symbol: str
+    isolated: bool
+
+
+@message
+class SetPositionMode:
+    ts: int
+    account: int
+    hedge: bool
+
+
+@message
+class SetLeverage:
+    ts: int
+    account: int
+    symbol: str
+    leverage: int
+    position_side: str = BOTH
+
+
+@message
+class AdjustIsolatedMargin:
+    """Add (``add=True``) or remove isolated margin of a position (Binance positionMargin type 1/2)."""
+
+    ts: int
+    account: int
+    symbol: str
+    amount: int
+    add: bool
+    position_side: str = BOTH
+
+
+@message
+class SetAutoAddMargin:
+    ts: int
+    account: int
+    symbol: str
+    enabled: bool
+    position_side: str = BOTH
+
+
+@message
+class PlaceOrder:
+    """A new order. Conditional types wait for ``stop_price`` (on mark or contract price)."""
+
+    ts: int
+    account: int
+    symbol: str
+    side: str
+    order_type: str
+    qty: int = 0
+    price: int = 0
+    stop_price: int = 0
+    time_in_force: str = GTC
+    reduce_only: bool = False
+    close_position: bool = False
+    position_side: str = BOTH
+    working_type: str = CONTRACT_PRICE
+    callback_rate: int = 0  # trailing stop, fixed units of percent (1.0 = 1%)
+    activation_price: int = 0
+    client_order_id: str = ""
+    take_profit_price: int = 0  # attached TP (becomes a TAKE_PROFIT_MARKET reduce-only on fill)
+    stop_loss_price: int = 0  # attached SL (becomes a STOP_MARKET reduce-only on fill)
+    price_protect: bool = False
+
+
+@message
+class CancelOrder:
+    ts: int
+    account: int
+    symbol: str
+    order_id: int = 0
+    client_order_id: str = ""
+
+
+@message
+class CancelAllOrders:
+    ts: int
+    account: int
+    symbol: str
+
+
+COMMANDS = (
+    CreateAccount, Deposit, Withdraw, Transfer, ResetAccount, SetMarginType, SetPositionMode,
+    SetLeverage, AdjustIsolatedMargin, SetAutoAddMargin, PlaceOrder, CancelOrder, CancelAllOrders,
+)
+
+# ----------------------------------------------------------------------------- events out
+
+
+@message
+class AccountCreated:
+    ts: int
+    account: int
+    name: str
+    parent: int | None
+
+
+@message
+class CommandRejected:
+    """A command changed nothing; ``code``/``msg`` are the venue's."""
+
+    ts: int
+    account: int | None
+    command: str
+    code: int
+    msg: str
+    client_order_id: str = ""
+    symbol: str = ""
+
+
+@message
+class SettingChanged:
+    """Leverage, margin type, position mode or auto-add margin changed."""
+
+    ts: int
+    account: int
+    symbol: str
+    setting: str
+    value: str
+    position_side: str = BOTH
+
+
+@message
+class OrderUpdate:
+    """An order's new state, Binance ORDER_TRADE_UPDATE style (``exec_type`` NEW/TRADE/CANCELED/...)."""
+
+    ts: int
+    account: int
+    order_id: int
+    client_order_id: str
+    symbol: str
+    side: str
+    position_side: str
+    order_type: str
+    time_in_force: str
+    status: str
+    exec_type: str
+    price: int
+    stop_price: int
+    qty: int
+    filled_qty: int
+    avg_price: int
+    last_qty: int = 0
+    last_price: int = 0
+    commission: int = 0
+    realized_pnl: int = 0
+    is_maker: bool = False
+    trade_id: int = 0
+    reduce_only: bool = False
+    close_position: bool = False
+    working_type: str = CONTRACT_PRICE
+    reason: str = ""
+
+
+@message
+class BalanceUpdate:
+    """The cross wallet changed by ``change`` for ``reason`` (ORDER, FUNDING_FEE, DEPOSIT, ...)."""
+
+    ts: int
+    account: int
+    wallet: int
+    change: int
+    reason: str
+
+
+@message
+class PositionUpdate:
+    ts: int
+    account: int
+    symbol: str
+    position_side: str
+    qty: int  # signed: + long, - short
+    entry_price: int
+    isolated: bool
+    isolated_wallet: int
+    leverage: int
+    reason: str
+
+
+@message
+class FundingPayment:
+    ts: int
+    account: int
+    symbol: str
+    position_side: str
+    rate: int
+    mark: int
+    amount: int  # signed, + received
+
+
+@message
+class MarginCallPosition:
+    symbol: str
+    position_side: str
+    qty: int
+    isolated: bool
+    isolated_wallet: int
+    mark: int
+    unrealized_pnl: int
+    maintenance_margin: int
+
+
+@message
+class MarginCall:
+    """Margin ratio crossed ``level`` (MARGIN_CALL or WARNING); ``symbol`` empty for a cross account."""
+
+    ts: int
+    account: int
+    symbol: str
+    level: str
+    margin_ratio: int
+    cross_wallet: int
+    positions: tuple[MarginCallPosition, ...]
+
+
+@message
+class Liquidation:
+    """A position (or part of it) liquidated: the IOC fill, the fee, the loss, the bankruptcy take-over."""
+
+    ts: int
+    account: int
+    symbol: str
+    position_side: str
+    side: str
+    qty: int
+    price: int
+    mark: int
+    bankruptcy_price: int
+    fee: int
+    loss: int
+    partial: bool
+    isolated: bool
+    order_id: int = 0
+
+
+@message
+class InsuranceFundChange:
+    ts: int
+    symbol: str
+    change: int
+    balance: int
+    reason: str
+    account: int | None = None
+
+
+@message
+class Adl:
+    """An opposite-side profitable position reduced at the bankrupt position's price."""
+
+    ts: int
+    account: int
+    symbol: str
+    position_side: str
+    qty: int
+    price: int
+    counterparty: int
+    order_id: int = 0
+
+
+@message
+class AutoAddMargin:
+    ts: int
+    account: int
+    symbol: str
+    position_side: str
+    amount: int
+
+
+@message
+class MarketStatus:
+    """A symbol's data went stale or came back (the monitor holds while stale)."""
+
+    ts: int
+    symbol: str
+    stale: bool
+    reason: str
+
+
+# ----------------------------------------------------------------------------- codec
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return encode(value)
+    return value
+
+
+def encode(msg: Any) -> dict[str, Any]:
+    """A message as a plain dict with its type name under ``"type"``."""
+    out: dict[str, Any] = {"type": type(msg).__name__}
+    for f in dataclasses.fields(msg):
+        out[f.name] = _plain(getattr(msg, f.name))
+    return out
+
+
+def _tuples(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_tuples(v) for v in value)
+    if isinstance(value, dict) and "type" in value:
+        return decode(value)
+    return value
+
+
+def decode(data: dict[str, Any]) -> Any:
+    """The message ``encode`` produced (raises KeyError/TypeError for an unknown type or field)."""
+    cls = _REGISTRY[data["type"]]
+    kwargs = {k: _tuples(v) for k, v in data.items() if k != "type"}
+    return cls(**kwargs)
+
+
+def dumps(msg: Any) -> str:
+    """Canonical JSON of one message: same message, same bytes."""
+    return json.dumps(encode(msg), separators=(",", ":"), sort_keys=True)
+
+
+def loads(text: str) -> Any:
+    return decode(json.loads(text))

@@ -1,0 +1,275 @@
+"""The dashboard's HTTP routes and its websocket, installed into the simulator's aiohttp app.
+
+    add_routes(app, node, admin_token="...", margin_call_ratio=0.8)
+
+Routes:
+- ``GET /``                          the page (static/index.html)
+- ``GET /dashboard/static/{file}``   the page's own JS/CSS
+- ``GET /dashboard/vendor/lightweight-charts.js``  TradingView lightweight-charts, served from the
+  npm package installed next to this module (never copied into the repository)
+- ``GET /dashboard/state``           the current document as JSON
+- ``GET /dashboard/ws``              websocket: the document on connect, then again whenever
+  inputs were applied (at most ``push_interval`` apart)
+- ``POST /dashboard/api/shock``      ``{"symbol", "percent", "seconds", "steps"}``: move the mark
+  (and last price) by N% over M seconds; admin token required (``Authorization: Bearer``)
+- ``POST /dashboard/api/reset``      ``{"accounts": [ids]}``: reset accounts (to their deposit)
+
+The hub subscribes to the node's fan-out: a slow page never slows the core (the node drops
+for a full subscriber queue, and the hub then just sends the newest document).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from exchange_sim.core import messages as m
+from exchange_sim.core.fixed import FixedPointError, to_fixed
+
+from .assets import ChartLibraryMissing, find_chart_js
+from .state import DashboardState
+
+log = logging.getLogger(__name__)
+HUB_KEY: web.AppKey["DashboardHub"] = web.AppKey("exchange_sim_dashboard_hub")
+MAX_SHOCK_SECONDS = 600
+MAX_SHOCK_STEPS = 600
+
+
+class DashboardHub:
+    """Follows the node and pushes the dashboard document to every connected page."""
+
+    def __init__(self, node: Any, *, admin_token: str | None = None, margin_call_ratio: float = 0.8,
+                 warning_ratio: float = 0.6, push_interval: float = 0.25, chart_js: str | None = None) -> None:
+        self.node = node
+        self.admin_token = admin_token
+        self.state = DashboardState(margin_call_ratio=margin_call_ratio, warning_ratio=warning_ratio)
+        self.push_interval = push_interval
+        self.chart_js = chart_js
+        self.clients: set[web.WebSocketResponse] = set()
+        self._queue: asyncio.Queue | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._dirty = asyncio.Event()
+        self._shocks: set[asyncio.Task] = set()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self, _app: web.Application | None = None) -> None:
+        if self._tasks:
+            return
+        self._queue = self.node.subscribe()
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._follow(), name="dashboard-follow"),
+                       loop.create_task(self._push(), name="dashboard-push")]
+
+    async def close_clients(self, _app: web.Application | None = None) -> None:
+        for ws in tuple(self.clients):
+            await ws.close(code=1001, message=b"server shutdown")
+        self.clients.clear()
+
+    async def stop(self, _app: web.Application | None = None) -> None:
+        for task in (*self._tasks, *self._shocks):
+            task.cancel()
+        for task in (*self._tasks, *self._shocks):
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        self._tasks = []
+        self._shocks.clear()
+        if self._queue is not None:
+            self.node.unsubscribe(self._queue)
+            self._queue = None
+
+    # ------------------------------------------------------------------ following the node
+
+    async def _follow(self) -> None:
+        assert self._queue is not None
+        while True:
+            msg, events = await self._queue.get()
+            self.state.observe(msg, events)
+            self._dirty.set()
+
+    def document(self) -> dict[str, Any]:
+        return self.state.snapshot(self.node.exchange)
+
+    async def _push(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            if self.clients:
+                text = json.dumps({"type": "state", "state": self.document()})
+                for ws in tuple(self.clients):
+                    if ws.closed:
+                        self.clients.discard(ws)
+                        continue
+                    try:
+                        await ws.send_str(text)
+                    except (ConnectionError, RuntimeError):
+                        self.clients.discard(ws)
+            await asyncio.sleep(self.push_interval)
+
+    # ------------------------------------------------------------------ handlers
+
+    async def page(self, _request: web.Request) -> web.StreamResponse:
+        return web.Response(text=_static_text("index.html"), content_type="text/html", charset="utf-8")
+
+    async def static(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        types = {".js": "application/javascript", ".css": "text/css", ".html": "text/html", ".svg": "image/svg+xml"}
+        suffix = Path(name).suffix
+        if "/" in name or "\\" in name or name.startswith(".") or suffix not in types:
+            raise web.HTTPNotFound()
+        try:
+            text = _static_text(name)
+        except FileNotFoundError:
+            raise web.HTTPNotFound() from None
+        return web.Response(text=text, content_type=types[suffix], charset="utf-8")
+
+    async def chart_library(self, _request: web.Request) -> web.StreamResponse:
+        try:
+            path = find_chart_js(self.chart_js)
+        except ChartLibraryMissing as exc:
+            body = f"console.error({json.dumps(str(exc))}); window.CHART_LIBRARY_MISSING = {json.dumps(str(exc))};"
+            return web.Response(text=body, content_type="application/javascript")
+        return web.FileResponse(path, headers={"Content-Type": "application/javascript",
+                                               "Cache-Control": "max-age=3600"})
+
+    async def state_json(self, _request: web.Request) -> web.StreamResponse:
+        return web.json_response(self.document())
+
+    async def websocket(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(heartbeat=30)
+        await ws.prepare(request)
+        self.clients.add(ws)
+        try:
+            await ws.send_str(json.dumps({"type": "state", "state": self.document()}))
+            async for msg in ws:  # the page only pings; anything else is ignored
+                if msg.type == WSMsgType.TEXT and msg.data == "ping":
+                    await ws.send_str(json.dumps({"type": "pong"}))
+                elif msg.type == WSMsgType.ERROR:
+                    break
+        finally:
+            self.clients.discard(ws)
+        return ws
+
+    def _authorized(self, request: web.Request) -> None:
+        if not self.admin_token:
+            raise _error(403, "the dashboard's instructor actions are disabled (no admin token configured)")
+        header = request.headers.get("Authorization", "")
+        given = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
+        if not given or not hmac.compare_digest(given.encode(), self.admin_token.encode()):
+            raise _error(401, "admin token required: Authorization: Bearer <token>")
+
+    async def shock(self, request: web.Request) -> web.StreamResponse:
+        self._authorized(request)
+        body = await _json_body(request)
+        symbol = str(body.get("symbol", ""))
+        if symbol not in self.node.exchange.instruments:
+            raise _error(400, f"symbol {symbol!r} unknown; one of {', '.join(sorted(self.node.exchange.instruments))}")
+        try:
+            percent = float(body.get("percent"))
+            seconds = float(body.get("seconds", 0))
+            steps = int(body.get("steps", max(1, min(MAX_SHOCK_STEPS, int(seconds * 4) or 1))))
+        except (TypeError, ValueError):
+            raise _error(400, "percent and seconds must be numbers, steps an integer") from None
+        if not -99 < percent < 1000 or not 0 <= seconds <= MAX_SHOCK_SECONDS or not 1 <= steps <= MAX_SHOCK_STEPS:
+            raise _error(400, f"need -99 < percent < 1000, 0 <= seconds <= {MAX_SHOCK_SECONDS}, "
+                              f"1 <= steps <= {MAX_SHOCK_STEPS}")
+        market = self.node.exchange.market(symbol)
+        start = market.mark or market.last_price
+        if not start:
+            raise _error(409, f"{symbol} has no price yet to shock from")
+        inst = self.node.exchange.instruments[symbol]
+        targets = []
+        for i in range(1, steps + 1):
+            price = int(start * (1 + percent / 100 * i / steps))
+            targets.append(max(inst.tick_size, price - price % inst.tick_size))
+        task = asyncio.get_running_loop().create_task(self._run_shock(symbol, targets, seconds / steps))
+        self._shocks.add(task)
+        task.add_done_callback(self._shocks.discard)
+        return web.json_response({"symbol": symbol, "from": start / 1e8, "to": targets[-1] / 1e8,
+                                  "steps": steps, "seconds": seconds})
+
+    async def _run_shock(self, symbol: str, prices: list[int], pause: float) -> None:
+        for i, price in enumerate(prices):
+            if i and pause > 0:
+                await asyncio.sleep(pause)
+            ts = int(time.time() * 1000)
+            await self.node.submit(m.MarkPrice(ts=ts, symbol=symbol, mark=price))
+            await self.node.submit(m.Trade(ts=ts, symbol=symbol, price=price, qty=to_fixed("0.001"),
+                                           taker_side=m.SELL if price < prices[0] else m.BUY))
+
+    async def reset(self, request: web.Request) -> web.StreamResponse:
+        self._authorized(request)
+        body = await _json_body(request)
+        ids = body.get("accounts")
+        if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+            raise _error(400, 'accounts must be a list of account ids, e.g. {"accounts": [2, 3]}')
+        deposit = None
+        if body.get("deposit") is not None:
+            try:
+                deposit = to_fixed(str(body["deposit"]))
+            except FixedPointError:
+                raise _error(400, "deposit must be a decimal amount") from None
+        results = []
+        for aid in ids:
+            events = await self.node.submit(m.ResetAccount(ts=int(time.time() * 1000), account=aid, deposit=deposit))
+            rejected = [e for e in events if isinstance(e, m.CommandRejected)]
+            results.append({"account": aid, "ok": not rejected, **({"msg": rejected[0].msg} if rejected else {})})
+        return web.json_response({"results": results})
+
+
+def _error(status: int, text: str) -> web.HTTPException:
+    cls = {400: web.HTTPBadRequest, 401: web.HTTPUnauthorized, 403: web.HTTPForbidden,
+           409: web.HTTPConflict}[status]
+    return cls(text=json.dumps({"error": text}), content_type="application/json")
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise _error(400, "body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise _error(400, "body must be a JSON object")
+    return body
+
+
+def _static_text(name: str) -> str:
+    return resources.files("exchange_sim.dashboard").joinpath("static", name).read_text(encoding="utf-8")
+
+
+def add_routes(app: web.Application, node: Any, *, admin_token: str | None = None, margin_call_ratio: float = 0.8,
+               warning_ratio: float = 0.6, chart_js: str | None = None,
+               push_interval: float = 0.25) -> DashboardHub:
+    """Install the dashboard into ``app`` (before it starts); returns its hub."""
+    hub = DashboardHub(node, admin_token=admin_token, margin_call_ratio=margin_call_ratio,
+                       warning_ratio=warning_ratio, chart_js=chart_js, push_interval=push_interval)
+    app[HUB_KEY] = hub
+    app.router.add_get("/", hub.page)
+    app.router.add_get("/dashboard", hub.page)
+    app.router.add_get("/dashboard/static/{name}", hub.static)
+    app.router.add_get("/dashboard/vendor/lightweight-charts.js", hub.chart_library)
+    app.router.add_get("/dashboard/state", hub.state_json)
+    app.router.add_get("/dashboard/ws", hub.websocket)
+    app.router.add_post("/dashboard/api/shock", hub.shock)
+    app.router.add_post("/dashboard/api/reset", hub.reset)
+    app.on_startup.append(hub.start)
+    app.on_shutdown.append(hub.close_clients)
+    app.on_cleanup.append(hub.stop)
+    return hub
+
+
+def make_app(node: Any, **kwargs: Any) -> web.Application:
+    """A web app serving only the dashboard (tests, or a simulator without the API module)."""
+    app = web.Application()
+    add_routes(app, node, **kwargs)
+    return app

@@ -1,0 +1,141 @@
+"""What every feed shares: the error tree, the feed's own signals, and small helpers.
+
+A feed is an async iterator of the core's market events (``exchange_sim.core.messages``:
+``BookSnapshot``, ``BookDelta``, ``Trade``, ``MarkPrice``, ``IndexPrice``, ``Funding``).
+Besides those it may yield a ``FeedSignal``: something the runtime should know and announce
+(the book was resynced after a gap, the connection was (re)established) but that the core
+never sees. Consumers that only want core events filter with ``is_market_event``.
+
+Errors: ``FeedError`` is the one root. ``FeedSpecError`` means bad configuration (never retried),
+``FeedDisconnected`` means the connection is gone (the runtime's reconnect loop opens the feed
+again), ``FeedFormatError`` means data that cannot be read. Foreign errors (websockets, aiohttp,
+ccxt, aiomqtt, json) are translated at the boundary with ``raise ... from None``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Iterable
+
+from exchange_sim.core.fixed import FixedPointError, to_fixed
+from exchange_sim.core.messages import MARKET_EVENTS
+
+
+class FeedError(Exception):
+    """Root of every error raised by a feed."""
+
+
+class FeedSpecError(FeedError):
+    """A feed spec or option that cannot work (unknown kind, bad URL, unknown symbol): not retried."""
+
+
+class FeedDisconnected(FeedError):
+    """The connection to the source is gone; open the feed again to continue."""
+
+
+class FeedFormatError(FeedError):
+    """Data that cannot be understood (bad line, unknown CSV layout, bad number)."""
+
+
+# kinds of FeedSignal
+CONNECTED = "connected"
+RESYNC = "resync"
+GAP = "gap"
+
+
+@dataclass(frozen=True, slots=True)
+class FeedSignal:
+    """A feed's note to the runtime (not a market event): ``kind`` is connected, gap or resync."""
+
+    ts: int
+    symbol: str
+    kind: str
+    detail: str = ""
+
+
+def is_market_event(item: Any) -> bool:
+    """True for the core's market events, False for ``FeedSignal`` and anything else."""
+    return isinstance(item, MARKET_EVENTS)
+
+
+def fixed(text: Any, what: str = "number") -> int:
+    """Venue decimal text to fixed units, as a FeedFormatError when it is not a number."""
+    try:
+        return to_fixed(str(text))
+    except FixedPointError:
+        raise FeedFormatError(f"bad {what}: {text!r}") from None
+
+
+def fixed_rounded(text: Any, what: str = "number") -> int:
+    """Like ``fixed`` but rounds text with more than 8 decimals (mark prices, klines of mark)."""
+    from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+
+    try:
+        d = Decimal(str(text).strip()).quantize(Decimal("1e-8"), rounding=ROUND_HALF_EVEN)
+    except (InvalidOperation, ValueError):
+        raise FeedFormatError(f"bad {what}: {text!r}") from None
+    return fixed(d, what)
+
+
+def wall_ms() -> int:
+    """Wall-clock milliseconds (only for sources that carry no timestamp of their own)."""
+    return time.time_ns() // 1_000_000
+
+
+_SYMBOL_RE = re.compile(r"[^A-Z0-9]")
+
+
+def plain_symbol(symbol: str) -> str:
+    """``"BTC/USDT:USDT"`` or ``"btcusdt"`` → ``"BTCUSDT"`` (settle suffix dropped)."""
+    return _SYMBOL_RE.sub("", symbol.split(":", 1)[0].upper())
+
+
+def check_symbols(symbols: Iterable[str]) -> tuple[str, ...]:
+    """Normalised, de-duplicated symbols in order; FeedSpecError when there are none."""
+    out: list[str] = []
+    for s in symbols:
+        p = plain_symbol(s)
+        if p and p not in out:
+            out.append(p)
+    if not out:
+        raise FeedSpecError("a feed needs at least one symbol")
+    return tuple(out)
+
+
+class Pacer:
+    """Sleeps so that event timestamps are replayed at ``speed`` × real time (0 = no sleeping).
+
+    The first paced timestamp anchors the loop's clock; later ones wait until
+    ``anchor + (ts - first_ts) / speed``. Timestamps going backwards never sleep.
+    """
+
+    def __init__(self, speed: float = 0.0) -> None:
+        if speed < 0:
+            raise FeedSpecError(f"speed must be >= 0, got {speed}")
+        self.speed = speed
+        self._first_ts: float | None = None
+        self._anchor = 0.0
+
+    async def wait(self, ts_ms: float) -> None:
+        """Sleep until the event stamped ``ts_ms`` is due."""
+        if self.speed <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        if self._first_ts is None:
+            self._first_ts = ts_ms
+            self._anchor = loop.time()
+            return
+        due = self._anchor + (ts_ms - self._first_ts) / 1000.0 / self.speed
+        delay = due - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+async def only_market_events(feed: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """The feed without its ``FeedSignal`` items."""
+    async for item in feed:
+        if is_market_event(item):
+            yield item

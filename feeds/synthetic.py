@@ -1,0 +1,128 @@
+"""Synthetic markets for offline classrooms and tests: a seeded random walk and scripted scenarios.
+
+Every step (``step_ms`` of market time, default 1 s) each symbol gets a ``BookSnapshot`` (a few
+levels around the price, re-sent whole each step: a synthetic book has no diff sequence), a
+``Trade`` at the new price and a ``MarkPrice``.
+The price follows ``log-price += drift(t) + sigma × N(0, 1)`` with a per-scenario drift:
+
+- ``walk``: no drift;
+- ``flash_crash``: after 20 % of the run the price falls ``depth`` (default 20 %) within
+  ``crash_steps`` steps, then recovers half of the fall over the next ``4 × crash_steps``;
+- ``squeeze``: after 20 % of the run the price rises ``depth`` within ``crash_steps`` steps and
+  stays there;
+- ``slow_bleed``: the price falls ``depth`` evenly over the whole run.
+
+Deterministic: one ``random.Random(seed)`` instance drives everything; the same seed and
+arguments give the same events. Timestamps start at ``start_ts`` (ms). ``steps=None`` runs for
+ever. ``speed``: 0 = as fast as possible, 1 = one step per ``step_ms`` of wall time, N = N× faster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Iterator, Sequence
+
+from exchange_sim.core.fixed import SCALE
+from exchange_sim.core.messages import BUY, SELL, BookSnapshot, MarkPrice, Trade
+
+from .base import FeedSpecError, Pacer, check_symbols
+
+SCENARIOS = ("walk", "flash_crash", "squeeze", "slow_bleed")
+START_PRICES = {"BTCUSDT": 60_000.0, "ETHUSDT": 3_000.0}
+TICKS = {"BTCUSDT": SCALE // 10, "ETHUSDT": SCALE // 100}
+
+
+@dataclass(frozen=True, slots=True)
+class SyntheticConfig:
+    """A synthetic market: scenario, seed, length and shape."""
+
+    scenario: str = "walk"
+    seed: int = 1
+    steps: int | None = 600
+    step_ms: int = 1000
+    start_ts: int = 1_722_816_000_000  # 2024-08-05T00:00Z
+    sigma: float = 0.0005  # per step, in log-price
+    depth: float = 0.20  # size of the scenario's move
+    crash_steps: int = 30
+    levels: int = 5
+    level_qty: int = 2 * SCALE
+    trade_qty: int = SCALE // 100
+    speed: float = 0.0
+
+
+def _drift(cfg: SyntheticConfig, step: int) -> float:
+    """The scripted log-price move of one step."""
+    total = cfg.steps or 3600
+    start = total // 5
+    n = max(cfg.crash_steps, 1)
+    if cfg.scenario == "flash_crash":
+        fall = math.log(1.0 - cfg.depth)
+        if start <= step < start + n:
+            return fall / n
+        if start + n <= step < start + 5 * n:
+            return -0.5 * fall / (4 * n)
+    elif cfg.scenario == "squeeze":
+        if start <= step < start + n:
+            return math.log(1.0 + cfg.depth) / n
+    elif cfg.scenario == "slow_bleed":
+        return math.log(1.0 - cfg.depth) / total
+    return 0.0
+
+
+def synthetic_events(symbols: Sequence[str], cfg: SyntheticConfig = SyntheticConfig()) -> Iterator[Any]:
+    """The events of a synthetic market, step by step (deterministic for a seed)."""
+    if cfg.scenario not in SCENARIOS:
+        raise FeedSpecError(f"unknown synthetic scenario {cfg.scenario!r}; one of {', '.join(SCENARIOS)}")
+    symbols = check_symbols(symbols)
+    rng = random.Random(cfg.seed)
+    logp = {s: math.log(START_PRICES.get(s, 100.0)) for s in symbols}
+    trade_id = {s: 0 for s in symbols}
+    step = 0
+    while cfg.steps is None or step < cfg.steps:
+        ts = cfg.start_ts + step * cfg.step_ms
+        drift = _drift(cfg, step)
+        for s in symbols:
+            tick = TICKS.get(s, SCALE // 100)
+            prev = _price(logp[s], tick)
+            logp[s] += drift + cfg.sigma * rng.gauss(0.0, 1.0)
+            price = _price(logp[s], tick)
+            spread = tick * (1 + rng.randrange(2))
+            bids = tuple((price - spread - i * tick, cfg.level_qty + rng.randrange(cfg.level_qty)) for i in
+                         range(cfg.levels))
+            asks = tuple((price + i * tick + (0 if i else tick), cfg.level_qty + rng.randrange(cfg.level_qty))
+                         for i in range(cfg.levels))
+            yield BookSnapshot(ts=ts, symbol=s, bids=bids, asks=asks, update_id=step + 1)
+            trade_id[s] += 1
+            yield Trade(ts=ts, symbol=s, price=price, qty=cfg.trade_qty * (1 + rng.randrange(5)),
+                        taker_side=BUY if price >= prev else SELL, trade_id=trade_id[s])
+            yield MarkPrice(ts=ts, symbol=s, mark=price)
+        step += 1
+
+
+def _price(logp: float, tick: int) -> int:
+    raw = int(round(math.exp(logp) * SCALE))
+    return max(tick, raw - raw % tick)
+
+
+class SyntheticFeed:
+    """``synthetic_events`` as an async iterator, paced by ``cfg.speed``."""
+
+    def __init__(self, symbols: Sequence[str], cfg: SyntheticConfig = SyntheticConfig()) -> None:
+        self.symbols = check_symbols(symbols)
+        self.cfg = cfg
+        if cfg.scenario not in SCENARIOS:
+            raise FeedSpecError(f"unknown synthetic scenario {cfg.scenario!r}; one of {', '.join(SCENARIOS)}")
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._run()
+
+    async def _run(self) -> AsyncIterator[Any]:
+        pacer = Pacer(self.cfg.speed)
+        for n, ev in enumerate(synthetic_events(self.symbols, self.cfg), 1):
+            await pacer.wait(ev.ts)
+            if n % 300 == 0:
+                await asyncio.sleep(0)
+            yield ev

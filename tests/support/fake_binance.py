@@ -1,0 +1,350 @@
+"""A local Binance USDⓈ-M market-data server replaying a raw websocket capture (tests only).
+
+Serves, on 127.0.0.1 and a free port (aiohttp):
+
+- websockets ``/stream?streams=a/b`` (combined: ``{"stream":..., "data":...}``), ``/ws/<a>/<b>``,
+  ``/ws``, ``/public/ws[/<n>]``, ``/market/ws[/<n>]`` (raw payloads) with ``SUBSCRIBE`` /
+  ``UNSUBSCRIBE`` / ``LIST_SUBSCRIPTIONS`` answered ``{"result": ..., "id": ...}``;
+  streams ``<sym>@depth[@100ms|@0ms]``, ``<sym>@trade``, ``<sym>@aggTrade``, ``<sym>@bookTicker``,
+  ``<sym>@markPrice[@1s]`` and ``<sym>@miniTicker`` (the last two synthesised once per second of
+  recording time from the last trade price);
+- REST ``GET /fapi/v1/depth`` (the server's own book: the capture's snapshot plus every diff
+  broadcast so far, ``lastUpdateId`` = the last broadcast ``u``), ``/fapi/v1/exchangeInfo``,
+  ``/fapi/v1/time``.
+
+One broadcaster walks the capture in order and sends each message to the connections subscribed
+to its stream; it only runs while some connection listens to a depth stream (so a reconnecting
+client misses data exactly as it would live, and the file is not used up while nobody listens).
+Test hooks: ``pause()``/``resume()`` (freeze the stream with connections open),
+``drop_diffs(n)`` (the next n diffs are applied to the server's book but not sent: a gap),
+``kill_connections()``, ``inject(stream_kind, payload)``, ``max_diffs`` to stop early.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import gzip
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+CAPTURE = "/work/shared/data/binance-usdm_BTCUSDT_ws-raw_2024-08-08T2354-2400Z.jsonl.gz"
+EIGHT_HOURS = 8 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class Capture:
+    """A raw capture split into its REST snapshot and its stream messages (payloads, in order)."""
+
+    snapshot: dict[str, Any]
+    snapshot_index: int  # messages[:snapshot_index] were recorded before the snapshot
+    messages: tuple[tuple[str, dict[str, Any]], ...]  # (kind, payload): depth, trade, bookTicker
+
+
+@functools.lru_cache(maxsize=4)
+def load_capture(path: str = CAPTURE) -> Capture:
+    """The capture file parsed once per test session."""
+    snapshot: dict[str, Any] | None = None
+    index = 0
+    messages: list[tuple[str, dict[str, Any]]] = []
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        for line in fh:
+            _, _, text = line.partition(" ")
+            msg = json.loads(text)
+            if "lastUpdateId" in msg:
+                snapshot, index = msg, len(messages)
+                continue
+            data = msg["data"]
+            kind = {"depthUpdate": "depth", "trade": "trade", "bookTicker": "bookTicker"}.get(data.get("e"))
+            if kind:
+                messages.append((kind, data))
+    assert snapshot is not None, "capture without a REST snapshot"
+    return Capture(snapshot, index, tuple(messages))
+
+
+def _fmt(price: float) -> str:
+    return f"{price:.2f}"
+
+
+@dataclass
+class _Conn:
+    ws: web.WebSocketResponse
+    combined: bool
+    streams: set[str] = field(default_factory=set)
+
+
+def _stream_kind(name: str) -> tuple[str, str]:
+    """``btcusdt@depth@100ms`` → ("BTCUSDT", "depth")."""
+    parts = name.split("@")
+    kind = parts[1] if len(parts) > 1 else ""
+    return parts[0].upper(), {"aggtrade": "aggTrade", "bookticker": "bookTicker", "markprice": "markPrice",
+                              "miniticker": "miniTicker"}.get(kind.lower(), kind)
+
+
+class FakeBinance:
+    """The server; ``async with FakeBinance() as fb: fb.ws_url, fb.rest_url``."""
+
+    def __init__(self, capture: str = CAPTURE, *, max_diffs: int | None = None, batch: int = 200,
+                 funding_rate: str = "0.00010000", send_book_ticker: bool = True) -> None:
+        self.capture = load_capture(capture)
+        self.max_diffs = max_diffs
+        self.batch = batch
+        self.funding_rate = funding_rate
+        self.send_book_ticker = send_book_ticker
+        self.port = 0
+        self.conns: list[_Conn] = []
+        self.running = asyncio.Event()
+        self.running.set()
+        self.depth_listeners = asyncio.Event()
+        self.finished = asyncio.Event()
+        self.connections_opened = 0
+        self.snapshots_served = 0
+        self.diffs_sent = 0
+        self.diffs_dropped = 0
+        self.last_sent_u = 0
+        self._drop = 0
+        self._book: dict[str, dict[str, str]] = {"bids": {}, "asks": {}}
+        self._book_ready = False
+        self._last_price = 0.0
+        self._last_e = 0
+        self._next_mark_e = 0
+        self._runner: web.AppRunner | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._open_high_low: tuple[float, float, float] | None = None
+        snap = self.capture.snapshot
+        self._snapshot_id = int(snap["lastUpdateId"])
+        for side in ("bids", "asks"):
+            for p, q in snap[side]:
+                self._book[side][p] = q
+
+    # ------------------------------------------------------------------ lifecycle
+    async def __aenter__(self) -> "FakeBinance":
+        app = web.Application()
+        app.router.add_get("/fapi/v1/depth", self._depth)
+        app.router.add_get("/fapi/v1/exchangeInfo", self._exchange_info)
+        app.router.add_get("/fapi/v1/time", self._time)
+        for path in ("/stream", "/ws", "/ws/{streams:.*}", "/public/ws", "/public/ws/{n}", "/market/ws",
+                     "/market/ws/{n}"):
+            app.router.add_get(path, self._websocket)
+        self._runner = web.AppRunner(app, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._task = asyncio.create_task(self._broadcast())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        await self.kill_connections()
+        if self._runner:
+            await self._runner.cleanup()
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # ------------------------------------------------------------------ test hooks
+    def pause(self) -> None:
+        self.running.clear()
+
+    def resume(self) -> None:
+        self.running.set()
+
+    def drop_diffs(self, n: int = 1) -> None:
+        self._drop += n
+
+    async def kill_connections(self) -> None:
+        conns, self.conns = self.conns, []
+        self.depth_listeners.clear()
+        for c in conns:
+            await c.ws.close(code=1011, message=b"server going away")
+
+    async def inject(self, kind: str, payload: dict[str, Any], symbol: str = "BTCUSDT") -> int:
+        """Send an extra message to every subscriber of ``symbol@kind``; returns how many got it."""
+        return await self._send(symbol, kind, payload)
+
+    def trade_payload(self, price: str, qty: str = "0.010", trade_id: int = 9_000_000_000) -> dict[str, Any]:
+        return {"e": "trade", "E": self._last_e, "T": self._last_e, "s": "BTCUSDT", "t": trade_id, "p": price,
+                "q": qty, "X": "MARKET", "m": False}
+
+    def mark_payload(self, price: str, next_funding: int | None = None, rate: str | None = None) -> dict[str, Any]:
+        e = self._last_e
+        nxt = next_funding if next_funding is not None else (e // EIGHT_HOURS + 1) * EIGHT_HOURS
+        return {"e": "markPriceUpdate", "E": e, "s": "BTCUSDT", "p": price, "i": price, "P": price,
+                "r": rate or self.funding_rate, "T": nxt}
+
+    def book(self, depth: int = 20) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+        """The server's current top of book (floats, for assertions)."""
+        bids = sorted(((float(p), float(q)) for p, q in self._book["bids"].items()), reverse=True)[:depth]
+        asks = sorted((float(p), float(q)) for p, q in self._book["asks"].items())[:depth]
+        return bids, asks
+
+    # ------------------------------------------------------------------ REST
+    async def _depth(self, request: web.Request) -> web.Response:
+        self.snapshots_served += 1
+        limit = int(request.query.get("limit", "1000"))
+        bids = sorted(self._book["bids"].items(), key=lambda kv: -float(kv[0]))[:limit]
+        asks = sorted(self._book["asks"].items(), key=lambda kv: float(kv[0]))[:limit]
+        lid = self.last_sent_u if self._book_ready else self._snapshot_id
+        e = self._last_e or int(self.capture.snapshot.get("E", 0))
+        return web.json_response({"lastUpdateId": lid, "E": e, "T": e,
+                                  "bids": [[p, q] for p, q in bids], "asks": [[p, q] for p, q in asks]})
+
+    async def _exchange_info(self, request: web.Request) -> web.Response:
+        def sym(symbol: str, base: str, tick: str, step: str) -> dict[str, Any]:
+            return {
+                "symbol": symbol, "pair": symbol, "contractType": "PERPETUAL", "status": "TRADING",
+                "baseAsset": base, "quoteAsset": "USDT", "marginAsset": "USDT", "pricePrecision": 2,
+                "quantityPrecision": 3, "baseAssetPrecision": 8, "quotePrecision": 8, "underlyingType": "COIN",
+                "onboardDate": 1569398400000, "deliveryDate": 4133404800000, "liquidationFee": "0.012500",
+                "marketTakeBound": "0.05", "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET"],
+                "timeInForce": ["GTC", "IOC", "FOK", "GTX"],
+                "filters": [
+                    {"filterType": "PRICE_FILTER", "tickSize": tick, "minPrice": "556.80", "maxPrice": "4529764"},
+                    {"filterType": "LOT_SIZE", "stepSize": step, "minQty": step, "maxQty": "1000"},
+                    {"filterType": "MARKET_LOT_SIZE", "stepSize": step, "minQty": step, "maxQty": "120"},
+                    {"filterType": "MIN_NOTIONAL", "notional": "100"},
+                ],
+            }
+
+        return web.json_response({"timezone": "UTC", "serverTime": self._last_e, "assets": [],
+                                  "symbols": [sym("BTCUSDT", "BTC", "0.10", "0.001"),
+                                              sym("ETHUSDT", "ETH", "0.01", "0.001")]})
+
+    async def _time(self, request: web.Request) -> web.Response:
+        return web.json_response({"serverTime": self._last_e})
+
+    # ------------------------------------------------------------------ websocket
+    async def _websocket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self.connections_opened += 1
+        path = request.path
+        conn = _Conn(ws, combined=path == "/stream")
+        if path == "/stream":
+            conn.streams.update(s for s in request.query.get("streams", "").split("/") if s)
+        elif path.startswith("/ws/"):
+            conn.streams.update(s for s in path[len("/ws/"):].split("/") if s)
+        self.conns.append(conn)
+        self._update_listeners()
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    continue
+                try:
+                    req = json.loads(msg.data)
+                except ValueError:
+                    await ws.send_json({"error": {"code": 3, "msg": "Invalid JSON"}})
+                    continue
+                method, rid = req.get("method"), req.get("id")
+                if method == "SUBSCRIBE":
+                    conn.streams.update(req.get("params", []))
+                    await ws.send_json({"result": None, "id": rid})
+                    self._update_listeners()
+                elif method == "UNSUBSCRIBE":
+                    conn.streams.difference_update(req.get("params", []))
+                    await ws.send_json({"result": None, "id": rid})
+                    self._update_listeners()
+                elif method == "LIST_SUBSCRIPTIONS":
+                    await ws.send_json({"result": sorted(conn.streams), "id": rid})
+                else:
+                    await ws.send_json({"error": {"code": 2, "msg": f"Invalid request: {method}"}, "id": rid})
+        finally:
+            if conn in self.conns:
+                self.conns.remove(conn)
+            self._update_listeners()
+        return ws
+
+    def _update_listeners(self) -> None:
+        if any(_stream_kind(s)[1] == "depth" for c in self.conns for s in c.streams):
+            self.depth_listeners.set()
+        else:
+            self.depth_listeners.clear()
+
+    async def _send(self, symbol: str, kind: str, payload: dict[str, Any]) -> int:
+        sent = 0
+        for conn in list(self.conns):
+            for name in conn.streams:
+                if _stream_kind(name) == (symbol, kind):
+                    data = {"stream": name, "data": payload} if conn.combined else payload
+                    try:
+                        await conn.ws.send_str(json.dumps(data))
+                        sent += 1
+                    except (ConnectionError, RuntimeError):
+                        pass
+                    break
+        return sent
+
+    # ------------------------------------------------------------------ broadcaster
+    def _apply(self, d: dict[str, Any]) -> None:
+        for side, key in (("bids", "b"), ("asks", "a")):
+            book = self._book[side]
+            for p, q in d[key]:
+                if float(q) == 0:
+                    book.pop(p, None)
+                else:
+                    book[p] = q
+
+    async def _broadcast(self) -> None:
+        n = 0
+        diffs = 0
+        for kind, payload in self.capture.messages:
+            await self.depth_listeners.wait()
+            await self.running.wait()
+            e = int(payload.get("E") or 0)
+            if e:
+                self._last_e = e
+            if kind == "depth":
+                u = int(payload["u"])
+                if u >= self._snapshot_id:  # older diffs are already in the snapshot
+                    self._apply(payload)
+                    self._book_ready = True
+                diffs += 1
+                if self._drop > 0:
+                    self._drop -= 1
+                    self.diffs_dropped += 1
+                else:
+                    await self._send(payload["s"], "depth", payload)
+                    self.diffs_sent += 1
+                if self._book_ready:
+                    self.last_sent_u = u
+                if self.max_diffs is not None and diffs >= self.max_diffs:
+                    break
+            elif kind == "trade":
+                self._last_price = float(payload["p"])
+                await self._send(payload["s"], "trade", payload)
+                agg = dict(payload, e="aggTrade", a=payload["t"], f=payload["t"], l=payload["t"])
+                agg.pop("t", None)
+                await self._send(payload["s"], "aggTrade", agg)
+            elif kind == "bookTicker" and self.send_book_ticker:
+                await self._send(payload["s"], "bookTicker", payload)
+            if e and self._last_price and e >= self._next_mark_e:
+                self._next_mark_e = (e // 1000 + 1) * 1000
+                await self._synthesised(e)
+            n += 1
+            if n % self.batch == 0:
+                await asyncio.sleep(0)
+        self.finished.set()
+
+    async def _synthesised(self, e: int) -> None:
+        price = _fmt(self._last_price)
+        await self._send("BTCUSDT", "markPrice", self.mark_payload(price))
+        o, h, low = self._open_high_low or (self._last_price,) * 3
+        h, low = max(h, self._last_price), min(low, self._last_price)
+        self._open_high_low = (o, h, low)
+        await self._send("BTCUSDT", "miniTicker", {
+            "e": "24hrMiniTicker", "E": e, "s": "BTCUSDT", "c": price, "o": _fmt(o), "h": _fmt(h), "l": _fmt(low),
+            "v": "1000.000", "q": "61000000.00"})
