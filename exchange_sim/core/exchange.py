@@ -147,7 +147,7 @@ class Exchange(Trading, MarginMonitor, LiquidationEngine, AccountCommands, Queri
         if mkt is None:
             return
         mkt.book.apply_snapshot(msg.bids, msg.asks, msg.update_id, msg.ts)
-        mkt.has_book = True
+        mkt.has_book = not mkt.book.empty  # an empty snapshot: the feed carries no depth
         mkt.lower_queues(msg.bids, msg.asks)
         for queue in list(mkt.resting_bids.values()) + list(mkt.resting_asks.values()):
             for order in queue:

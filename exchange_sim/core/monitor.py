@@ -323,6 +323,9 @@ class MarginMonitor:
                 self.held_units.discard(uid)
                 self.dirty_units[uid] = unit
         self._refresh_dirty()
+        mark = self.markets[symbol].mark
+        if mark:
+            self._monitor_mark(symbol, mark)
 
 
 def new_guard_index() -> tuple[SortedList, SortedList]:
