@@ -96,6 +96,8 @@ class SymbolMarket:
 
     def taker_fills(self, buy: bool, qty: int, limit: int, half_spread: int) -> list[tuple[int, int]]:
         """Fills (price, qty) for a taker order under rules 1 and 2 (0 limit = market)."""
+        if qty <= 0:
+            return []
         if self.has_book:
             return self.book.walk(buy, qty, limit)
         price = self.no_book_price(buy, half_spread)

@@ -144,7 +144,10 @@ class Trading:
         self._emit_order(order, "NEW")
         limit = order.price if order.type == LIMIT else 0
         if order.type == MARKET or mkt.would_take(order.is_buy, order.price, self.config.half_spread):
-            for price, qty in mkt.taker_fills(order.is_buy, order.remaining, limit, self.config.half_spread):
+            want = order.remaining
+            if order.reduce_only:  # never take liquidity a reduce-only order could not use
+                want = min(want, self._reducing_qty(acct, order))
+            for price, qty in mkt.taker_fills(order.is_buy, want, limit, self.config.half_spread):
                 if order.status not in (NEW, PARTIALLY_FILLED):
                     break
                 self._fill(acct, order, qty, price, maker=False)
