@@ -51,7 +51,7 @@ class AccountCommands:
             return self._reject(cmd, (-1102, "API key already in use."))
         self.next_account_id += 1
         aid = self.next_account_id
-        acct = Account(aid, cmd.name, cmd.parent, cmd.api_key, cmd.api_secret, cmd.ts)
+        acct = Account(aid, cmd.name, cmd.parent, cmd.api_key, cmd.api_secret, cmd.ts, self.config.history_limit)
         self.accounts[aid] = acct
         if cmd.api_key:
             self.accounts_by_key[cmd.api_key] = aid

@@ -15,6 +15,8 @@ the cost (and of the isolated wallet) and realizes side × (close notional − r
 
 from __future__ import annotations
 
+from collections import deque
+
 from .fixed import SCALE
 from .margin import initial_margin, unrealized_pnl
 from .messages import BOTH
@@ -60,7 +62,7 @@ class Account:
                  "trades", "income", "update_ts", "ledger", "children", "unit")
 
     def __init__(self, aid: int, name: str, parent: int | None, api_key: str, api_secret: str,
-                 ts: int) -> None:
+                 ts: int, history: int | None = None) -> None:
         self.id = aid
         self.name = name
         self.parent = parent
@@ -74,9 +76,10 @@ class Account:
         self.positions: dict[tuple[str, str], Position] = {}
         self.open_orders: dict[int, Order] = {}
         self.order_margin = 0
-        self.closed_orders: list[Order] = []
-        self.trades: list = []
-        self.income: list = []
+        # finished orders, fills and income, newest last, the oldest dropped past ``history``
+        self.closed_orders: deque[Order] = deque(maxlen=history)
+        self.trades: deque = deque(maxlen=history)
+        self.income: deque = deque(maxlen=history)
         self.update_ts = ts
         self.ledger = dict.fromkeys(LEDGER_KEYS, 0)
         self.children: list[int] = []

@@ -50,6 +50,7 @@ class ExchangeConfig:
     default_leverage: int = 20
     insurance_fund: int = to_fixed("1000000")  # initial insurance fund balance (USDT)
     adl_enabled: bool = True
+    history_limit: int | None = 1000  # closed orders, fills and income kept per account (None: all)
     partial_liquidation_min_tier: int = 3  # positions in this bracket or above are first reduced a tier
 
 

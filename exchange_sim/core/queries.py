@@ -149,18 +149,15 @@ class Queries:
         acct = self.accounts.get(aid)
         if acct is None:
             return []
-        orders = list(acct.open_orders.values()) + acct.closed_orders
+        orders = list(acct.open_orders.values()) + list(acct.closed_orders)
         return [o.view() for o in sorted(orders, key=lambda o: o.id) if symbol is None or o.symbol == symbol]
 
     def order(self: "Exchange", aid: int, order_id: int = 0, client_order_id: str = "") -> OrderView | None:
         acct = self.accounts.get(aid)
         if acct is None:
             return None
-        if order_id:
-            o = self.orders.get(order_id)
-            return o.view() if o is not None and o.account == aid else None
-        for o in list(acct.open_orders.values()) + acct.closed_orders[::-1]:
-            if o.client_id == client_order_id:
+        for o in list(acct.open_orders.values()) + list(reversed(acct.closed_orders)):
+            if (order_id and o.id == order_id) or (not order_id and o.client_id == client_order_id):
                 return o.view()
         return None
 

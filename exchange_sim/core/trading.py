@@ -230,6 +230,7 @@ class Trading:
             cond.status = TRIGGERED
             cond.update_ts = ts
             del acct.open_orders[cond.id]
+            self.orders.pop(cond.id, None)
             acct.closed_orders.append(cond)
             if child.qty == 0:
                 cond.reason = "NOTHING_TO_CLOSE"
@@ -330,6 +331,7 @@ class Trading:
         if order.type == LIMIT:
             mkt.unrest(order)
         acct.open_orders.pop(order.id, None)
+        self.orders.pop(order.id, None)
         acct.closed_orders.append(order)
 
     def _finish(self: "Exchange", acct: Account, order: Order, status: str, exec_type: str, reason: str) -> None:

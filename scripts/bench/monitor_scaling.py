@@ -1,0 +1,110 @@
+"""Margin-monitor scaling: per-tick cost with 1 .. 1,000,000 open positions, nothing triggering
+and 1% triggering; memory for the largest set. Prints one JSON line.
+
+Positions are isolated and cross mixed (every other account is isolated), 10 per account over
+10 symbols. The tick moves one symbol's mark; cost is the mean of many ticks on that symbol.
+"""
+
+from __future__ import annotations
+
+import gc
+import random
+import sys
+import time
+
+from _common import SMOKE, F, emit, exchange, rss_mb
+
+from exchange_sim.core.messages import BookSnapshot, CreateAccount, MarkPrice, PlaceOrder, SetLeverage, SetMarginType
+
+SYMBOLS = 10
+
+
+def build(n_positions: int, seed: int = 7):
+    ex = exchange(SYMBOLS, warning_ratio=0)
+    syms = list(ex.instruments)[:SYMBOLS]
+    rng = random.Random(seed)
+    ts = 1
+    price = F("60000")
+    for sym in syms:
+        tick = ex.instruments[sym].tick_size
+        ex.apply(BookSnapshot(ts, sym, ((price - tick, F("1000000")),), ((price, F("1000000")),), 1))
+        ex.apply(MarkPrice(ts, sym, price))
+    n_accounts = max(1, n_positions // SYMBOLS)
+    made = 0
+    for a in range(n_accounts):
+        ts += 1
+        aid = ex.apply(CreateAccount(ts, f"a{a}", None, F("1000000")))[0].account
+        isolated = a % 2 == 0
+        for sym in syms:
+            if made >= n_positions:
+                break
+            if isolated:
+                ex.apply(SetMarginType(ts, aid, sym, True))
+            lev = rng.choice((5, 10, 20, 50))
+            ex.apply(SetLeverage(ts, aid, sym, lev))
+            side = "BUY" if rng.random() < 0.5 else "SELL"
+            qty = F("0.001") * rng.randint(2, 50)
+            ex.apply(PlaceOrder(ts, aid, sym, side, "MARKET", qty=qty))
+            made += 1
+    return ex, syms, ts
+
+
+def tick_cost(ex, sym, ts, ticks: int, lo: int, hi: int) -> float:
+    """Mean seconds per mark tick alternating inside [lo, hi] (nothing crosses a guard)."""
+    msgs = [MarkPrice(ts + i, sym, lo if i % 2 else hi) for i in range(ticks)]
+    apply = ex.apply
+    gc.disable()
+    t0 = time.perf_counter()
+    for m in msgs:
+        apply(m)
+    dt = time.perf_counter() - t0
+    gc.enable()
+    return dt / ticks
+
+
+def trigger_cost(n_positions: int) -> tuple[float, int]:
+    """One tick that crosses ~1% of the positions' guards (margin calls or liquidations)."""
+    ex, syms, ts = build(n_positions, seed=11)
+    sym = syms[0]
+    guards = sorted([-k[0] for k in ex.guards_down[sym]], reverse=True)
+    if not guards:
+        return 0.0, 0
+    target = max(1, n_positions // 100)
+    idx = min(len(guards) - 1, target - 1)
+    price = guards[idx]
+    t0 = time.perf_counter()
+    events = ex.apply(MarkPrice(ts + 1, sym, price))
+    return time.perf_counter() - t0, len(events)
+
+
+def main() -> None:
+    sizes = [1, 1_000, 10_000] if SMOKE else [1, 1_000, 100_000, 1_000_000]
+    if len(sys.argv) > 1:
+        sizes = [int(s) for s in sys.argv[1:]]
+    figures: dict = {}
+    for n in sizes:
+        t0 = time.perf_counter()
+        ex, syms, ts = build(n)
+        setup = time.perf_counter() - t0
+        sym = syms[0]
+        ticks = 20_000 if n < 1_000_000 else 5_000
+        cost = tick_cost(ex, sym, ts, ticks, F("59990"), F("60010"))
+        figures[f"no_trigger_us_per_tick_{n}"] = round(cost * 1e6, 3)
+        figures[f"setup_s_{n}"] = round(setup, 1)
+        if n == max(sizes):
+            figures[f"rss_mb_{n}"] = round(rss_mb(), 1)
+        del ex
+        gc.collect()
+    n_trig = 10_000 if SMOKE else 100_000
+    cost, events = trigger_cost(n_trig)
+    figures[f"one_pct_trigger_ms_per_tick_{n_trig}"] = round(cost * 1e3, 2)
+    figures[f"one_pct_trigger_events_{n_trig}"] = events
+    base = figures["no_trigger_us_per_tick_1"]
+    big = 10_000 if SMOKE else 100_000
+    if f"no_trigger_us_per_tick_{big}" in figures and base:
+        figures[f"ratio_{big}_vs_1"] = round(figures[f"no_trigger_us_per_tick_{big}"] / base, 2)
+    emit("monitor_scaling", figures)
+
+
+if __name__ == "__main__":
+    main()
