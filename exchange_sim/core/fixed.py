@@ -30,6 +30,15 @@ def to_fixed(value: str | int | Decimal) -> int:
         raise FixedPointError(f"not a number: {value!r}")
     if isinstance(value, int):
         return value * SCALE
+    if type(value) is str:
+        # fast path for plain decimal text ("60000.10", "-0.5"); anything else goes through Decimal
+        whole, _, frac = value.partition(".")
+        negative = whole.startswith("-")
+        digits = whole[1:] if negative else whole
+        if digits.isdigit() and digits.isascii() and len(frac) <= DECIMALS and (
+                not frac or (frac.isdigit() and frac.isascii())):
+            units = int(digits) * SCALE + (int(frac.ljust(DECIMALS, "0")) if frac else 0)
+            return -units if negative else units
     try:
         d = value if isinstance(value, Decimal) else Decimal(str(value).strip())
     except (InvalidOperation, ValueError):

@@ -1,4 +1,4 @@
-"""Everything that goes into and comes out of the exchange core, as frozen dataclasses.
+"""Everything that goes into and comes out of the exchange core, as immutable messages.
 
 Three families:
 - market events (what the feeds deliver): ``BookSnapshot``, ``BookDelta``, ``Trade``,
@@ -14,10 +14,10 @@ which is what the journal stores and what makes event logs comparable byte for b
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 Level = tuple[int, int]  # (price, qty)
 
@@ -34,18 +34,19 @@ MARK_PRICE, CONTRACT_PRICE = "MARK_PRICE", "CONTRACT_PRICE"
 _REGISTRY: dict[str, type] = {}
 
 
-def message(cls: type) -> type:
-    """Make ``cls`` a frozen, slotted dataclass and register it for encode/decode."""
-    dc = dataclass(frozen=True, slots=True)(cls)
-    _REGISTRY[cls.__name__] = dc
-    return dc
+class Message(msgspec.Struct, frozen=True, gc=False):
+    """Base of every message: an immutable msgspec Struct (built ~20x faster than a frozen
+    dataclass, which matters on the per-order path), registered by name for encode/decode."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _REGISTRY[cls.__name__] = cls
 
 
 # ----------------------------------------------------------------------------- market events
 
 
-@message
-class BookSnapshot:
+class BookSnapshot(Message):
     """The whole visible book; replaces what was there. Never fills resting orders by itself."""
 
     ts: int
@@ -55,8 +56,7 @@ class BookSnapshot:
     update_id: int = 0
 
 
-@message
-class BookDelta:
+class BookDelta(Message):
     """Changed levels (qty 0 deletes a level), with the venue's U/u/pu sequence numbers."""
 
     ts: int
@@ -68,8 +68,7 @@ class BookDelta:
     prev_final_update_id: int = 0
 
 
-@message
-class Trade:
+class Trade(Message):
     """A public trade; ``taker_side`` is the aggressor's side."""
 
     ts: int
@@ -80,8 +79,7 @@ class Trade:
     trade_id: int = 0
 
 
-@message
-class MarkPrice:
+class MarkPrice(Message):
     """A new mark price (optionally with index, current funding rate and next funding time)."""
 
     ts: int
@@ -92,15 +90,13 @@ class MarkPrice:
     next_funding_ts: int | None = None
 
 
-@message
-class IndexPrice:
+class IndexPrice(Message):
     ts: int
     symbol: str
     price: int
 
 
-@message
-class Funding:
+class Funding(Message):
     """A funding settlement now, at ``rate``, paid on every position open at this instant."""
 
     ts: int
@@ -108,8 +104,7 @@ class Funding:
     rate: int
 
 
-@message
-class FeedStatus:
+class FeedStatus(Message):
     """The runtime says a symbol's feed went stale (or came back): stale holds the margin monitor."""
 
     ts: int
@@ -123,8 +118,7 @@ MARKET_EVENTS = (BookSnapshot, BookDelta, Trade, MarkPrice, IndexPrice, Funding,
 # ----------------------------------------------------------------------------- commands
 
 
-@message
-class CreateAccount:
+class CreateAccount(Message):
     ts: int
     name: str
     parent: int | None = None
@@ -133,22 +127,19 @@ class CreateAccount:
     api_secret: str = ""
 
 
-@message
-class Deposit:
+class Deposit(Message):
     ts: int
     account: int
     amount: int
 
 
-@message
-class Withdraw:
+class Withdraw(Message):
     ts: int
     account: int
     amount: int
 
 
-@message
-class Transfer:
+class Transfer(Message):
     """Move cross-wallet funds between a master and one of its sub-accounts (either way)."""
 
     ts: int
@@ -157,8 +148,7 @@ class Transfer:
     amount: int
 
 
-@message
-class ResetAccount:
+class ResetAccount(Message):
     """Cancel orders, close positions at mark, and set the wallet to ``deposit`` (classroom reset)."""
 
     ts: int
@@ -166,23 +156,20 @@ class ResetAccount:
     deposit: int | None = None
 
 
-@message
-class SetMarginType:
+class SetMarginType(Message):
     ts: int
     account: int
     symbol: str
     isolated: bool
 
 
-@message
-class SetPositionMode:
+class SetPositionMode(Message):
     ts: int
     account: int
     hedge: bool
 
 
-@message
-class SetLeverage:
+class SetLeverage(Message):
     ts: int
     account: int
     symbol: str
@@ -190,8 +177,7 @@ class SetLeverage:
     position_side: str = BOTH
 
 
-@message
-class AdjustIsolatedMargin:
+class AdjustIsolatedMargin(Message):
     """Add (``add=True``) or remove isolated margin of a position (Binance positionMargin type 1/2)."""
 
     ts: int
@@ -202,8 +188,7 @@ class AdjustIsolatedMargin:
     position_side: str = BOTH
 
 
-@message
-class SetAutoAddMargin:
+class SetAutoAddMargin(Message):
     ts: int
     account: int
     symbol: str
@@ -211,8 +196,7 @@ class SetAutoAddMargin:
     position_side: str = BOTH
 
 
-@message
-class PlaceOrder:
+class PlaceOrder(Message):
     """A new order. Conditional types wait for ``stop_price`` (on mark or contract price)."""
 
     ts: int
@@ -236,8 +220,7 @@ class PlaceOrder:
     price_protect: bool = False
 
 
-@message
-class CancelOrder:
+class CancelOrder(Message):
     ts: int
     account: int
     symbol: str
@@ -245,8 +228,7 @@ class CancelOrder:
     client_order_id: str = ""
 
 
-@message
-class CancelAllOrders:
+class CancelAllOrders(Message):
     ts: int
     account: int
     symbol: str
@@ -260,16 +242,14 @@ COMMANDS = (
 # ----------------------------------------------------------------------------- events out
 
 
-@message
-class AccountCreated:
+class AccountCreated(Message):
     ts: int
     account: int
     name: str
     parent: int | None
 
 
-@message
-class CommandRejected:
+class CommandRejected(Message):
     """A command changed nothing; ``code``/``msg`` are the venue's."""
 
     ts: int
@@ -281,8 +261,7 @@ class CommandRejected:
     symbol: str = ""
 
 
-@message
-class SettingChanged:
+class SettingChanged(Message):
     """Leverage, margin type, position mode or auto-add margin changed."""
 
     ts: int
@@ -293,8 +272,7 @@ class SettingChanged:
     position_side: str = BOTH
 
 
-@message
-class OrderUpdate:
+class OrderUpdate(Message):
     """An order's new state, Binance ORDER_TRADE_UPDATE style (``exec_type`` NEW/TRADE/CANCELED/...)."""
 
     ts: int
@@ -325,8 +303,7 @@ class OrderUpdate:
     reason: str = ""
 
 
-@message
-class BalanceUpdate:
+class BalanceUpdate(Message):
     """The cross wallet changed by ``change`` for ``reason`` (ORDER, FUNDING_FEE, DEPOSIT, ...)."""
 
     ts: int
@@ -336,8 +313,7 @@ class BalanceUpdate:
     reason: str
 
 
-@message
-class PositionUpdate:
+class PositionUpdate(Message):
     ts: int
     account: int
     symbol: str
@@ -350,8 +326,7 @@ class PositionUpdate:
     reason: str
 
 
-@message
-class FundingPayment:
+class FundingPayment(Message):
     ts: int
     account: int
     symbol: str
@@ -361,8 +336,7 @@ class FundingPayment:
     amount: int  # signed, + received
 
 
-@message
-class MarginCallPosition:
+class MarginCallPosition(Message):
     symbol: str
     position_side: str
     qty: int
@@ -373,8 +347,7 @@ class MarginCallPosition:
     maintenance_margin: int
 
 
-@message
-class MarginCall:
+class MarginCall(Message):
     """Margin ratio crossed ``level`` (MARGIN_CALL or WARNING); ``symbol`` empty for a cross account."""
 
     ts: int
@@ -386,8 +359,7 @@ class MarginCall:
     positions: tuple[MarginCallPosition, ...]
 
 
-@message
-class Liquidation:
+class Liquidation(Message):
     """A position (or part of it) liquidated: the IOC fill, the fee, the loss, the bankruptcy take-over."""
 
     ts: int
@@ -406,8 +378,7 @@ class Liquidation:
     order_id: int = 0
 
 
-@message
-class InsuranceFundChange:
+class InsuranceFundChange(Message):
     ts: int
     symbol: str
     change: int
@@ -416,8 +387,7 @@ class InsuranceFundChange:
     account: int | None = None
 
 
-@message
-class Adl:
+class Adl(Message):
     """An opposite-side profitable position reduced at the bankrupt position's price."""
 
     ts: int
@@ -430,8 +400,7 @@ class Adl:
     order_id: int = 0
 
 
-@message
-class AutoAddMargin:
+class AutoAddMargin(Message):
     ts: int
     account: int
     symbol: str
@@ -439,8 +408,7 @@ class AutoAddMargin:
     amount: int
 
 
-@message
-class MarketStatus:
+class MarketStatus(Message):
     """A symbol's data went stale or came back (the monitor holds while stale)."""
 
     ts: int
@@ -452,10 +420,15 @@ class MarketStatus:
 # ----------------------------------------------------------------------------- codec
 
 
+def field_names(msg: Any) -> tuple[str, ...]:
+    """The field names of a message (or message class), in order."""
+    return msg.__struct_fields__
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, tuple):
         return [_plain(v) for v in value]
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+    if isinstance(value, Message):
         return encode(value)
     return value
 
@@ -463,8 +436,8 @@ def _plain(value: Any) -> Any:
 def encode(msg: Any) -> dict[str, Any]:
     """A message as a plain dict with its type name under ``"type"``."""
     out: dict[str, Any] = {"type": type(msg).__name__}
-    for f in dataclasses.fields(msg):
-        out[f.name] = _plain(getattr(msg, f.name))
+    for name in msg.__struct_fields__:
+        out[name] = _plain(getattr(msg, name))
     return out
 
 
