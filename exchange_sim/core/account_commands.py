@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .accounts import Account, apply_fill
+from .accounts import Account, apply_fill, leg_key
 from .fixed import fmt_trim
 from .margin import initial_margin
 from .messages import (
@@ -189,7 +189,7 @@ class AccountCommands:
                     return self._reject(cmd, (-4161, "Leverage reduction is not supported in Isolated Margin "
                                                      "Mode with open positions."))
         for side in sides:
-            acct.leverage[(cmd.symbol, side)] = cmd.leverage
+            acct.leverage[leg_key(cmd.symbol, side)] = cmd.leverage
             pos = acct.positions.get((cmd.symbol, side))
             if pos is not None:
                 pos.leverage = cmd.leverage

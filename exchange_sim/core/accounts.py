@@ -15,8 +15,6 @@ the cost (and of the isolated wallet) and realizes side × (close notional − r
 
 from __future__ import annotations
 
-from collections import deque
-
 from .fixed import SCALE
 from .margin import initial_margin, unrealized_pnl
 from .messages import BOTH
@@ -24,6 +22,15 @@ from .orders import Order
 
 LEDGER_KEYS = ("deposits", "withdrawals", "transfers_in", "transfers_out", "realized_pnl", "funding",
                "fees", "insurance")
+
+
+_LEG_KEYS: dict[tuple[str, str], tuple[str, str]] = {}
+
+
+def leg_key(symbol: str, side: str) -> tuple[str, str]:
+    """The one shared ``(symbol, position side)`` tuple (a memory saver for millions of positions)."""
+    key = (symbol, side)
+    return _LEG_KEYS.setdefault(key, key)
 
 
 class Position:
@@ -59,7 +66,7 @@ class Position:
 class Account:
     __slots__ = ("id", "name", "parent", "api_key", "api_secret", "cross_wallet", "hedge", "isolated",
                  "leverage", "auto_add", "positions", "open_orders", "order_margin", "closed_orders",
-                 "trades", "income", "update_ts", "ledger", "children", "unit")
+                 "trades", "income", "update_ts", "ledger", "children", "unit", "history")
 
     def __init__(self, aid: int, name: str, parent: int | None, api_key: str, api_secret: str,
                  ts: int, history: int | None = None) -> None:
@@ -76,14 +83,28 @@ class Account:
         self.positions: dict[tuple[str, str], Position] = {}
         self.open_orders: dict[int, Order] = {}
         self.order_margin = 0
-        # finished orders, fills and income, newest last, the oldest dropped past ``history``
-        self.closed_orders: deque[Order] = deque(maxlen=history)
-        self.trades: deque = deque(maxlen=history)
-        self.income: deque = deque(maxlen=history)
+        # finished orders, fills and income, newest last; see ``remember``
+        self.history = history
+        self.closed_orders: list[Order] = []
+        self.trades: list = []
+        self.income: list = []
         self.update_ts = ts
         self.ledger = dict.fromkeys(LEDGER_KEYS, 0)
         self.children: list[int] = []
         self.unit: object = None  # the margin monitor's cross risk unit
+
+    def remember(self, records: list, item: object) -> None:
+        """Keep ``item`` in a history list holding at least the last ``history`` entries (None: all).
+
+        Trimming is amortised: the list may hold up to twice the limit before it is cut back.
+        """
+        limit = self.history
+        if limit is None:
+            records.append(item)
+        elif limit > 0:
+            records.append(item)
+            if len(records) > 2 * limit:
+                del records[:-limit]
 
     @property
     def wallet_balance(self) -> int:

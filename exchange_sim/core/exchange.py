@@ -64,7 +64,8 @@ class Exchange(Trading, MarginMonitor, LiquidationEngine, AccountCommands, Queri
         self.accounts_by_key: dict[str, int] = {}
         self.initial_deposit: dict[int, int] = {}
         self.orders: dict = {}
-        self.positions_by_symbol: dict[str, dict[tuple[int, str], Position]] = {s: {} for s in self.instruments}
+        # open positions per symbol (an insertion-ordered set; sort by (account, side) to iterate)
+        self.positions_by_symbol: dict[str, dict[Position, None]] = {s: {} for s in self.instruments}
         self.units: dict[int, RiskUnit] = {}
         self.dirty_units: dict[int, RiskUnit] = {}
         self.held_units: set[int] = set()
@@ -173,7 +174,8 @@ class Exchange(Trading, MarginMonitor, LiquidationEngine, AccountCommands, Queri
         if mkt is None:
             return
         mkt.funding_rate = msg.rate
-        for (aid, _), pos in sorted(self.positions_by_symbol[msg.symbol].items()):
+        for pos in sorted(self.positions_by_symbol[msg.symbol], key=lambda p: (p.account, p.side)):
+            aid = pos.account
             mark = self._mark_of(pos)
             signed_notional = pos.qty * mark // SCALE
             amount = -signed_notional * msg.rate // SCALE  # payers round up, receivers down

@@ -154,7 +154,8 @@ class LiquidationEngine:
         """Profitable positions on one side of ``symbol``, highest ADL priority first."""
         mark = self.markets[symbol].mark
         ranked = []
-        for (aid, _), pos in sorted(self.positions_by_symbol[symbol].items()):
+        for pos in sorted(self.positions_by_symbol[symbol], key=lambda p: (p.account, p.side)):
+            aid = pos.account
             if (pos.qty > 0) != long_side:
                 continue
             pnl = pos.pnl(mark)

@@ -62,11 +62,10 @@ class MarginMonitor:
 
     def _position_changed(self: "Exchange", acct: Account, pos: Position) -> None:
         by_symbol = self.positions_by_symbol[pos.symbol]
-        key = (acct.id, pos.side)
         if pos.qty:
-            by_symbol[key] = pos
+            by_symbol[pos] = None
         else:
-            by_symbol.pop(key, None)
+            by_symbol.pop(pos, None)
         if pos.isolated:
             unit = pos.unit
             if unit is None:

@@ -149,7 +149,8 @@ class Queries:
         acct = self.accounts.get(aid)
         if acct is None:
             return []
-        orders = list(acct.open_orders.values()) + list(acct.closed_orders)
+        closed = acct.closed_orders if acct.history is None else acct.closed_orders[-acct.history:] if acct.history else []
+        orders = list(acct.open_orders.values()) + closed
         return [o.view() for o in sorted(orders, key=lambda o: o.id) if symbol is None or o.symbol == symbol]
 
     def order(self: "Exchange", aid: int, order_id: int = 0, client_order_id: str = "") -> OrderView | None:
@@ -165,11 +166,14 @@ class Queries:
         acct = self.accounts.get(aid)
         if acct is None:
             return []
-        return [t for t in acct.trades if symbol is None or t.symbol == symbol]
+        trades = acct.trades if acct.history is None else acct.trades[-acct.history:] if acct.history else []
+        return [t for t in trades if symbol is None or t.symbol == symbol]
 
     def income(self: "Exchange", aid: int) -> list[IncomeRecord]:
         acct = self.accounts.get(aid)
-        return list(acct.income) if acct else []
+        if acct is None or acct.history == 0:
+            return []
+        return list(acct.income if acct.history is None else acct.income[-acct.history:])
 
     # ------------------------------------------------------------------ markets
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .accounts import Account, Position, apply_fill
+from .accounts import Account, Position, apply_fill, leg_key
 from .fixed import SCALE
 from .margin import initial_margin, open_loss
 from .messages import (
@@ -231,7 +231,7 @@ class Trading:
             cond.update_ts = ts
             del acct.open_orders[cond.id]
             self.orders.pop(cond.id, None)
-            acct.closed_orders.append(cond)
+            acct.remember(acct.closed_orders, cond)
             if child.qty == 0:
                 cond.reason = "NOTHING_TO_CLOSE"
                 self._emit_order(cond, "EXPIRED")
@@ -262,6 +262,7 @@ class Trading:
                 self._finish(acct, order, EXPIRED, "EXPIRED", "REDUCE_ONLY_NOTHING_TO_REDUCE")
                 return
         if pos is None:
+            key = leg_key(order.symbol, leg)
             pos = Position(acct.id, order.symbol, leg, order.symbol in acct.isolated,
                            acct.leverage_of(order.symbol, leg, self.config.default_leverage))
             pos.auto_add = (order.symbol, leg) in acct.auto_add
@@ -284,7 +285,7 @@ class Trading:
         ts = self.now
         order.update_ts = ts
         acct.update_ts = ts
-        acct.trades.append(TradeRecord(tid, order.id, acct.id, order.symbol, order.side, order.position_side,
+        acct.remember(acct.trades, TradeRecord(tid, order.id, acct.id, order.symbol, order.side, order.position_side,
                                        price, qty, quote, fee, realized, maker, ts))
         if realized:
             self._income(acct, order.symbol, "REALIZED_PNL", realized, str(tid))
@@ -308,7 +309,7 @@ class Trading:
 
     def _income(self: "Exchange", acct: Account, symbol: str, kind: str, amount: int, info: str = "") -> None:
         self.next_tran_id += 1
-        acct.income.append(IncomeRecord(self.next_tran_id, acct.id, symbol, kind, amount, self.now, info))
+        acct.remember(acct.income, IncomeRecord(self.next_tran_id, acct.id, symbol, kind, amount, self.now, info))
 
     def _attach_tp_sl(self: "Exchange", acct: Account, entry: Order) -> None:
         """TP/SL attached to an entry become close-position trigger orders once it fills."""
@@ -332,7 +333,7 @@ class Trading:
             mkt.unrest(order)
         acct.open_orders.pop(order.id, None)
         self.orders.pop(order.id, None)
-        acct.closed_orders.append(order)
+        acct.remember(acct.closed_orders, order)
 
     def _finish(self: "Exchange", acct: Account, order: Order, status: str, exec_type: str, reason: str) -> None:
         order.status = status
