@@ -259,13 +259,12 @@ class AccountCommands:
             return
         if cmd.symbol not in self.instruments:
             return self._reject(cmd, ERR["symbol"])
-        order = None
-        for o in acct.open_orders.values():
-            if o.symbol == cmd.symbol and ((cmd.order_id and o.id == cmd.order_id) or (
-                    not cmd.order_id and cmd.client_order_id and o.client_id == cmd.client_order_id)):
-                order = o
-                break
-        if order is None:
+        if cmd.order_id:
+            order = acct.open_orders.get(cmd.order_id)
+        else:
+            order = next((o for o in acct.open_orders.values()
+                          if cmd.client_order_id and o.client_id == cmd.client_order_id), None)
+        if order is None or order.symbol != cmd.symbol:
             return self._reject(cmd, ERR["unknown_order"])
         self._cancel(acct, order)
 

@@ -61,11 +61,10 @@ class Instrument:
 
     def max_notional(self, leverage: int) -> int:
         """Largest position notional allowed at ``leverage``: cap of the last tier allowing it."""
-        best = 0
-        for tier in self.tiers:
+        for tier in reversed(self.tiers):
             if tier.max_leverage >= leverage:
-                best = tier.cap
-        return best
+                return tier.cap
+        return 0
 
     def maintenance_margin(self, notional: int) -> int:
         """notional × MMR(tier) − cum(tier), tier chosen by the notional; never below 0."""

@@ -70,7 +70,7 @@ class Order:
         "stop_price", "qty", "filled", "cum_quote", "status", "reduce_only", "close_position",
         "working_type", "callback_rate", "activation_price", "trail_extreme", "activated",
         "queue_ahead", "reserved", "create_ts", "update_ts", "reason", "conditional",
-        "triggered_order_id", "tp_price", "sl_price", "price_protect",
+        "triggered_order_id", "tp_price", "sl_price", "price_protect", "is_buy",
     )
 
     def __init__(self, oid: int, cmd: PlaceOrder, client_id: str) -> None:
@@ -79,6 +79,7 @@ class Order:
         self.account = cmd.account
         self.symbol = cmd.symbol
         self.side = cmd.side
+        self.is_buy = cmd.side == BUY
         self.position_side = cmd.position_side
         self.type = cmd.order_type
         self.tif = cmd.time_in_force if cmd.order_type in (LIMIT, STOP, TAKE_PROFIT) else GTC
@@ -109,10 +110,6 @@ class Order:
     @property
     def remaining(self) -> int:
         return self.qty - self.filled
-
-    @property
-    def is_buy(self) -> bool:
-        return self.side == BUY
 
     @property
     def avg_price(self) -> int:
