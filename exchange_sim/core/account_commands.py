@@ -34,6 +34,14 @@ class AccountCommands:
             self._reject(cmd, (ERR_UNKNOWN_ACCOUNT, f"Unknown account {aid}."))
         return acct
 
+    def _account_and_symbol(self: "Exchange", cmd) -> Account | None:
+        """The command's account when it exists and names a known symbol (else rejected, None)."""
+        acct = self._account(cmd)
+        if acct is not None and cmd.symbol not in self.instruments:
+            self._reject(cmd, ERR["symbol"])
+            return None
+        return acct
+
     def _credit(self: "Exchange", acct: Account, amount: int, ledger_key: str, reason: str, income: str) -> None:
         acct.cross_wallet += amount
         acct.ledger[ledger_key] += abs(amount)
@@ -125,11 +133,9 @@ class AccountCommands:
             self._credit(acct, diff, "withdrawals", "RESET", "TRANSFER")
 
     def _set_margin_type(self: "Exchange", cmd: SetMarginType) -> None:
-        acct = self._account(cmd)
+        acct = self._account_and_symbol(cmd)
         if acct is None:
             return
-        if cmd.symbol not in self.instruments:
-            return self._reject(cmd, ERR["symbol"])
         if (cmd.symbol in acct.isolated) == cmd.isolated:
             return self._reject(cmd, (-4046, "No need to change margin type."))
         orders, position = acct.has_symbol_activity(cmd.symbol)
@@ -198,11 +204,9 @@ class AccountCommands:
                                        cmd.position_side))
 
     def _adjust_margin(self: "Exchange", cmd: AdjustIsolatedMargin) -> None:
-        acct = self._account(cmd)
+        acct = self._account_and_symbol(cmd)
         if acct is None:
             return
-        if cmd.symbol not in self.instruments:
-            return self._reject(cmd, ERR["symbol"])
         side = cmd.position_side if acct.hedge else BOTH
         if acct.hedge and side == BOTH:
             return self._reject(cmd, ERR["position_side"])
@@ -235,11 +239,9 @@ class AccountCommands:
         self._position_changed(acct, pos)
 
     def _set_auto_add(self: "Exchange", cmd: SetAutoAddMargin) -> None:
-        acct = self._account(cmd)
+        acct = self._account_and_symbol(cmd)
         if acct is None:
             return
-        if cmd.symbol not in self.instruments:
-            return self._reject(cmd, ERR["symbol"])
         side = cmd.position_side if acct.hedge else BOTH
         key = (cmd.symbol, side)
         if cmd.enabled:
@@ -254,11 +256,9 @@ class AccountCommands:
                                        "true" if cmd.enabled else "false", side))
 
     def _cancel_order(self: "Exchange", cmd: CancelOrder) -> None:
-        acct = self._account(cmd)
+        acct = self._account_and_symbol(cmd)
         if acct is None:
             return
-        if cmd.symbol not in self.instruments:
-            return self._reject(cmd, ERR["symbol"])
         if cmd.order_id:
             order = acct.open_orders.get(cmd.order_id)
         else:
@@ -269,9 +269,7 @@ class AccountCommands:
         self._cancel(acct, order)
 
     def _cancel_all(self: "Exchange", cmd: CancelAllOrders) -> None:
-        acct = self._account(cmd)
+        acct = self._account_and_symbol(cmd)
         if acct is None:
             return
-        if cmd.symbol not in self.instruments:
-            return self._reject(cmd, ERR["symbol"])
         self._cancel_where(acct, lambda o: o.symbol != cmd.symbol, "")

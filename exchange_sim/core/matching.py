@@ -43,6 +43,29 @@ from .orders import Order, trigger_direction
 INF = 1 << 62
 
 
+def _queue_fills(levels, price: int, qty: int, through, fills: list) -> None:
+    """Fill resting orders, best level first, for a trade of ``qty`` at ``price`` (rule 3).
+
+    ``through(level)`` says whether the trade printed through that level (all of it fills);
+    at ``price`` itself, ``qty`` (0 when the taker was on our side) first eats the queue ahead.
+    """
+    left = qty
+    for level, queue in levels:
+        if not through(level) and level != price:
+            break
+        for order in list(queue):
+            if through(level):
+                fills.append((order, order.remaining, level))
+            elif left > 0:
+                ahead = order.queue_ahead
+                order.queue_ahead = max(0, ahead - left)
+                overflow = left - ahead
+                if overflow > 0:
+                    take = min(order.remaining, overflow)
+                    fills.append((order, take, level))
+                    left -= take
+
+
 class SymbolMarket:
     """Market state of one symbol: prices, book, our resting and trigger orders."""
 
@@ -169,38 +192,11 @@ class SymbolMarket:
         """Resting orders a public trade fills (rule 3): [(order, qty, price)]."""
         fills: list[tuple[Order, int, int]] = []
         if self.best_bid_order >= price:
-            left = qty
-            for key, queue in list(self.resting_bids.items()):
-                level = -key
-                if level < price:
-                    break
-                for order in list(queue):
-                    if level > price:
-                        fills.append((order, order.remaining, level))
-                    elif taker_side == "SELL" and left > 0:
-                        ahead = order.queue_ahead
-                        order.queue_ahead = max(0, ahead - left)
-                        overflow = left - ahead
-                        if overflow > 0:
-                            take = min(order.remaining, overflow)
-                            fills.append((order, take, level))
-                            left -= take
+            bids = ((-key, queue) for key, queue in list(self.resting_bids.items()))
+            _queue_fills(bids, price, qty if taker_side == "SELL" else 0, lambda level: level > price, fills)
         if self.best_ask_order <= price:
-            left = qty
-            for level, queue in list(self.resting_asks.items()):
-                if level > price:
-                    break
-                for order in list(queue):
-                    if level < price:
-                        fills.append((order, order.remaining, level))
-                    elif taker_side == "BUY" and left > 0:
-                        ahead = order.queue_ahead
-                        order.queue_ahead = max(0, ahead - left)
-                        overflow = left - ahead
-                        if overflow > 0:
-                            take = min(order.remaining, overflow)
-                            fills.append((order, take, level))
-                            left -= take
+            asks = iter(list(self.resting_asks.items()))
+            _queue_fills(asks, price, qty if taker_side == "BUY" else 0, lambda level: level < price, fills)
         return fills
 
     def lower_queues(self, bids: tuple, asks: tuple) -> None:
