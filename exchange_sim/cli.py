@@ -14,14 +14,13 @@ and exit code 1 or 2, never a traceback.
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import signal
 import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -30,12 +29,14 @@ from rich.table import Table
 from exchange_sim.config import ConfigError, Settings, load_config
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                  pretty_exceptions_show_locals=False,  # never print a token or secret held in a local
                   help="A paper-trading exchange for USDT-margined perpetual futures.")
 accounts_app = typer.Typer(no_args_is_help=True, help="Accounts of a running simulator (admin API).")
 app.add_typer(accounts_app, name="accounts")
 
-console = Console()
-err = Console(stderr=True)
+# a pipe or file gets wide lines (lesson tables are wide); a terminal keeps its own width
+console = Console(width=None if sys.stdout.isatty() else 120)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 DEFAULT_URL = "http://127.0.0.1:8765"
 NO_INTERNET_HINT = "start offline with --feed synthetic or --feed replay:<file>"
 
@@ -44,12 +45,12 @@ class CliError(Exception):
     """A problem the user can fix; shown as one line."""
 
 
-def fail(message: str, code: int = 1) -> "typer.Exit":
+def fail(message: str, code: int = 1) -> typer.Exit:
     err.print(f"[bold red]exchange-sim:[/bold red] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
-def _settings(config: Optional[Path], **overrides: Any) -> Settings:
+def _settings(config: Path | None, **overrides: Any) -> Settings:
     path = config
     if path is None and Path("config.toml").is_file():
         path = Path("config.toml")
@@ -99,7 +100,7 @@ async def _reachable(url: str, timeout: float = 5.0) -> str | None:
     port = parts.port or (443 if parts.scheme in ("wss", "https") else 80)
     try:
         _reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return f"{host}:{port} did not answer within {timeout:.0f}s"
     except OSError as exc:
         return f"{host}:{port}: {exc.strerror or exc}"
@@ -111,55 +112,22 @@ async def _reachable(url: str, timeout: float = 5.0) -> str | None:
     return None
 
 
-def _open_feed_factory(settings: Settings, symbols: list[str]) -> Any:
-    """A zero-argument callable that opens the configured feed (feeds.open_feed)."""
-    try:
-        from feeds import open_feed  # type: ignore[attr-defined]
-    except ImportError:
-        open_feed = None
-    spec = settings.feed.spec
-    if open_feed is not None:
-        def factory() -> Any:
-            kwargs: dict[str, Any] = {}
-            if spec == "binance":
-                kwargs = {"ws_url": settings.binance.ws_url, "rest_url": settings.binance.rest_url}
-            try:
-                return open_feed(spec, symbols, **kwargs)
-            except TypeError:
-                return open_feed(spec, symbols)
-        return factory
-    # feeds.open_feed not there yet: the feeds that exist, directly
-    if spec == "binance":
-        from feeds.binance import BinanceFeed
-        return lambda: BinanceFeed(symbols, ws_url=settings.binance.ws_url, rest_url=settings.binance.rest_url)
-    if spec.startswith("replay:"):
-        from feeds.replay import Replay
-        return lambda: Replay(spec.removeprefix("replay:"), symbols, speed=1.0)
-    if spec == "synthetic" or spec.startswith("synthetic:"):
-        import feeds.synthetic as synthetic
-        scenario = spec.partition(":")[2] or "walk"
-        cls = getattr(synthetic, "SyntheticFeed", None) or getattr(synthetic, "Synthetic", None)
-        if cls is None:
-            raise CliError("feeds.open_feed is not available yet and feeds.synthetic has no feed class")
-        return lambda: cls(symbols, scenario=scenario, speed=1.0)
-    raise CliError(f"feed {spec!r} needs feeds.open_feed, which is not available in this build")
+def feed_spec_for_run(spec: str) -> str:
+    """The spec ``run`` opens: a synthetic market runs until stopped unless ``steps`` is given."""
+    if (spec == "synthetic" or spec.startswith(("synthetic:", "synthetic?"))) and "steps=" not in spec:
+        return spec + ("&" if "?" in spec else "?") + "steps=0"
+    return spec
 
 
-def _api_app(node: Any, settings: Settings, admin_token: str) -> tuple[Any, bool]:
-    """The API's aiohttp app (or a bare one when the API module is not available)."""
-    from aiohttp import web
+def _open_feed_factory(settings: Settings, spec: str, instruments: dict[str, Any]) -> Any:
+    """A zero-argument callable opening the feed (``feeds.open_feed``) for the supervisor."""
+    from feeds import open_feed
 
-    try:
-        from exchange_sim.api import create_app  # type: ignore[attr-defined]
-    except ImportError:
-        try:
-            from exchange_sim.api.server import create_app  # type: ignore[no-redef]
-        except ImportError:
-            return web.Application(), False
-    try:
-        return create_app(node, admin_token=admin_token), True
-    except TypeError:
-        return create_app(node), True
+    kwargs: dict[str, Any] = {}
+    if spec.startswith("binance"):
+        kwargs = {"ws_url": settings.binance.ws_url, "rest_url": settings.binance.rest_url}
+    symbols = {s: instruments[s] for s in settings.feed.symbols if s in instruments}
+    return lambda: open_feed(spec, symbols, **kwargs)
 
 
 # ----------------------------------------------------------------------------- run
@@ -167,13 +135,13 @@ def _api_app(node: Any, settings: Settings, admin_token: str) -> tuple[Any, bool
 
 @app.command()
 def run(
-    config: Optional[Path] = typer.Option(None, "--config", help="config.toml to read (default ./config.toml)."),
-    feed: Optional[str] = typer.Option(None, "--feed", help="binance | ccxt:<id> | mqtt://host:port/topic | "
+    config: Path | None = typer.Option(None, "--config", help="config.toml to read (default ./config.toml)."),
+    feed: str | None = typer.Option(None, "--feed", help="binance | ccxt:<id> | mqtt://host:port/topic | "
                                        "replay:<file> | synthetic[:scenario] | manual"),
-    host: Optional[str] = typer.Option(None, "--host", help="address to listen on (default 127.0.0.1)."),
-    port: Optional[int] = typer.Option(None, "--port", help="port (default 8765; 0 picks a free one)."),
-    admin_token: Optional[str] = typer.Option(None, "--admin-token", help="admin API bearer token."),
-    db: Optional[Path] = typer.Option(None, "--db", help="SQLite session file (default exchange-sim.db)."),
+    host: str | None = typer.Option(None, "--host", help="address to listen on (default 127.0.0.1)."),
+    port: int | None = typer.Option(None, "--port", help="port (default 8765; 0 picks a free one)."),
+    admin_token: str | None = typer.Option(None, "--admin-token", help="admin API bearer token."),
+    db: Path | None = typer.Option(None, "--db", help="SQLite session file (default exchange-sim.db)."),
     no_journal: bool = typer.Option(False, "--no-journal", help="keep state in memory only."),
 ) -> None:
     """Start the simulator: feed -> core -> API, admin API and dashboard, until Ctrl-C."""
@@ -187,13 +155,18 @@ def run(
 
 
 async def _serve(settings: Settings, *, journal: bool = True) -> int:
-    from aiohttp import web
-
+    from exchange_sim.api import ApiConfig, ApiServer
     from exchange_sim.dashboard import add_routes
+    from exchange_sim.runtime.feeds import FeedSupervisor, SupervisorConfig
     from exchange_sim.runtime.node import Node
+    from feeds import FeedSpecError, parse_spec
 
-    spec = settings.feed.spec
-    if spec == "binance":
+    spec = feed_spec_for_run(settings.feed.spec)
+    try:
+        kind = parse_spec(spec).kind
+    except FeedSpecError as exc:
+        raise CliError(f"--feed {spec}: {exc}") from None
+    if kind == "binance":
         why = await _reachable(settings.binance.ws_url)
         if why is not None:
             raise CliError(f"cannot reach Binance ({why}): no internet? {NO_INTERNET_HINT}")
@@ -206,6 +179,8 @@ async def _serve(settings: Settings, *, journal: bool = True) -> int:
             store = Journal(settings.journal.db, JournalConfig(snapshot_every=settings.journal.snapshot_every))
             exchange, next_seq = recover(store, lambda: new_exchange(settings))
         except JournalError as exc:
+            if store is not None:
+                store.close()
             raise CliError(f"session file {settings.journal.db}: {exc}") from None
     else:
         exchange, next_seq = new_exchange(settings), 1
@@ -214,51 +189,49 @@ async def _serve(settings: Settings, *, journal: bool = True) -> int:
         node.add_listener(store.record)
     await node.start()
 
-    web_app, has_api = _api_app(node, settings, token)
-    if settings.dashboard.enabled:
+    def dashboard_routes(web_app: Any) -> None:
         add_routes(web_app, node, admin_token=token, margin_call_ratio=settings.margin.margin_call_ratio,
-                   warning_ratio=settings.margin.warning_ratio, chart_js=settings.dashboard.chart_js)
-    runner = web.AppRunner(web_app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.server.host, settings.server.port)
+                   warning_ratio=settings.margin.warning_ratio, chart_js=settings.dashboard.chart_js,
+                   shock_moves_book=kind in ("manual", "synthetic"), lessons=kind == "manual")
+
+    server = ApiServer(node, ApiConfig(host=settings.server.host, port=settings.server.port, admin_token=token),
+                       extra_routes=[dashboard_routes] if settings.dashboard.enabled else [], announce=None)
     try:
-        await site.start()
+        await server.start()
     except OSError as exc:
-        await runner.cleanup()
+        await server.stop()
         await node.stop()
         if store is not None:
             store.close()
-        raise CliError(f"cannot listen on {settings.server.host}:{settings.server.port}: {exc.strerror or exc}") from None
-    bound = site._server.sockets[0].getsockname()[1] if site._server and site._server.sockets else settings.server.port
-    base = f"http://{settings.server.host}:{bound}"
+        raise CliError(f"cannot listen on {settings.server.host}:{settings.server.port}: "
+                       f"{exc.strerror or exc}") from None
+    base = server.url
 
     stop = asyncio.Event()
     exit_code = 0
-    first_data = asyncio.Event()
+    connected = False
 
     def on_notice(notice: Any) -> None:
-        nonlocal exit_code
-        kind = getattr(notice, "kind", "")
-        if kind == "connected":
-            first_data.set()
-        elif kind in ("disconnected", "error") and not first_data.is_set() and spec == "binance":
+        nonlocal exit_code, connected
+        if notice.kind == "connected":
+            connected = True
+        elif notice.kind in ("disconnected", "error") and not connected and kind == "binance":
             err.print(f"[bold red]exchange-sim:[/bold red] the Binance feed failed ({notice.detail}): no internet? "
                       f"{NO_INTERNET_HINT}", highlight=False, soft_wrap=True)
             exit_code = 1
             stop.set()
-        elif kind == "error":
+        elif notice.kind == "error":
             err.print(f"[bold red]exchange-sim:[/bold red] feed {spec}: {notice.detail}", highlight=False)
-        elif kind == "ended":
-            console.print(f"feed {spec} ended; the simulator keeps serving (Ctrl-C to stop)")
+        elif notice.kind == "ended":
+            console.print(f"feed {spec} ended; the simulator keeps serving (Ctrl-C to stop)", highlight=False)
 
     supervisor = None
     symbols = list(settings.feed.symbols)
-    if spec != "manual":
-        from exchange_sim.runtime.feeds import FeedSupervisor, SupervisorConfig
-        supervisor = FeedSupervisor(node, _open_feed_factory(settings, symbols), symbols,
+    if kind != "manual":
+        supervisor = FeedSupervisor(node, _open_feed_factory(settings, spec, node.exchange.instruments), symbols,
                                     SupervisorConfig(stale_after=settings.feed.stale_after_s,
-                                                     restart_on_end=spec == "binance" or spec.startswith(("ccxt:", "mqtt"))),
-                                    on_notice=on_notice, name=spec.partition(":")[0])
+                                                     restart_on_end=kind in ("binance", "ccxt", "mqtt")),
+                                    on_notice=on_notice, name=kind)
         await supervisor.start()
 
     publisher = None
@@ -274,15 +247,15 @@ async def _serve(settings: Settings, *, journal: bool = True) -> int:
 
     table = Table.grid(padding=(0, 2))
     table.add_row("feed", f"{spec}  ({', '.join(symbols)})")
-    table.add_row("Binance API", f"{base}/fapi/v1/..." + ("" if has_api else "  [yellow](API module not available in this build)[/yellow]"))
+    table.add_row("Binance API", f"{base}/fapi/v1/...   websocket {server.ws_url}")
     table.add_row("dashboard", f"{base}/#token={token}" if settings.dashboard.enabled else "disabled")
-    table.add_row("admin token", token + ("  (generated; set [server] admin_token or EXSIM_ADMIN_TOKEN to fix it)"
-                                          if not settings.server.admin_token else ""))
+    table.add_row("admin token", token + ("" if settings.server.admin_token else
+                                          "  (generated; set EXSIM_ADMIN_TOKEN or \\[server] admin_token to fix it)"))
     table.add_row("session", f"{settings.journal.db} (next input {next_seq})" if store is not None else "in memory")
     table.add_row("mqtt", settings.mqtt.url or "off")
     console.print("[bold green]exchange-sim running[/bold green] — Ctrl-C to stop")
-    console.print(table)
-    console.print(f"listening on {settings.server.host}:{bound}", highlight=False)
+    console.print(table, highlight=False)
+    console.print(f"listening on {base}", highlight=False)
     sys.stdout.flush()
 
     try:
@@ -295,11 +268,12 @@ async def _serve(settings: Settings, *, journal: bool = True) -> int:
             await supervisor.stop()
         if publisher is not None:
             await publisher.stop()
-        await runner.cleanup()
+        await server.stop()
         await node.stop()
         if store is not None:
             store.close()
         console.print("stopped cleanly")
+        sys.stdout.flush()
     return exit_code
 
 
@@ -309,14 +283,21 @@ async def _serve(settings: Settings, *, journal: bool = True) -> int:
 @app.command()
 def lesson(
     name: str = typer.Argument(..., help="cross-vs-isolated | portfolio | leverage"),
-    png: Optional[Path] = typer.Option(None, "--png", help="chart file (default lesson-<name>.png)."),
+    png: Path | None = typer.Option(None, "--png", help="chart file (default lesson-<name>.png)."),
     no_png: bool = typer.Option(False, "--no-png", help="do not write the chart."),
-    live: Optional[str] = typer.Option(None, "--live", help="play it on a running simulator at this URL."),
-    admin_token: Optional[str] = typer.Option(None, "--admin-token", envvar="EXSIM_ADMIN_TOKEN"),
+    live: str | None = typer.Option(None, "--live", help="play it on a running simulator at this URL."),
+    admin_token: str | None = typer.Option(None, "--admin-token", envvar="EXSIM_ADMIN_TOKEN"),
     step_seconds: float = typer.Option(1.0, "--step-seconds", help="pause between path steps when live."),
 ) -> None:
     """Run a scripted margin lesson offline (table + PNG), or live on a running simulator."""
-    from exchange_sim.lessons import LESSONS, LessonError, build_lesson, lesson_scenario, plot_report, print_report
+    from exchange_sim.lessons import (
+        LESSONS,
+        LessonError,
+        build_lesson,
+        lesson_scenario,
+        plot_report,
+        print_report,
+    )
 
     if name not in LESSONS:
         raise fail(f"unknown lesson {name!r}; lessons: " + ", ".join(f"{k} ({v[0]})" for k, v in LESSONS.items()), 2)
@@ -380,7 +361,7 @@ def replay(
     symbol: list[str] = typer.Option([], "--symbol", help="only these symbols (repeatable)."),
     ladder: bool = typer.Option(True, "--ladder/--no-ladder",
                                 help="open demo long/short positions at 10x..125x to watch them liquidate."),
-    config: Optional[Path] = typer.Option(None, "--config"),
+    config: Path | None = typer.Option(None, "--config"),
 ) -> None:
     """Drive the core as fast as possible from a recording, with progress and a summary."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -421,8 +402,9 @@ def replay(
                 events = exchange.apply(item)
                 if isinstance(item, (m.BookSnapshot, m.BookDelta)):
                     have_book.add(item.symbol)
-                if not ladder_done and isinstance(item, m.MarkPrice) and item.symbol in have_book:
-                    for cmd in _ladder_commands(item.ts, item.symbol, item.mark, exchange.instruments[item.symbol],
+                if not ladder_done and item.symbol in have_book and exchange.market(item.symbol).mark:
+                    mark = exchange.market(item.symbol).mark
+                    for cmd in _ladder_commands(item.ts, item.symbol, mark, exchange.instruments[item.symbol],
                                                 len(exchange.account_ids()) + 1):
                         events += exchange.apply(cmd)
                     ladder_done = True
@@ -482,10 +464,10 @@ def _print_accounts(exchange: Any) -> None:
 @app.command()
 def record(
     out: Path = typer.Option(..., "--out", help="file to write (.jsonl or .jsonl.gz)."),
-    feed: Optional[str] = typer.Option(None, "--feed", help="feed spec (default: the config's)."),
-    seconds: Optional[float] = typer.Option(None, "--seconds", help="stop after this long."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="stop after this many events."),
-    config: Optional[Path] = typer.Option(None, "--config"),
+    feed: str | None = typer.Option(None, "--feed", help="feed spec (default: the config's)."),
+    seconds: float | None = typer.Option(None, "--seconds", help="stop after this long."),
+    limit: int | None = typer.Option(None, "--limit", help="stop after this many events."),
+    config: Path | None = typer.Option(None, "--config"),
 ) -> None:
     """Record a feed's market events to a file that `replay` and `--feed replay:` read."""
     settings = _settings(config, feed_spec=feed)
@@ -502,11 +484,11 @@ async def _record(settings: Settings, out: Path, seconds: float | None, limit: i
 
     if settings.feed.spec == "manual":
         raise CliError("the manual feed has no market data to record")
-    if settings.feed.spec == "binance":
+    if settings.feed.spec.startswith("binance"):
         why = await _reachable(settings.binance.ws_url)
         if why is not None:
             raise CliError(f"cannot reach Binance ({why}): no internet? {NO_INTERNET_HINT}")
-    factory = _open_feed_factory(settings, list(settings.feed.symbols))
+    factory = _open_feed_factory(settings, settings.feed.spec, build_instruments(settings))
     deadline = None if seconds is None else time.monotonic() + seconds
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -514,7 +496,7 @@ async def _record(settings: Settings, out: Path, seconds: float | None, limit: i
         loop.add_signal_handler(sig, stop.set)
     count = 0
     try:
-        with Recorder(str(out)) as rec:
+        async with Recorder(str(out)) as rec:
             feed_obj = factory()
             async with feed_obj if hasattr(feed_obj, "__aenter__") else _nullctx(feed_obj) as feed_iter:
                 iterator = feed_iter.__aiter__()
@@ -524,10 +506,9 @@ async def _record(settings: Settings, out: Path, seconds: float | None, limit: i
                     timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
                     try:
                         item = await asyncio.wait_for(iterator.__anext__(), timeout)
-                    except (StopAsyncIteration, asyncio.TimeoutError):
+                    except (TimeoutError, StopAsyncIteration):
                         break
-                    if is_market_event(item):
-                        rec.write(item)
+                    if is_market_event(item) and rec.write(item):
                         count += 1
     except FeedError as exc:
         raise CliError(f"feed {settings.feed.spec}: {exc}") from None
@@ -585,7 +566,7 @@ def replay_session_cmd(
 # ----------------------------------------------------------------------------- accounts
 
 
-def _client(url: str, token: Optional[str]) -> Any:
+def _client(url: str, token: str | None) -> Any:
     from exchange_sim.lessons.live import AdminClient
 
     return AdminClient(url, token)
@@ -608,8 +589,8 @@ TOKEN_OPTION = typer.Option(None, "--admin-token", envvar="EXSIM_ADMIN_TOKEN", h
 def accounts_create(
     name: str = typer.Argument(...),
     deposit: str = typer.Option("0", "--deposit"),
-    parent: Optional[int] = typer.Option(None, "--parent", help="make it a sub-account of this account."),
-    url: str = URL_OPTION, admin_token: Optional[str] = TOKEN_OPTION,
+    parent: int | None = typer.Option(None, "--parent", help="make it a sub-account of this account."),
+    url: str = URL_OPTION, admin_token: str | None = TOKEN_OPTION,
 ) -> None:
     """Create an account (prints its API key and secret once)."""
     creds = _admin_call(_client(url, admin_token).create_account, name, deposit, parent)
@@ -621,7 +602,7 @@ def accounts_create(
 
 
 @accounts_app.command("list")
-def accounts_list(url: str = URL_OPTION, admin_token: Optional[str] = TOKEN_OPTION) -> None:
+def accounts_list(url: str = URL_OPTION, admin_token: str | None = TOKEN_OPTION) -> None:
     """List the accounts."""
     data = _admin_call(_client(url, admin_token).accounts)
     rows = data.get("accounts", data) if isinstance(data, dict) else data
@@ -638,7 +619,7 @@ def accounts_list(url: str = URL_OPTION, admin_token: Optional[str] = TOKEN_OPTI
 
 @accounts_app.command("deposit")
 def accounts_deposit(account: int = typer.Argument(...), amount: str = typer.Argument(...),
-                     url: str = URL_OPTION, admin_token: Optional[str] = TOKEN_OPTION) -> None:
+                     url: str = URL_OPTION, admin_token: str | None = TOKEN_OPTION) -> None:
     """Deposit USDT into an account."""
     out = _admin_call(_client(url, admin_token).deposit, account, amount)
     console.print_json(data=out)
@@ -646,7 +627,7 @@ def accounts_deposit(account: int = typer.Argument(...), amount: str = typer.Arg
 
 @accounts_app.command("show")
 def accounts_show(account: int = typer.Argument(...), url: str = URL_OPTION,
-                  admin_token: Optional[str] = TOKEN_OPTION) -> None:
+                  admin_token: str | None = TOKEN_OPTION) -> None:
     """Show one account: wallets, positions with liquidation prices, orders, margin ratio."""
     out = _admin_call(_client(url, admin_token).account, account)
     console.print_json(data=out)

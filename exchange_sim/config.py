@@ -17,10 +17,11 @@ import dataclasses
 import os
 import re
 import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Mapping
+from typing import Any
 
 FEED_KINDS = ("binance", "ccxt:<exchange id>", "mqtt://host:port/topic", "replay:<file>",
               "synthetic[:scenario]", "manual")
@@ -107,7 +108,7 @@ class Settings:
     source: str = "<defaults>"
 
     def override(self, *, feed_spec: str | None = None, host: str | None = None, port: int | None = None,
-                 admin_token: str | None = None, db: str | None = None) -> "Settings":
+                 admin_token: str | None = None, db: str | None = None) -> Settings:
         """These settings with command-line values (None = keep) applied and validated."""
         where = "command line"
         server, feed, journal = self.server, self.feed, self.journal
@@ -187,18 +188,20 @@ def _token(where: str, key: str, value: Any) -> str:
 
 def _feed_spec(where: str, key: str, value: Any) -> str:
     allowed = "one of " + ", ".join(FEED_KINDS)
-    if not isinstance(value, str):
+    if not isinstance(value, str) or not value.strip():
         raise _fail(where, key, value, allowed)
-    kind, _, rest = value.partition(":")
-    if value in ("binance", "manual", "synthetic"):
+    try:
+        from feeds import FeedSpecError, parse_spec
+    except ImportError:  # feeds not installed: check the shape only
+        if value.partition(":")[0].partition("?")[0] not in ("binance", "ccxt", "mqtt", "replay", "synthetic",
+                                                              "manual"):
+            raise _fail(where, key, value, allowed) from None
         return value
-    if kind in ("ccxt", "replay") and rest:
-        return value
-    if kind == "synthetic" and re.fullmatch(r"[a-z0-9_\-]+", rest):
-        return value
-    if kind in ("mqtt", "mqtts") and rest.startswith("//") and len(rest) > 2:
-        return value
-    raise _fail(where, key, value, allowed)
+    try:
+        parse_spec(value)
+    except FeedSpecError as exc:
+        raise _fail(where, key, value, f"{allowed} ({exc})") from None
+    return value
 
 
 def _symbols(where: str, key: str, value: Any) -> tuple[str, ...]:

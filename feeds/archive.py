@@ -4,15 +4,18 @@ The layout is detected from the header (or, for old header-less files, from the 
 and the file name); ``kind`` overrides the detection. Timestamps in microseconds (newer archives)
 are brought back to milliseconds.
 
-| kind      | columns (header names)                                                      | events |
-|-----------|------------------------------------------------------------------------------|--------|
-| trades    | id, price, qty, quote_qty, time, is_buyer_maker                              | Trade |
-| aggTrades | agg_trade_id, price, quantity, first_trade_id, last_trade_id, transact_time, is_buyer_maker | Trade |
-| bookTicker| update_id, best_bid_price, best_bid_qty, best_ask_price, best_ask_qty, transaction_time, event_time | one-level BookSnapshot |
-| klines    | open_time, open, high, low, close, volume, close_time, ... (12 columns)      | path (see ``klines``): Trade + MarkPrice |
-| markPriceKlines | the same 12 columns with "mark" in the file name, or open_time_ms, open_time_utc, mark_open, mark_high, mark_low, mark_close | path: MarkPrice |
-| indexPriceKlines | 12 kline columns with "index" in the file name                       | path: IndexPrice |
-| fundingRate | calc_time, funding_interval_hours, last_funding_rate  (or funding_time_ms, funding_time_utc, funding_rate) | Funding |
+- ``trades``: id, price, qty, quote_qty, time, is_buyer_maker → ``Trade``
+- ``aggTrades``: agg_trade_id, price, quantity, first_trade_id, last_trade_id, transact_time,
+  is_buyer_maker → ``Trade``
+- ``bookTicker``: update_id, best_bid_price, best_bid_qty, best_ask_price, best_ask_qty,
+  transaction_time, event_time → a one-level ``BookSnapshot``
+- ``klines``: open_time, open, high, low, close, volume, close_time, ... (12 columns) → the price
+  path of ``feeds.klines``: ``Trade`` + ``MarkPrice``
+- ``markPriceKlines``: the same 12 columns with "mark" in the file name, or open_time_ms,
+  open_time_utc, mark_open, mark_high, mark_low, mark_close → path of ``MarkPrice``
+- ``indexPriceKlines``: 12 kline columns with "index" in the file name → path of ``IndexPrice``
+- ``fundingRate``: calc_time, funding_interval_hours, last_funding_rate (or funding_time_ms,
+  funding_time_utc, funding_rate) → ``Funding`` settlements
 
 The symbol is not in the files: it comes from the caller or from the file name
 (``BTCUSDT-1m-2024-08-05.csv``, ``binance-usdm_BTCUSDT_1m_....csv``).
@@ -22,19 +25,21 @@ from __future__ import annotations
 
 import csv
 import re
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from exchange_sim.core.messages import BUY, SELL, BookSnapshot, Funding, IndexPrice, Trade
 
 from .base import FeedFormatError, FeedSpecError, fixed, fixed_rounded
-from .klines import Bar, PathOptions, bars_events, path
+from .klines import DEFAULT_PATH, Bar, PathOptions, bars_events, path
 
 KINDS = ("trades", "aggTrades", "bookTicker", "klines", "markPriceKlines", "indexPriceKlines", "fundingRate")
 
 _HEADERS: dict[frozenset[str], str] = {
     frozenset({"id", "price", "qty", "time", "is_buyer_maker"}): "trades",
     frozenset({"agg_trade_id", "price", "quantity", "transact_time", "is_buyer_maker"}): "aggTrades",
-    frozenset({"update_id", "best_bid_price", "best_bid_qty", "best_ask_price", "best_ask_qty"}): "bookTicker",
+    frozenset({"update_id", "best_bid_price", "best_bid_qty", "best_ask_price", "best_ask_qty"}):
+        "bookTicker",
     frozenset({"open_time", "open", "high", "low", "close"}): "klines",
     frozenset({"mark_open", "mark_high", "mark_low", "mark_close"}): "markPriceKlines",
     frozenset({"last_funding_rate"}): "fundingRate",
@@ -78,7 +83,8 @@ def detect(header: list[str], name: str = "") -> tuple[str, bool]:
     n = len(header)
     last = header[-1].strip().lower()
     if n == 12:
-        return ("markPriceKlines" if "mark" in lname else "indexPriceKlines" if "index" in lname else "klines"), False
+        kind = "markPriceKlines" if "mark" in lname else "indexPriceKlines" if "index" in lname else "klines"
+        return kind, False
     if n == 6 and last in ("true", "false"):
         return "trades", False
     if n == 7 and last in ("true", "false"):
@@ -103,7 +109,10 @@ _POSITIONAL: dict[str, list[str]] = {
 _POSITIONAL["markPriceKlines"] = _POSITIONAL["indexPriceKlines"] = _POSITIONAL["klines"]
 
 
-def _rows(lines: Iterable[str], name: str, kind: str | None) -> tuple[str, list[str], Iterator[dict[str, str]]]:
+Rows = Iterator[dict[str, str]]
+
+
+def _rows(lines: Iterable[str], name: str, kind: str | None) -> tuple[str, list[str], Rows]:
     reader = csv.reader(line for line in lines if line.strip())
     try:
         first = next(reader)
@@ -126,7 +135,9 @@ def _rows(lines: Iterable[str], name: str, kind: str | None) -> tuple[str, list[
 
 def _bars(rows: Iterator[dict[str, str]], mark_columns: bool) -> Iterator[Bar]:
     """Bars from kline rows; the duration comes from close_time or the next bar's open time."""
-    keys = ("mark_open", "mark_high", "mark_low", "mark_close") if mark_columns else ("open", "high", "low", "close")
+    keys = ("open", "high", "low", "close")
+    if mark_columns:
+        keys = ("mark_open", "mark_high", "mark_low", "mark_close")
     time_key = "open_time_ms" if mark_columns else "open_time"
     pending: tuple[int, int, tuple[int, int, int, int], int] | None = None
     last_duration = 60_000
@@ -152,7 +163,7 @@ def _bars(rows: Iterator[dict[str, str]], mark_columns: bool) -> Iterator[Bar]:
 
 
 def read_archive(lines: Iterable[str], symbol: str, name: str = "", kind: str | None = None,
-                 options: PathOptions = PathOptions()) -> Iterator[Any]:
+                 options: PathOptions = DEFAULT_PATH) -> Iterator[Any]:
     """The market events of one archive CSV, in file order (FeedFormatError on a bad row)."""
     try:
         yield from _events(lines, symbol, name, kind, options)
@@ -166,12 +177,14 @@ def _events(lines: Iterable[str], symbol: str, name: str, kind: str | None,
     symbol = symbol.upper()
     if kind == "trades":
         for r in rows:
-            yield Trade(ts=_ms(r["time"]), symbol=symbol, price=fixed(r["price"], "price"), qty=fixed(r["qty"], "qty"),
+            yield Trade(ts=_ms(r["time"]), symbol=symbol, price=fixed(r["price"], "price"),
+                        qty=fixed(r["qty"], "qty"),
                         taker_side=SELL if _truthy(r["is_buyer_maker"]) else BUY, trade_id=int(r["id"]))
     elif kind == "aggTrades":
         for r in rows:
             yield Trade(ts=_ms(r["transact_time"]), symbol=symbol, price=fixed(r["price"], "price"),
-                        qty=fixed(r["quantity"], "qty"), taker_side=SELL if _truthy(r["is_buyer_maker"]) else BUY,
+                        qty=fixed(r["quantity"], "qty"),
+                        taker_side=SELL if _truthy(r["is_buyer_maker"]) else BUY,
                         trade_id=int(r["agg_trade_id"]))
     elif kind == "bookTicker":
         for r in rows:

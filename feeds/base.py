@@ -17,8 +17,9 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Iterable
+from typing import Any
 
 from exchange_sim.core.fixed import FixedPointError, to_fixed
 from exchange_sim.core.messages import MARKET_EVENTS

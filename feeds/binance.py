@@ -24,7 +24,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from typing import Any, AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Self
 
 import aiohttp
 from websockets.asyncio.client import ClientConnection, connect
@@ -32,8 +33,18 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from exchange_sim.core.messages import BookSnapshot
 
-from .base import (CONNECTED, GAP, RESYNC, FeedDisconnected, FeedError, FeedFormatError, FeedSignal,
-                   FeedSpecError, check_symbols, wall_ms)
+from .base import (
+    CONNECTED,
+    GAP,
+    RESYNC,
+    FeedDisconnected,
+    FeedError,
+    FeedFormatError,
+    FeedSignal,
+    FeedSpecError,
+    check_symbols,
+    wall_ms,
+)
 from .binance_wire import WireDecoder, depth_snapshot
 
 DEFAULT_WS_URL = "wss://fstream.binance.com"
@@ -46,8 +57,7 @@ def resolve_urls(ws_url: str | None = None, rest_url: str | None = None) -> tupl
     rest = rest_url or os.environ.get("EXSIM_BINANCE_REST_URL") or DEFAULT_REST_URL
     ws = ws.rstrip("/")
     for suffix in ("/stream", "/ws"):
-        if ws.endswith(suffix):
-            ws = ws[: -len(suffix)]
+        ws = ws.removesuffix(suffix)
     if not ws.startswith(("ws://", "wss://")):
         raise FeedSpecError(f"websocket URL must start with ws:// or wss://: {ws!r}")
     if not rest.startswith(("http://", "https://")):
@@ -93,6 +103,7 @@ class BinanceFeed:
         self._tasks: set[asyncio.Task[None]] = set()
         self._fetching: set[str] = set()
         self._attempts: dict[str, int] = {}
+        self._synced: set[str] = set()
 
     def streams(self) -> list[str]:
         """The stream names this feed subscribes to."""
@@ -113,11 +124,11 @@ class BinanceFeed:
     def url(self) -> str:
         return f"{self.ws_url}/stream?streams={'/'.join(self.streams())}"
 
-    async def __aenter__(self) -> "BinanceFeed":
+    async def __aenter__(self) -> Self:
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.open_timeout))
         try:
             self._ws = await connect(self.url, open_timeout=self.open_timeout, max_size=2**24,
-                                     ping_interval=20, ping_timeout=20)
+                                     ping_interval=20, ping_timeout=20, close_timeout=2)
         except InvalidURI as exc:
             await self._http.close()
             raise FeedSpecError(f"bad websocket URL {self.url!r}: {exc}") from None
@@ -131,17 +142,14 @@ class BinanceFeed:
 
     async def aclose(self) -> None:
         """Close the websocket, the HTTP session and any snapshot request in flight."""
-        for t in list(self._tasks):
-            t.cancel()
-        for t in list(self._tasks):
-            try:
-                await t
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - closing anyway
-                pass
-        self._tasks.clear()
-        if self._ws is not None:
+        if self._ws is not None:  # first, while the reader still drains it: the close handshake gets through
             await self._ws.close()
             self._ws = None
+        tasks = list(self._tasks)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
         if self._http is not None:
             await self._http.close()
             self._http = None
@@ -165,12 +173,7 @@ class BinanceFeed:
             if isinstance(item, BaseException):
                 raise item
             if isinstance(item, BookSnapshot):
-                sync = self.decoder.sync(item.symbol)
-                first = sync.resyncs == 0
-                events = self.decoder.snapshot(item)
-                for ev in events:
-                    if isinstance(ev, BookSnapshot) and not first:
-                        yield FeedSignal(ts=ev.ts, symbol=ev.symbol, kind=RESYNC, detail=f"snapshot {ev.update_id}")
+                for ev in self._mark_resync(self.decoder.snapshot(item)):
                     yield ev
                 self._after(item.symbol)
                 continue
@@ -178,11 +181,7 @@ class BinanceFeed:
             symbol = str(item.get("data", {}).get("s", "")).upper()
             sync = self.decoder.syncs.get(symbol)
             gaps = sync.gaps if sync else 0
-            try:
-                events = self.decoder.feed(item)
-            except FeedFormatError:
-                raise
-            for ev in events:
+            for ev in self._mark_resync(self.decoder.feed(item)):
                 yield ev
             if symbol and self.depth and symbol in self.decoder.syncs:
                 sync = self.decoder.syncs[symbol]
@@ -190,6 +189,18 @@ class BinanceFeed:
                     yield FeedSignal(ts=int(item.get("data", {}).get("E", 0)), symbol=symbol, kind=GAP,
                                      detail=sync.last_gap)
                 self._after(symbol)
+
+    def _mark_resync(self, events: list[Any]) -> list[Any]:
+        """The events, with a RESYNC signal before every book snapshot but a symbol's first."""
+        out: list[Any] = []
+        for ev in events:
+            if isinstance(ev, BookSnapshot):
+                if ev.symbol in self._synced:
+                    detail = f"snapshot {ev.update_id}"
+                    out.append(FeedSignal(ts=ev.ts, symbol=ev.symbol, kind=RESYNC, detail=detail))
+                self._synced.add(ev.symbol)
+            out.append(ev)
+        return out
 
     def _after(self, symbol: str) -> None:
         """Fetch a snapshot when the sync asks for one (with a short pause between attempts)."""

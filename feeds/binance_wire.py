@@ -43,8 +43,9 @@ def depth_delta(d: dict[str, Any]) -> BookDelta:
     """A ``depthUpdate`` message as a BookDelta stamped with the event time ``E``."""
     try:
         return BookDelta(
-            ts=int(d["E"]), symbol=str(d["s"]).upper(), bids=levels(d["b"], "bid"), asks=levels(d["a"], "ask"),
-            first_update_id=int(d["U"]), final_update_id=int(d["u"]), prev_final_update_id=int(d.get("pu", 0)),
+            ts=int(d["E"]), symbol=str(d["s"]).upper(), bids=levels(d["b"], "bid"),
+            asks=levels(d["a"], "ask"), first_update_id=int(d["U"]), final_update_id=int(d["u"]),
+            prev_final_update_id=int(d.get("pu", 0)),
         )
     except (KeyError, TypeError, ValueError):
         raise FeedFormatError(f"bad depthUpdate: {d!r:.200}") from None

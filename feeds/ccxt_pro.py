@@ -25,15 +25,27 @@ ccxt's own reconnection is not relied on: any ccxt ``NetworkError`` ends the fee
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, Self
 
 from exchange_sim.core.fixed import to_fixed
 from exchange_sim.core.messages import BUY, SELL, BookDelta, BookSnapshot, MarkPrice, Trade
 
-from .base import (CONNECTED, FeedDisconnected, FeedError, FeedFormatError, FeedSignal, FeedSpecError,
-                   check_symbols, wall_ms)
+from .base import (
+    CONNECTED,
+    FeedDisconnected,
+    FeedError,
+    FeedFormatError,
+    FeedSignal,
+    FeedSpecError,
+    check_symbols,
+    wall_ms,
+)
 from .binance_wire import FundingTracker
+
+log = logging.getLogger(__name__)
 
 
 def _fx(value: Any) -> int:
@@ -83,7 +95,7 @@ class CcxtProFeed:
         self._tasks: list[asyncio.Task[None]] = []
         self.funding = FundingTracker()
 
-    async def __aenter__(self) -> "CcxtProFeed":
+    async def __aenter__(self) -> Self:
         import ccxt
         import ccxt.pro as ccxtpro
 
@@ -113,17 +125,13 @@ class CcxtProFeed:
         """Stop the watchers and close the venue's connections (when this feed created them)."""
         for t in self._tasks:
             t.cancel()
-        for t in self._tasks:
-            try:
-                await t
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - closing anyway
-                pass
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
         if self.exchange is not None and self._own_exchange:
             try:
                 await self.exchange.close()
-            except Exception:  # noqa: BLE001 - closing anyway
-                pass
+            except Exception:  # closing anyway; the venue's own error is of no use here
+                log.debug("%s: close failed", self.exchange_id, exc_info=True)
             self.exchange = None
 
     def _venue_symbol(self, symbol: str) -> str:
@@ -140,7 +148,7 @@ class CcxtProFeed:
                 candidates.append((0 if (m.get("swap") and m.get("linear")) else 1, vs))
         if not candidates:
             raise FeedSpecError(f"{self.exchange_id} has no market for {symbol}")
-        return sorted(candidates)[0][1]
+        return min(candidates)[1]
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self._run()
@@ -235,7 +243,7 @@ class CcxtProFeed:
             nxt = info.get("T") if info.get("e") == "markPriceUpdate" else info.get("nextFundingTime")
             ev = MarkPrice(ts=int(tk.get("timestamp") or wall_ms()), symbol=symbol, mark=_fx(mark),
                            index=_fx_or_none(tk.get("indexPrice") or info.get("i")),
-                           funding_rate=_fx_or_none(info.get("r") if "r" in info else info.get("fundingRate")),
+                           funding_rate=_fx_or_none(info["r"] if "r" in info else info.get("fundingRate")),
                            next_funding_ts=int(nxt) if nxt not in (None, "", 0) else None)
             for out in self.funding.on_mark(ev):
                 self._queue.put_nowait(out)

@@ -20,8 +20,9 @@ bar's minute, and a position whose liquidation price lies above that low is liqu
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from exchange_sim.core.messages import BUY, SELL, BookSnapshot, MarkPrice, Trade
 
@@ -48,6 +49,9 @@ class PathOptions:
     book_levels: int = 0  # 0 = no synthetic book
     book_qty: int = 10 * 10**8  # per level, fixed units
     tick: int = 10**7  # 0.1
+
+
+DEFAULT_PATH = PathOptions()
 
 
 def path(bar: Bar) -> list[tuple[int, int]]:
@@ -97,7 +101,8 @@ def mark_bar_events(bar: Bar, symbol: str) -> list[Any]:
     return [MarkPrice(ts=ts, symbol=symbol, mark=price) for ts, price in path(bar)]
 
 
-def bars_events(bars: Iterator[Bar], symbol: str, options: PathOptions, mark_klines: bool = False) -> Iterator[Any]:
+def bars_events(bars: Iterator[Bar], symbol: str, options: PathOptions,
+                mark_klines: bool = False) -> Iterator[Any]:
     """Every bar's events in order (trade ids continue across bars)."""
     trade_id = 1
     prev: int | None = None

@@ -17,7 +17,8 @@ from __future__ import annotations
 import gzip
 import io
 import os
-from typing import IO, Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import IO, Any, Self
 
 from exchange_sim.core.messages import dumps
 
@@ -34,14 +35,15 @@ class Recorder:
         self.count = 0
         self._fh: IO[str] | None = None
 
-    def open(self) -> "Recorder":
+    def open(self) -> Recorder:
         directory = os.path.dirname(os.path.abspath(self.path))
         try:
             os.makedirs(directory, exist_ok=True)
             if self.compress:
-                self._fh = io.TextIOWrapper(gzip.open(self.path, "wb"), encoding="utf-8", newline="\n")
+                # a long-lived handle, closed by close() / __aexit__
+                self._fh = io.TextIOWrapper(gzip.open(self.path, "wb"), encoding="utf-8", newline="\n")  # noqa: SIM115
             else:
-                self._fh = open(self.path, "w", encoding="utf-8", newline="\n")
+                self._fh = open(self.path, "w", encoding="utf-8", newline="\n")  # noqa: SIM115
         except OSError as exc:
             raise FeedError(f"cannot record to {self.path}: {exc}") from None
         return self
@@ -65,7 +67,7 @@ class Recorder:
             self._fh.close()
             self._fh = None
 
-    async def __aenter__(self) -> "Recorder":
+    async def __aenter__(self) -> Self:
         return self.open()
 
     async def __aexit__(self, *exc: object) -> None:

@@ -26,16 +26,18 @@ import io
 import json
 import os
 import re
-from typing import Any, AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from typing import Any
 
 from exchange_sim.core.messages import BookSnapshot, loads
 
 from .archive import read_archive, symbol_from_name
 from .base import GAP, RESYNC, FeedFormatError, FeedSignal, FeedSpecError, Pacer, is_market_event
 from .binance_wire import WireDecoder, depth_snapshot
-from .klines import PathOptions
+from .klines import DEFAULT_PATH, PathOptions
 
 RAW, RECORDING, CSV = "raw", "recording", "csv"
+RAW_STREAMS = frozenset({"depth", "trade", "aggTrade", "mark"})
 _RAW_LINE = re.compile(r"^(\d+)\s+([\[{].*)$")
 
 
@@ -48,8 +50,7 @@ def open_text(path: str) -> Iterator[str]:
     opener = gzip.open if magic == b"\x1f\x8b" else open
     try:
         with opener(path, "rb") as fh:  # type: ignore[operator]
-            for line in io.TextIOWrapper(fh, encoding="utf-8"):
-                yield line
+            yield from io.TextIOWrapper(fh, encoding="utf-8")
     except (OSError, EOFError, UnicodeDecodeError) as exc:
         raise FeedFormatError(f"cannot read {path}: {exc}") from None
 
@@ -71,7 +72,7 @@ def detect_format(first_line: str) -> str:
 
 
 def read_raw_capture(lines: Iterable[str], symbols: Sequence[str] | None = None,
-                     want: frozenset[str] = frozenset({"depth", "trade", "aggTrade", "mark"})) -> Iterator[Any]:
+                     want: frozenset[str] = RAW_STREAMS) -> Iterator[Any]:
     """Core events (and gap/resync FeedSignals) from ``<ns> <json>`` capture lines."""
     decoder = WireDecoder(tuple(symbols) if symbols else None, want)
     last_symbol = symbols[0] if symbols and len(symbols) == 1 else ""
@@ -112,7 +113,8 @@ def read_raw_capture(lines: Iterable[str], symbols: Sequence[str] | None = None,
         for ev in events:
             if isinstance(ev, BookSnapshot) and "depth" in decoder.want and ev.update_id:
                 if ev.symbol in seen_snapshot:
-                    yield FeedSignal(ts=ev.ts, symbol=ev.symbol, kind=RESYNC, detail=f"snapshot {ev.update_id}")
+                    detail = f"snapshot {ev.update_id}"
+                    yield FeedSignal(ts=ev.ts, symbol=ev.symbol, kind=RESYNC, detail=detail)
                 seen_snapshot.add(ev.symbol)
             yield ev
 
@@ -137,7 +139,7 @@ def read_recording(lines: Iterable[str]) -> Iterator[Any]:
 
 
 def read_file(path: str, symbols: Sequence[str] | None = None, symbol: str | None = None,
-              kind: str | None = None, options: PathOptions = PathOptions()) -> Iterator[Any]:
+              kind: str | None = None, options: PathOptions = DEFAULT_PATH) -> Iterator[Any]:
     """The events of one recording file of any supported format, in file order."""
     lines = open_text(path)
     first = ""
@@ -182,7 +184,7 @@ class Replay:
 
     def __init__(self, paths: str | Sequence[str], symbols: Sequence[str] | None = None, speed: float = 0.0,
                  symbol: str | None = None, kind: str | None = None,
-                 options: PathOptions = PathOptions(), yield_every: int = 500) -> None:
+                 options: PathOptions = DEFAULT_PATH, yield_every: int = 500) -> None:
         self.paths = [paths] if isinstance(paths, str) else list(paths)
         if not self.paths:
             raise FeedSpecError("replay needs at least one file")

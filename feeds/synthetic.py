@@ -22,8 +22,9 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Iterator, Sequence
+from typing import Any
 
 from exchange_sim.core.fixed import SCALE
 from exchange_sim.core.messages import BUY, SELL, BookSnapshot, MarkPrice, Trade
@@ -92,7 +93,7 @@ def synthetic_events(symbols: Sequence[str], cfg: SyntheticConfig = SyntheticCon
             spread = tick * (1 + rng.randrange(2))
             bids = tuple((price - spread - i * tick, cfg.level_qty + rng.randrange(cfg.level_qty)) for i in
                          range(cfg.levels))
-            asks = tuple((price + i * tick + (0 if i else tick), cfg.level_qty + rng.randrange(cfg.level_qty))
+            asks = tuple((price + (i + 1) * tick, cfg.level_qty + rng.randrange(cfg.level_qty))
                          for i in range(cfg.levels))
             yield BookSnapshot(ts=ts, symbol=s, bids=bids, asks=asks, update_id=step + 1)
             trade_id[s] += 1
@@ -103,7 +104,7 @@ def synthetic_events(symbols: Sequence[str], cfg: SyntheticConfig = SyntheticCon
 
 
 def _price(logp: float, tick: int) -> int:
-    raw = int(round(math.exp(logp) * SCALE))
+    raw = round(math.exp(logp) * SCALE)
     return max(tick, raw - raw % tick)
 
 

@@ -13,6 +13,7 @@ Routes:
 - ``POST /dashboard/api/shock``      ``{"symbol", "percent", "seconds", "steps"}``: move the mark
   (and last price) by N% over M seconds; admin token required (``Authorization: Bearer``)
 - ``POST /dashboard/api/reset``      ``{"accounts": [ids]}``: reset accounts (to their deposit)
+- ``POST /dashboard/api/lesson``     ``{"name", "step_seconds"}``: play a scripted lesson (manual feed)
 
 The hub subscribes to the node's fan-out: a slow page never slows the core (the node drops
 for a full subscriber queue, and the hub then just sends the newest document).
@@ -38,17 +39,21 @@ from .assets import ChartLibraryMissing, find_chart_js
 from .state import DashboardState
 
 log = logging.getLogger(__name__)
-HUB_KEY: web.AppKey["DashboardHub"] = web.AppKey("exchange_sim_dashboard_hub")
+HUB_KEY: web.AppKey[DashboardHub] = web.AppKey("exchange_sim_dashboard_hub")
 MAX_SHOCK_SECONDS = 600
 MAX_SHOCK_STEPS = 600
+HISTORY_TAIL = 5  # price points per symbol in a live push (the page keeps what it got on connect)
 
 
 class DashboardHub:
     """Follows the node and pushes the dashboard document to every connected page."""
 
     def __init__(self, node: Any, *, admin_token: str | None = None, margin_call_ratio: float = 0.8,
-                 warning_ratio: float = 0.6, push_interval: float = 0.25, chart_js: str | None = None) -> None:
+                 warning_ratio: float = 0.6, push_interval: float = 0.25, chart_js: str | None = None,
+                 shock_moves_book: bool = False, lessons: bool = False) -> None:
         self.node = node
+        self.lessons_allowed = lessons
+        self.shock_moves_book = shock_moves_book
         self.admin_token = admin_token
         self.state = DashboardState(margin_call_ratio=margin_call_ratio, warning_ratio=warning_ratio)
         self.push_interval = push_interval
@@ -80,8 +85,10 @@ class DashboardHub:
         for task in (*self._tasks, *self._shocks):
             try:
                 await task
-            except (asyncio.CancelledError, Exception):
+            except asyncio.CancelledError:
                 pass
+            except Exception:  # a failed shock or follower: already over, just report it
+                log.exception("dashboard task %s failed", task.get_name())
         self._tasks = []
         self._shocks.clear()
         if self._queue is not None:
@@ -97,15 +104,15 @@ class DashboardHub:
             self.state.observe(msg, events)
             self._dirty.set()
 
-    def document(self) -> dict[str, Any]:
-        return self.state.snapshot(self.node.exchange)
+    def document(self, history_tail: int | None = None) -> dict[str, Any]:
+        return self.state.snapshot(self.node.exchange, history_tail)
 
     async def _push(self) -> None:
         while True:
             await self._dirty.wait()
             self._dirty.clear()
             if self.clients:
-                text = json.dumps({"type": "state", "state": self.document()})
+                text = json.dumps({"type": "state", "state": self.document(history_tail=HISTORY_TAIL)})
                 for ws in tuple(self.clients):
                     if ws.closed:
                         self.clients.discard(ws)
@@ -199,13 +206,50 @@ class DashboardHub:
                                   "steps": steps, "seconds": seconds})
 
     async def _run_shock(self, symbol: str, prices: list[int], pause: float) -> None:
+        """Each step: (optionally a one-level book at the price,) a mark and a trade at the price.
+
+        The book is moved only without a live book feed (manual or synthetic markets): replacing a
+        live feed's book would break its diff chain; there the real book stays and liquidations
+        fill against it.
+        """
+        tick = self.node.exchange.instruments[symbol].tick_size
         for i, price in enumerate(prices):
             if i and pause > 0:
                 await asyncio.sleep(pause)
             ts = int(time.time() * 1000)
-            await self.node.submit(m.MarkPrice(ts=ts, symbol=symbol, mark=price))
+            if self.shock_moves_book:
+                market = self.node.exchange.market(symbol)
+                depth = max(market.best_bid_qty, market.best_ask_qty, to_fixed("1000"))
+                await self.node.submit(m.BookSnapshot(ts=ts, symbol=symbol, bids=((price, depth),),
+                                                      asks=((price + tick, depth),),
+                                                      update_id=market.book_update_id + 1))
             await self.node.submit(m.Trade(ts=ts, symbol=symbol, price=price, qty=to_fixed("0.001"),
                                            taker_side=m.SELL if price < prices[0] else m.BUY))
+            await self.node.submit(m.MarkPrice(ts=ts, symbol=symbol, mark=price))
+
+    async def lesson(self, request: web.Request) -> web.StreamResponse:
+        """Play a scripted lesson into this simulator for the class to watch (manual feed only)."""
+        from exchange_sim.lessons import LESSONS, lesson_scenario
+        from exchange_sim.lessons.live import play_on_node
+
+        self._authorized(request)
+        body = await _json_body(request)
+        name = str(body.get("name", ""))
+        if name not in LESSONS:
+            raise _error(400, f"lesson {name!r} unknown; one of {', '.join(LESSONS)}")
+        if not self.lessons_allowed:
+            raise _error(409, "lessons replace the market's books: start the simulator with --feed manual")
+        try:
+            step_seconds = float(body.get("step_seconds", 1.0))
+        except (TypeError, ValueError):
+            raise _error(400, "step_seconds must be a number") from None
+        if not 0 <= step_seconds <= 60:
+            raise _error(400, "step_seconds must be between 0 and 60")
+        scenario = lesson_scenario(name)
+        task = asyncio.get_running_loop().create_task(play_on_node(scenario, self.node, step_seconds=step_seconds))
+        self._shocks.add(task)
+        task.add_done_callback(self._shocks.discard)
+        return web.json_response({"lesson": name, "steps": len(scenario.path), "step_seconds": step_seconds})
 
     async def reset(self, request: web.Request) -> web.StreamResponse:
         self._authorized(request)
@@ -227,10 +271,26 @@ class DashboardHub:
         return web.json_response({"results": results})
 
 
-def _error(status: int, text: str) -> web.HTTPException:
-    cls = {400: web.HTTPBadRequest, 401: web.HTTPUnauthorized, 403: web.HTTPForbidden,
-           409: web.HTTPConflict}[status]
-    return cls(text=json.dumps({"error": text}), content_type="application/json")
+class _Refused(Exception):
+    """An instructor request refused: answered as JSON ``{"error": ...}`` with ``status``."""
+
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(text)
+        self.status = status
+
+
+def _error(status: int, text: str) -> _Refused:
+    return _Refused(status, text)
+
+
+def _answers_refusals(handler: Any) -> Any:
+    """Turn ``_Refused`` into a JSON response here, so the API's error middleware passes it through."""
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except _Refused as exc:
+            return web.json_response({"error": str(exc)}, status=exc.status)
+    return wrapped
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:
@@ -249,10 +309,16 @@ def _static_text(name: str) -> str:
 
 def add_routes(app: web.Application, node: Any, *, admin_token: str | None = None, margin_call_ratio: float = 0.8,
                warning_ratio: float = 0.6, chart_js: str | None = None,
-               push_interval: float = 0.25) -> DashboardHub:
-    """Install the dashboard into ``app`` (before it starts); returns its hub."""
+               push_interval: float = 0.25, shock_moves_book: bool = False,
+               lessons: bool = False) -> DashboardHub:
+    """Install the dashboard into ``app`` (before it starts); returns its hub.
+
+    ``shock_moves_book``: set it when no live feed maintains the book (``manual``, ``synthetic``);
+    ``lessons``: allow playing scripted lessons from the page (``manual`` feed only).
+    """
     hub = DashboardHub(node, admin_token=admin_token, margin_call_ratio=margin_call_ratio,
-                       warning_ratio=warning_ratio, chart_js=chart_js, push_interval=push_interval)
+                       warning_ratio=warning_ratio, chart_js=chart_js, push_interval=push_interval,
+                       shock_moves_book=shock_moves_book, lessons=lessons)
     app[HUB_KEY] = hub
     app.router.add_get("/", hub.page)
     app.router.add_get("/dashboard", hub.page)
@@ -260,8 +326,9 @@ def add_routes(app: web.Application, node: Any, *, admin_token: str | None = Non
     app.router.add_get("/dashboard/vendor/lightweight-charts.js", hub.chart_library)
     app.router.add_get("/dashboard/state", hub.state_json)
     app.router.add_get("/dashboard/ws", hub.websocket)
-    app.router.add_post("/dashboard/api/shock", hub.shock)
-    app.router.add_post("/dashboard/api/reset", hub.reset)
+    app.router.add_post("/dashboard/api/shock", _answers_refusals(hub.shock))
+    app.router.add_post("/dashboard/api/reset", _answers_refusals(hub.reset))
+    app.router.add_post("/dashboard/api/lesson", _answers_refusals(hub.lesson))
     app.on_startup.append(hub.start)
     app.on_shutdown.append(hub.close_clients)
     app.on_cleanup.append(hub.stop)

@@ -103,7 +103,7 @@ class DashboardState:
         if isinstance(e, m.Liquidation):
             what = "partially liquidated" if e.partial else "liquidated"
             return {"ts": e.ts, "account": e.account, "kind": "LIQUIDATION", "symbol": e.symbol,
-                    "text": f"{what} {e.qty / SCALE:g} @ {e.price / SCALE:,.2f} (loss {e.loss / SCALE:,.2f}, "
+                    "text": f"{what} {e.qty / SCALE:g} @ {e.price / SCALE:,.2f} (loss {abs(e.loss) / SCALE:,.2f}, "
                             f"fee {e.fee / SCALE:,.2f})"}
         if isinstance(e, m.Adl):
             return {"ts": e.ts, "account": e.account, "kind": "ADL", "symbol": e.symbol,
@@ -115,8 +115,12 @@ class DashboardState:
 
     # ------------------------------------------------------------------ the document
 
-    def snapshot(self, exchange: Any) -> dict[str, Any]:
-        """The whole dashboard document for the current exchange state."""
+    def snapshot(self, exchange: Any, history_tail: int | None = None) -> dict[str, Any]:
+        """The whole dashboard document for the current exchange state.
+
+        ``history_tail``: send only the last N price points per symbol (live updates; the page
+        keeps the history it got on connect); None sends all of it.
+        """
         symbols = {}
         for symbol in sorted(exchange.instruments):
             mk = exchange.market(symbol)
@@ -126,13 +130,14 @@ class DashboardState:
                 "best_bid": num(mk.best_bid) if mk.best_bid else None,
                 "best_ask": num(mk.best_ask) if mk.best_ask else None, "stale": mk.stale,
                 "tick": num(exchange.instruments[symbol].tick_size),
-                "history": [list(p) for p in self.history.get(symbol, ())],
+                "history": [list(p) for p in self.history.get(symbol, ())][-history_tail if history_tail else 0:],
             }
         accounts = [self._account(exchange, aid) for aid in exchange.account_ids()]
         accounts = [a for a in accounts if a is not None]
         accounts.sort(key=lambda a: (-a["margin_balance"], a["id"]))
         return {
             "seq": self.seq,
+            "full_history": history_tail is None,
             "margin_call_ratio": self.margin_call_ratio,
             "warning_ratio": self.warning_ratio,
             "symbols": symbols,

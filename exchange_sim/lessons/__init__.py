@@ -10,7 +10,7 @@ so a class watches it on the dashboard.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from . import cross_vs_isolated, leverage, portfolio
 from .report import LessonReport, plot_report, print_report

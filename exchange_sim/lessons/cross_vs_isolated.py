@@ -94,8 +94,8 @@ def build(*, with_venue_fees: bool = True) -> LessonReport:
     iso_liq = run.liquidations("isolated")
     cross_liq = run.liquidations("cross")
     story = [
-        f"Both accounts hold the same position: notional {usd(iso.qty * iso.entry_price // 10**8)}, "
-        f"initial margin {usd(iso.initial_margin)}, maintenance {usd(iso.maintenance_margin)}.",
+        (f"Both accounts hold the same position: notional {usd(iso.qty * iso.entry_price // 10**8)}, "
+         f"initial margin {usd(iso.initial_margin)}, maintenance {usd(iso.maintenance_margin)}."),
     ]
     if iso_liq:
         story.append(f"At {price_text(iso_liq[0].price)} the isolated position is liquidated: it loses "
@@ -109,8 +109,8 @@ def build(*, with_venue_fees: bool = True) -> LessonReport:
     facts: dict[str, object] = {"isolated_step": iso_step, "cross_step": cross_step,
                                 "isolated_final": run.final_wallet("isolated"),
                                 "cross_final": run.final_wallet("cross")}
-    notes = ["Lesson profile: BTCUSDT with trading fees and the liquidation clearance fee set to 0, to reproduce "
-             "the plain numbers of margin-rules.md example E (fees are ignored there)."]
+    notes = [("Lesson profile: BTCUSDT with trading fees and the liquidation clearance fee set to 0, to reproduce "
+              "the plain numbers of margin-rules.md example E (fees are ignored there).")]
     if with_venue_fees:
         venue = run_scenario(scenario(fees_off=False))
         facts["venue_isolated_final"] = venue.final_wallet("isolated")

@@ -66,10 +66,10 @@ def build(*, fees_off: bool = False) -> LessonReport:
     rows.append(("equity at the end", *(usd(run.equity[lb][-1]) for lb in labels)))
     rows.append(("profit / loss (fees included)", *(usd(run.equity[lb][-1] - to_fixed(DEPOSIT)) for lb in labels)))
     survivors = [lb for lb in labels if not run.liquidations(lb)]
-    story = [f"A 3% dip: {', '.join(lb for lb in labels if lb not in survivors) or 'nobody'} liquidated; "
-             f"{', '.join(survivors) or 'nobody'} survive and are in profit after the recovery.",
-             "Same margin, same price path: only the leverage differs, and it decides how far the price may move "
-             "before the position is gone. At 50x that is under 2%."]
+    story = [(f"A 3% dip: {', '.join(lb for lb in labels if lb not in survivors) or 'nobody'} liquidated; "
+              f"{', '.join(survivors) or 'nobody'} survive and are in profit after the recovery."),
+             ("Same margin, same price path: only the leverage differs, and it decides how far the price may move "
+              "before the position is gone. At 50x that is under 2%.")]
     notes = ["Venue profile: 0.05% taker fee and 1.25% clearance fee; a liquidated isolated position loses its "
              "whole margin because the clearance fee exceeds what is left at the liquidation price."
              if not fees_off else "Lesson profile with all fees set to 0."]

@@ -22,8 +22,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .scenario import Scenario
 
@@ -167,3 +168,67 @@ def play_live(scenario: Scenario, client: AdminClient, *, step_seconds: float = 
         if on_step is not None:
             on_step(step, prices)
     return creds
+
+
+async def play_on_node(scenario: Scenario, node: Any, *, step_seconds: float = 1.0,
+                       now_ms: Callable[[], int] | None = None,
+                       pause: Callable[[float], Awaitable[Any]] | None = None) -> dict[str, int]:
+    """Play ``scenario`` straight into a running node (the dashboard's "play lesson" button).
+
+    Creates a class (parent account + one sub-account per lesson account, keys generated here,
+    outside the core), opens the positions against a one-level book at the start prices, then
+    moves book, last price and mark along the path, ``step_seconds`` apart. Only for a simulator
+    without a live feed (``--feed manual``): it replaces the books. Returns {label: account id}.
+    """
+    import asyncio
+    import secrets
+
+    from exchange_sim.core import messages as m
+    from exchange_sim.core.fixed import to_fixed
+
+    from .scenario import DEEP, step_book
+
+    clock = now_ms or (lambda: int(time.time() * 1000))
+    wait = pause or asyncio.sleep
+    instruments = node.exchange.instruments
+
+    async def command(msg: Any) -> list[Any]:
+        events = await node.submit(msg)
+        rejected = [e for e in events if isinstance(e, m.CommandRejected)]
+        if rejected:
+            raise AdminApiError(f"lesson {scenario.name}: {type(msg).__name__} rejected: "
+                                f"{rejected[0].code} {rejected[0].msg}")
+        return events
+
+    async def new_account(name: str, deposit: str, parent: int | None) -> int:
+        events = await command(m.CreateAccount(ts=clock(), name=name, parent=parent, deposit=to_fixed(deposit),
+                                               api_key=secrets.token_hex(32), api_secret=secrets.token_hex(32)))
+        return next(e.account for e in events if isinstance(e, m.AccountCreated))
+
+    sells = {pp.symbol for a in scenario.accounts for pp in a.positions if pp.side == m.SELL}
+    for symbol, text in sorted(scenario.start_prices.items()):
+        p, tick = to_fixed(text), instruments[symbol].tick_size
+        bids, asks = (((p, DEEP),), ((p + tick, DEEP),)) if symbol in sells else (((p - tick, DEEP),), ((p, DEEP),))
+        await node.submit(m.BookSnapshot(ts=clock(), symbol=symbol, bids=bids, asks=asks,
+                                         update_id=node.exchange.market(symbol).book_update_id + 1))
+        await node.submit(m.MarkPrice(ts=clock(), symbol=symbol, mark=p))
+    parent = await new_account(f"lesson {scenario.name} {time.strftime('%H:%M:%S')}", "0", None)
+    ids: dict[str, int] = {}
+    for plan in scenario.accounts:
+        aid = ids[plan.label] = await new_account(plan.label, plan.deposit, parent)
+        for pos in plan.positions:
+            if pos.isolated:
+                await command(m.SetMarginType(ts=clock(), account=aid, symbol=pos.symbol, isolated=True))
+            await command(m.SetLeverage(ts=clock(), account=aid, symbol=pos.symbol, leverage=pos.leverage))
+            await command(m.PlaceOrder(ts=clock(), account=aid, symbol=pos.symbol, side=pos.side,
+                                       order_type=m.MARKET, qty=to_fixed(pos.qty)))
+    for prices in scenario.path:
+        await wait(step_seconds)
+        for symbol, text in sorted(prices.items()):
+            price, ts = to_fixed(text), clock()
+            bids, asks = step_book(price, instruments[symbol])
+            await node.submit(m.BookSnapshot(ts=ts, symbol=symbol, bids=bids, asks=asks,
+                                             update_id=node.exchange.market(symbol).book_update_id + 1))
+            await node.submit(m.Trade(ts=ts, symbol=symbol, price=price, qty=to_fixed("0.001"), taker_side=m.SELL))
+            await node.submit(m.MarkPrice(ts=ts, symbol=symbol, mark=price))
+    return ids

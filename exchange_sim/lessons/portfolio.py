@@ -4,7 +4,7 @@ Two accounts of 10,000 USDT hold the same book: BTC long 0.5 @ 60,000 at 10x (in
 3,000) and ETH short 5 @ 3,000 at 5x (initial margin 3,000). One account is all cross, the other
 all isolated. The path has three acts:
 
-1. BTC falls 10% to 54,000 while ETH falls to 2,600: the isolated BTC leg reaches its LP
+1. BTC falls 9.8% to 54,100 while ETH falls to 2,600: the isolated BTC leg reaches its LP
    (54,216.87 = (30,000 − 3,000) / (0.5 × 0.996)) and is liquidated; in cross the ETH short's
    profit holds the BTC long up and nothing is liquidated.
 2. BTC recovers to 58,000, ETH stays at 2,600: the cross account gets the recovery, the isolated
@@ -26,7 +26,7 @@ from .scenario import AccountPlan, Phase, PositionPlan, Scenario, ScenarioRun, l
 NAME = "portfolio"
 DEPOSIT = "10000"
 START = {"BTCUSDT": "60000", "ETHUSDT": "3000"}
-ACT_1 = {"BTCUSDT": "54000", "ETHUSDT": "2600"}
+ACT_1 = {"BTCUSDT": "54100", "ETHUSDT": "2600"}
 ACT_2 = {"BTCUSDT": "58000", "ETHUSDT": "2600"}
 ACT_3 = {"BTCUSDT": "44000", "ETHUSDT": "3800"}
 STEPS = (8, 6, 20)
@@ -71,19 +71,19 @@ def build(*, fees_off: bool = False) -> LessonReport:
         rows.append(("… liquidation price at open", price_text(cross.liquidation_price), price_text(iso.liquidation_price)))
         rows.append(("… fate", _liq_text(run, "cross", symbol), _liq_text(run, "isolated", symbol)))
     rows.append(())
-    names = ("end of act 1 (BTC −10%, ETH −13%)", "end of act 2 (BTC back to 58,000)", "end of act 3 (both against)")
+    names = ("end of act 1 (BTC −9.8%, ETH −13.3%)", "end of act 2 (BTC back to 58,000)", "end of act 3 (both against)")
     for name, step in zip(names, act_ends):
         rows.append((f"equity, {name}", usd(run.equity["cross"][step]), usd(run.equity["isolated"][step])))
     rows.append(("wallet at the end", usd(run.final_wallet("cross")), usd(run.final_wallet("isolated"))))
 
     story = [
-        "Act 1: the isolated BTC leg hits its own liquidation price and is closed at a loss of its whole margin; "
-        "in cross the ETH short's profit keeps the account healthy and both legs stay open.",
-        f"Act 2: BTC recovers. Cross equity {usd(run.equity['cross'][act_ends[1]])} vs isolated "
-        f"{usd(run.equity['isolated'][act_ends[1]])}: the isolated loss was locked in.",
-        f"Act 3: both legs lose together. The isolated ETH short dies alone at its own price; the cross account "
-        f"is one pool, so the domino takes all of it: cross ends with {usd(run.final_wallet('cross'))}, isolated "
-        f"with {usd(run.final_wallet('isolated'))}.",
+        ("Act 1: the isolated BTC leg hits its own liquidation price and is closed at a loss of its whole margin; "
+         "in cross the ETH short's profit keeps the account healthy and both legs stay open."),
+        (f"Act 2: BTC recovers. Cross equity {usd(run.equity['cross'][act_ends[1]])} vs isolated "
+         f"{usd(run.equity['isolated'][act_ends[1]])}: the isolated loss was locked in."),
+        (f"Act 3: both legs lose together. The isolated ETH short dies alone at its own price; the cross account "
+         f"is one pool, so the domino takes all of it: cross ends with {usd(run.final_wallet('cross'))}, isolated "
+         f"with {usd(run.final_wallet('isolated'))}."),
     ]
     notes = ["Venue profile: 0.05% taker fee and 1.25% clearance fee; liquidations fill at the mark of their step."
              if not fees_off else "Lesson profile with all fees set to 0."]

@@ -102,7 +102,8 @@ def plot_report(report: LessonReport, png: str | Path) -> Path:
         if relative:
             lp = (lp / float(to_decimal(run.prices[0][pos.symbol])) - 1) * 100
         ax_price.axhline(lp, ls="--", lw=1, color=colors[(j + 2) % len(colors)],
-                         label=f"{pos.label} {pos.symbol} liq {price_text(pos.liquidation_price)}")
+                         label=f"{pos.label} {pos.symbol} liq {price_text(pos.liquidation_price)}"
+                               + ("" if pos.isolated else " (at open; moves with the other marks)"))
     ax_price.set_ylabel("% from start" if relative else "price (USDT)")
     ax_price.legend(loc="best", fontsize=8)
     ax_price.grid(alpha=0.3)
@@ -112,11 +113,14 @@ def plot_report(report: LessonReport, png: str | Path) -> Path:
         color = colors[i % len(colors)]
         ax_eq.plot(steps, [float(to_decimal(v)) for v in series], lw=2, color=color,
                    label=f"{label} equity")
+        by_step: dict[int, list[str]] = {}
         for h in run.liquidations(label):
-            y = float(to_decimal(series[h.step]))
-            ax_eq.scatter([h.step], [y], marker="X", s=120, color="red", zorder=5)
-            right_half = h.step > len(steps) / 2
-            ax_eq.annotate(f"{label}: {h.symbol} liquidated @ {price_text(h.price)}", (h.step, y),
+            by_step.setdefault(h.step, []).append(f"{h.symbol} @ {price_text(h.price)}")
+        for step, what in sorted(by_step.items()):
+            y = float(to_decimal(series[step]))
+            right_half = step > len(steps) / 2
+            ax_eq.scatter([step], [y], marker="X", s=120, color="red", zorder=5)
+            ax_eq.annotate(f"{label} liquidated: " + ", ".join(what), (step, y),
                            textcoords="offset points", xytext=(-8 if right_half else 8, 8), fontsize=8,
                            color="red", ha="right" if right_half else "left")
     for phase in run.scenario.phases:

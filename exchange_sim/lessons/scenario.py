@@ -215,6 +215,7 @@ def run_scenario(scenario: Scenario, instruments: dict[str, Instrument] | None =
             events = d.command(m.PlaceOrder(ts=ts, account=aid, symbol=pos.symbol, side=pos.side,
                                             order_type=m.MARKET, qty=to_fixed(pos.qty)))
             run.happenings.extend(_happenings(0, events, labels, marks))
+        for pos in plan.positions:  # read after every leg is open: a cross LP depends on the others
             view = next((p for p in d.ex.positions(aid, pos.symbol)), None)
             if view is None:
                 raise LessonError(f"{plan.label}: the opening {pos.side} {pos.qty} {pos.symbol} did not fill")
@@ -252,8 +253,8 @@ def linear_path(start: dict[str, str], end: dict[str, str], steps: int) -> list[
     out = []
     for i in range(1, steps + 1):
         point = {}
-        for symbol in start:
-            a, b = Decimal(start[symbol]), Decimal(end[symbol])
+        for symbol, first in start.items():
+            a, b = Decimal(first), Decimal(end[symbol])
             point[symbol] = str((a + (b - a) * i / steps).quantize(Decimal("0.1")))
         out.append(point)
     return out

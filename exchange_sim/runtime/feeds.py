@@ -16,7 +16,8 @@ What it does, per feed item:
 
 Around it:
 
-- **reconnect**: when the feed raises ``FeedError`` (connection lost, bad data) or ends while
+- **reconnect**: when the feed raises ``FeedError`` (connection lost, bad data; any other exception
+  is logged, counted under ``errors`` and treated the same) or ends while
   ``restart_on_end`` is set, every symbol is marked stale at once ("feed disconnected") and the
   feed is opened again after an exponential backoff with jitter
   (``min(backoff_max, backoff_initial × factor^n) × (1 ± jitter)``, the jitter drawn from an
@@ -41,8 +42,9 @@ import logging
 import random
 import time
 from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Iterable, Protocol
+from typing import Any, Protocol, Self
 
 from exchange_sim.core.messages import FeedStatus
 from feeds.base import FeedError, FeedSignal, FeedSpecError, is_market_event
@@ -55,6 +57,7 @@ log = logging.getLogger(__name__)
 CONNECTED, DISCONNECTED, RECONNECT, GAP, RESYNC = "connected", "disconnected", "reconnect", "gap", "resync"
 STALE, FRESH, DROPPED, CROSSED, REANCHOR = "stale", "fresh", "dropped", "crossed", "reanchor"
 ENDED, ERROR, STOPPED = "ended", "error", "stopped"
+_COUNTER_OF = {DROPPED: "dropped", CROSSED: "crossed", REANCHOR: "reanchors"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,12 +154,12 @@ class FeedSupervisor:
                     await task
                 except asyncio.CancelledError:
                     pass
-                except Exception:  # already recorded in self.error
-                    pass
+                except Exception:
+                    log.exception("feed supervisor %s: task failed", self.name)
         self._task = self._watchdog = None
         self.done.set()
 
-    async def __aenter__(self) -> "FeedSupervisor":
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
@@ -193,6 +196,8 @@ class FeedSupervisor:
                     raise FeedError("the feed ended")
                 except _Resync:
                     self.counters["resyncs"] += 1
+                    delay = self.backoff(self._attempt)  # data flowed, so usually the first step
+                    self._attempt += 1
                 except FeedSpecError as exc:
                     self.error = exc
                     self.counters["errors"] += 1
@@ -201,6 +206,15 @@ class FeedSupervisor:
                 except FeedError as exc:
                     self.counters["disconnects"] += 1
                     self._notice(self._now_ts(""), "", DISCONNECTED, str(exc))
+                    delay = self.backoff(self._attempt)
+                    self._attempt += 1
+                except _NodeGone:
+                    raise
+                except Exception as exc:  # an untranslated error in a feed: say so, then retry like a drop
+                    log.exception("feed %s failed", self.name)
+                    self.error = exc
+                    self.counters["errors"] += 1
+                    self._notice(self._now_ts(""), "", ERROR, f"{type(exc).__name__}: {exc}")
                     delay = self.backoff(self._attempt)
                     self._attempt += 1
                 if self.config.stale_on_disconnect:
@@ -240,13 +254,19 @@ class FeedSupervisor:
                     await close()
 
     async def _drain(self, feed: Any) -> None:
-        async for item in feed:
-            if isinstance(item, FeedSignal):
-                self._signal(item)
-            elif is_market_event(item):
-                await self._market(item)
-            else:
-                self.counters["ignored"] += 1
+        items = feed.__aiter__()
+        try:
+            async for item in items:
+                if isinstance(item, FeedSignal):
+                    self._signal(item)
+                elif is_market_event(item):
+                    await self._market(item)
+                else:
+                    self.counters["ignored"] += 1
+        finally:
+            close = getattr(items, "aclose", None)
+            if close is not None:
+                await close()
 
     def _signal(self, sig: FeedSignal) -> None:
         kind = {"connected": CONNECTED, "gap": GAP, "resync": RESYNC}.get(sig.kind, sig.kind)
@@ -258,7 +278,7 @@ class FeedSupervisor:
         verdict = self.guard.check(event)
         symbol = event.symbol
         for kind, detail in verdict.notes:
-            self.counters[{DROPPED: "dropped", CROSSED: "crossed", REANCHOR: "reanchors"}.get(kind, kind)] += 1
+            self.counters[_COUNTER_OF.get(kind, kind)] += 1
             self._notice(event.ts, symbol, kind, detail)
         if verdict.resync:
             raise _Resync()
@@ -280,9 +300,9 @@ class FeedSupervisor:
         except NodeStopped:
             self._notice(self._now_ts(getattr(msg, "symbol", "")), "", STOPPED, "node stopped")
             raise _NodeGone() from None
-        except Exception as exc:  # a journal or core failure: count it, keep the feed going
+        except Exception:  # a journal or core failure: count it, keep the feed going
             self.counters["submit_errors"] += 1
-            log.error("submit of %s failed: %r", type(msg).__name__, exc)
+            log.exception("submit of %s failed", type(msg).__name__)
             return []
 
     # ------------------------------------------------------------------ staleness

@@ -138,9 +138,11 @@ class MarketGuard:
                 old = st.reference
                 st.reference, st.outlier_run = price, 0
                 st.mark_seen = st.mark_seen or is_mark
-                return Verdict(event, ((REANCHOR, f"reference {old} -> {price} after {limit} agreeing ticks"),))
+                note = f"reference {old} -> {price} after {limit} agreeing ticks"
+                return Verdict(event, ((REANCHOR, note),))
             self.dropped_ticks += 1
-            return Verdict(None, ((DROPPED, f"{type(event).__name__} {price} outside band of {st.reference}"),))
+            note = f"{type(event).__name__} {price} outside band of {st.reference}"
+            return Verdict(None, ((DROPPED, note),))
         st.outlier_run = 0
         if moves_reference and (is_mark or not st.mark_seen):
             st.reference = price
@@ -155,11 +157,10 @@ class MarketGuard:
             self.resyncs_asked += 1
             return Verdict(None, ((CROSSED, "crossed snapshot dropped"),), resync=True)
         st.bids, st.asks, st.crossed_run, st.outlier_run = bids, asks, 0, 0
-        if bids and asks and not st.mark_seen:
-            st.reference = (bids.peekitem(-1)[0] + asks.peekitem(0)[0]) // 2
-        elif bids and asks and st.reference and self._outside((bids.peekitem(-1)[0] + asks.peekitem(0)[0]) // 2,
-                                                              st.reference):
-            mid = (bids.peekitem(-1)[0] + asks.peekitem(0)[0]) // 2
+        mid = (bids.peekitem(-1)[0] + asks.peekitem(0)[0]) // 2 if bids and asks else 0
+        if mid and not st.mark_seen:
+            st.reference = mid
+        elif mid and st.reference and self._outside(mid, st.reference):
             old, st.reference = st.reference, mid
             self.reanchors += 1
             return Verdict(event, ((REANCHOR, f"reference {old} -> {mid} from a fresh snapshot"),))
@@ -194,7 +195,8 @@ class MarketGuard:
             if st.crossed_run > self.config.crossed_max_updates:
                 self.resyncs_asked += 1
                 st.crossed_run = 0
-                notes.append((CROSSED, f"book crossed for more than {self.config.crossed_max_updates} updates"))
+                limit = self.config.crossed_max_updates
+                notes.append((CROSSED, f"book crossed for more than {limit} updates"))
                 return Verdict(None, tuple(notes), resync=True)
         else:
             st.crossed_run = 0

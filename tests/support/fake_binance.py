@@ -15,7 +15,8 @@ Serves, on 127.0.0.1 and a free port (aiohttp):
 One broadcaster walks the capture in order and sends each message to the connections subscribed
 to its stream; it only runs while some connection listens to a depth stream (so a reconnecting
 client misses data exactly as it would live, and the file is not used up while nobody listens).
-Test hooks: ``pause()``/``resume()`` (freeze the stream with connections open),
+Test hooks: ``before_diff(n)`` (awaited before the n-th diff goes out, to act at an exact
+point of the stream), ``pause()``/``resume()`` (freeze the stream with connections open),
 ``drop_diffs(n)`` (the next n diffs are applied to the server's book but not sent: a gap),
 ``kill_connections()``, ``inject(stream_kind, payload)``, ``max_diffs`` to stop early.
 """
@@ -26,8 +27,9 @@ import asyncio
 import functools
 import gzip
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import WSMsgType, web
 
@@ -88,8 +90,10 @@ class FakeBinance:
     """The server; ``async with FakeBinance() as fb: fb.ws_url, fb.rest_url``."""
 
     def __init__(self, capture: str = CAPTURE, *, max_diffs: int | None = None, batch: int = 200,
-                 funding_rate: str = "0.00010000", send_book_ticker: bool = True) -> None:
+                 funding_rate: str = "0.00010000", send_book_ticker: bool = True,
+                 before_diff: Callable[[int], Awaitable[None]] | None = None) -> None:
         self.capture = load_capture(capture)
+        self.before_diff = before_diff  # awaited with the diff's 0-based number before it goes out
         self.max_diffs = max_diffs
         self.batch = batch
         self.funding_rate = funding_rate
@@ -121,7 +125,7 @@ class FakeBinance:
                 self._book[side][p] = q
 
     # ------------------------------------------------------------------ lifecycle
-    async def __aenter__(self) -> "FakeBinance":
+    async def __aenter__(self) -> Self:
         app = web.Application()
         app.router.add_get("/fapi/v1/depth", self._depth)
         app.router.add_get("/fapi/v1/exchangeInfo", self._exchange_info)
@@ -180,7 +184,8 @@ class FakeBinance:
         return {"e": "trade", "E": self._last_e, "T": self._last_e, "s": "BTCUSDT", "t": trade_id, "p": price,
                 "q": qty, "X": "MARKET", "m": False}
 
-    def mark_payload(self, price: str, next_funding: int | None = None, rate: str | None = None) -> dict[str, Any]:
+    def mark_payload(self, price: str, next_funding: int | None = None,
+                     rate: str | None = None) -> dict[str, Any]:
         e = self._last_e
         nxt = next_funding if next_funding is not None else (e // EIGHT_HOURS + 1) * EIGHT_HOURS
         return {"e": "markPriceUpdate", "E": e, "s": "BTCUSDT", "p": price, "i": price, "P": price,
@@ -208,12 +213,14 @@ class FakeBinance:
             return {
                 "symbol": symbol, "pair": symbol, "contractType": "PERPETUAL", "status": "TRADING",
                 "baseAsset": base, "quoteAsset": "USDT", "marginAsset": "USDT", "pricePrecision": 2,
-                "quantityPrecision": 3, "baseAssetPrecision": 8, "quotePrecision": 8, "underlyingType": "COIN",
+                "quantityPrecision": 3, "baseAssetPrecision": 8, "quotePrecision": 8,
+                "underlyingType": "COIN",
                 "onboardDate": 1569398400000, "deliveryDate": 4133404800000, "liquidationFee": "0.012500",
                 "marketTakeBound": "0.05", "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET"],
                 "timeInForce": ["GTC", "IOC", "FOK", "GTX"],
                 "filters": [
-                    {"filterType": "PRICE_FILTER", "tickSize": tick, "minPrice": "556.80", "maxPrice": "4529764"},
+                    {"filterType": "PRICE_FILTER", "tickSize": tick, "minPrice": "556.80",
+                     "maxPrice": "4529764"},
                     {"filterType": "LOT_SIZE", "stepSize": step, "minQty": step, "maxQty": "1000"},
                     {"filterType": "MARKET_LOT_SIZE", "stepSize": step, "minQty": step, "maxQty": "120"},
                     {"filterType": "MIN_NOTIONAL", "notional": "100"},
@@ -299,15 +306,18 @@ class FakeBinance:
                     book[p] = q
 
     async def _broadcast(self) -> None:
-        n = 0
         diffs = 0
-        for kind, payload in self.capture.messages:
+        for n, (kind, payload) in enumerate(self.capture.messages, 1):
             await self.depth_listeners.wait()
             await self.running.wait()
             e = int(payload.get("E") or 0)
             if e:
                 self._last_e = e
             if kind == "depth":
+                if self.before_diff is not None:
+                    await self.before_diff(diffs)
+                    await self.depth_listeners.wait()
+                    await self.running.wait()
                 u = int(payload["u"])
                 if u >= self._snapshot_id:  # older diffs are already in the snapshot
                     self._apply(payload)
@@ -334,7 +344,6 @@ class FakeBinance:
             if e and self._last_price and e >= self._next_mark_e:
                 self._next_mark_e = (e // 1000 + 1) * 1000
                 await self._synthesised(e)
-            n += 1
             if n % self.batch == 0:
                 await asyncio.sleep(0)
         self.finished.set()
@@ -346,5 +355,6 @@ class FakeBinance:
         h, low = max(h, self._last_price), min(low, self._last_price)
         self._open_high_low = (o, h, low)
         await self._send("BTCUSDT", "miniTicker", {
-            "e": "24hrMiniTicker", "E": e, "s": "BTCUSDT", "c": price, "o": _fmt(o), "h": _fmt(h), "l": _fmt(low),
+            "e": "24hrMiniTicker", "E": e, "s": "BTCUSDT", "c": price, "o": _fmt(o), "h": _fmt(h),
+            "l": _fmt(low),
             "v": "1000.000", "q": "61000000.00"})

@@ -11,7 +11,10 @@ import functools
 import gzip
 import json
 from decimal import Decimal
+from itertools import islice
 from typing import Any
+
+from sortedcontainers import SortedDict
 
 from exchange_sim.core.fixed import to_fixed
 from exchange_sim.core.messages import BookDelta, BookSnapshot
@@ -23,14 +26,14 @@ class LocalBook:
     """A book built from BookSnapshot/BookDelta events (fixed ints)."""
 
     def __init__(self) -> None:
-        self.bids: dict[int, int] = {}
-        self.asks: dict[int, int] = {}
+        self.bids: SortedDict = SortedDict()
+        self.asks: SortedDict = SortedDict()
         self.update_id = 0
 
     def apply(self, ev: Any) -> None:
         if isinstance(ev, BookSnapshot):
-            self.bids = {p: q for p, q in ev.bids if q}
-            self.asks = {p: q for p, q in ev.asks if q}
+            self.bids = SortedDict({p: q for p, q in ev.bids if q})
+            self.asks = SortedDict({p: q for p, q in ev.asks if q})
             self.update_id = ev.update_id
         elif isinstance(ev, BookDelta):
             for side, levels in ((self.bids, ev.bids), (self.asks, ev.asks)):
@@ -42,8 +45,8 @@ class LocalBook:
             self.update_id = ev.final_update_id
 
     def top(self, depth: int = 20) -> Top:
-        bids = tuple(sorted(self.bids.items(), key=lambda kv: -kv[0])[:depth])
-        asks = tuple(sorted(self.asks.items())[:depth])
+        bids = tuple((p, self.bids[p]) for p in islice(reversed(self.bids), depth))
+        asks = tuple((p, self.asks[p]) for p in islice(self.asks, depth))
         return bids, asks
 
 
@@ -53,9 +56,9 @@ def _fx(text: str) -> int:
 
 @functools.lru_cache(maxsize=2)
 def expected_books(path: str, every: int = 1, depth: int = 20) -> dict[int, Top]:
-    """{u: top-``depth`` book after the diff ending at u} for every ``every``-th applied diff (and the last)."""
-    bids: dict[int, int] = {}
-    asks: dict[int, int] = {}
+    """{u: top-``depth`` book after the diff ending at u}, every ``every``-th applied diff and the last."""
+    bids: SortedDict = SortedDict()
+    asks: SortedDict = SortedDict()
     pending: list[dict[str, Any]] = []
     lid: int | None = None
     out: dict[int, Top] = {}
@@ -71,8 +74,12 @@ def expected_books(path: str, every: int = 1, depth: int = 20) -> dict[int, Top]
                     side[_fx(p)] = _fx(q)
         applied += 1
         if applied % every == 0:
-            out[int(d["u"])] = (tuple(sorted(bids.items(), key=lambda kv: -kv[0])[:depth]),
-                                tuple(sorted(asks.items())[:depth]))
+            out[int(d["u"])] = top()
+
+    def top() -> Top:
+        b = tuple((p, bids[p]) for p in islice(reversed(bids), depth))
+        a = tuple((p, asks[p]) for p in islice(asks, depth))
+        return b, a
 
     last: dict[str, Any] | None = None
     with gzip.open(path, "rt", encoding="utf-8") as fh:
@@ -80,8 +87,8 @@ def expected_books(path: str, every: int = 1, depth: int = 20) -> dict[int, Top]
             msg = json.loads(line.partition(" ")[2])
             if "lastUpdateId" in msg:
                 lid = int(msg["lastUpdateId"])
-                bids = {_fx(p): _fx(q) for p, q in msg["bids"]}
-                asks = {_fx(p): _fx(q) for p, q in msg["asks"]}
+                bids = SortedDict({_fx(p): _fx(q) for p, q in msg["bids"]})
+                asks = SortedDict({_fx(p): _fx(q) for p, q in msg["asks"]})
                 for d in pending:
                     if int(d["u"]) >= lid:
                         apply(d)
@@ -97,6 +104,5 @@ def expected_books(path: str, every: int = 1, depth: int = 20) -> dict[int, Top]
                 apply(d)
                 last = d
     if last is not None:
-        out[int(last["u"])] = (tuple(sorted(bids.items(), key=lambda kv: -kv[0])[:depth]),
-                               tuple(sorted(asks.items())[:depth]))
+        out[int(last["u"])] = top()
     return out

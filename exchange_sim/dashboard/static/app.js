@@ -27,6 +27,7 @@
   const COLORS = { mark: "#ff9f40", last: "#4c8dff", entry: "#b0bec5", liq: "#ef5350", bankrupt: "#8e24aa", mc: "#f5a623" };
   const charts = {};            // symbol -> {chart, mark, last, lines: [], extra: []}
   let state = null;
+  const priceHistory = {};           // symbol -> [[t, mark, last], ...], full on connect, then merged tails
   let selected = null;          // account id whose lines are drawn (null = auto)
   const ui = { classFilter: "all" };
 
@@ -39,7 +40,7 @@
     ws.onopen = () => { retry = 500; setConn(true); };
     ws.onmessage = (ev) => {
       const msg = JSON.parse(ev.data);
-      if (msg.type === "state") { state = msg.state; render(); }
+      if (msg.type === "state") { state = msg.state; mergeHistory(state); render(); }
     };
     ws.onclose = () => { setConn(false); setTimeout(connect, retry); retry = Math.min(retry * 2, 8000); };
   }
@@ -48,6 +49,19 @@
     c.className = "conn " + (on ? "on" : "off");
     c.textContent = on ? "live" : "disconnected";
     document.body.dataset.connected = on ? "1" : "0";
+  }
+
+  function mergeHistory(doc) {
+    for (const [sym, s] of Object.entries(doc.symbols)) {
+      if (doc.full_history || !priceHistory[sym]) { priceHistory[sym] = s.history.slice(); continue; }
+      const h = priceHistory[sym];
+      for (const p of s.history) {
+        const last = h.length ? h[h.length - 1][0] : -Infinity;
+        if (p[0] === last) h[h.length - 1] = p;
+        else if (p[0] > last) h.push(p);
+      }
+      if (h.length > 1800) h.splice(0, h.length - 1800);
+    }
   }
 
   // ------------------------------------------------------------------ render
@@ -152,8 +166,9 @@
       const c = ensureChart(sym);
       $(".prices", c.box).textContent = `mark ${fmt(s.mark)} · last ${fmt(s.last)}` + (s.stale ? " · STALE" : "");
       if (!c.chart) continue;
-      c.mark.setData(s.history.filter((p) => p[1] != null).map((p) => ({ time: p[0], value: p[1] })));
-      c.last.setData(s.history.filter((p) => p[2] != null).map((p) => ({ time: p[0], value: p[2] })));
+      const points = priceHistory[sym] || [];
+      c.mark.setData(points.filter((p) => p[1] != null).map((p) => ({ time: p[0], value: p[1] })));
+      c.last.setData(points.filter((p) => p[2] != null).map((p) => ({ time: p[0], value: p[2] })));
       for (const line of c.lines) c.mark.removePriceLine(line);
       c.lines = [];
       c.extra = [];
@@ -172,6 +187,9 @@
           add(p.bankruptcy_price, COLORS.bankrupt, `${who} bankrupt`, style.Dotted);
         }
       }
+      // what is drawn, for people inspecting the page and for the browser tests
+      c.box.dataset.lines = JSON.stringify(c.lines.map((l) => [l.options().title, l.options().price]));
+      c.box.dataset.points = String(points.length);
     }
   }
 
@@ -179,6 +197,11 @@
     if (ratio >= 1) return "red";
     if (ratio >= state.margin_call_ratio) return "amber";
     return "green";
+  }
+
+  function parentName(id) {
+    const p = state.accounts.find((x) => x.id === id);
+    return p ? p.name : `#${id}`;
   }
 
   function accountCard(a, rank) {
@@ -190,7 +213,7 @@
         el("span", { class: "rank", text: "#" + rank }),
         el("span", { class: "name", text: a.name }),
         el("span", { class: "dim", text: `id ${a.id}` }),
-        a.parent != null ? el("span", { class: "badge child", text: `sub of ${a.parent}` }) : null,
+        a.parent != null ? el("span", { class: "badge child", text: `class of ${parentName(a.parent)}` }) : null,
         a.liquidated ? el("span", { class: "badge liq", text: `liquidated ${a.liquidated.symbol}` }) : null),
       el("div", { class: "nums" },
         el("div", {}, el("span", { text: "wallet" }), el("b", { text: fmt(a.wallet) })),
@@ -204,13 +227,13 @@
     card.append(el("div", { class: "section-title", text: "positions" }));
     if (a.positions.length) {
       const t = el("table", { class: "grid positions" }, el("thead", {}, el("tr", {},
-        ...["symbol", "side", "qty", "mode", "lev", "entry", "mark", "uPnL", "liq. price", "ratio"].map((h) => el("th", { text: h })))));
+        ...["symbol", "side", "qty", "mode", "lev", "entry", "uPnL", "liq. price", "ratio"].map((h) => el("th", { text: h })))));
       const body = el("tbody");
       for (const p of a.positions) {
         body.append(el("tr", { "data-symbol": p.symbol },
           el("td", { text: p.symbol }), el("td", { class: p.side === "LONG" ? "pos" : "neg", text: p.side }),
           el("td", { text: fmtQty(Math.abs(p.qty)) }), el("td", { text: p.mode }), el("td", { text: p.leverage + "x" }),
-          el("td", { text: fmt(p.entry) }), el("td", { text: fmt(p.mark) }), el("td", {}, signed(p.upnl)),
+          el("td", { text: fmt(p.entry) }), el("td", {}, signed(p.upnl)),
           el("td", { class: "liq", text: fmt(p.liquidation_price) }), el("td", { text: pct(p.margin_ratio) })));
       }
       t.append(body);
@@ -281,12 +304,19 @@
       say(`reset ${r.results.filter((x) => x.ok).length} account(s)`);
     } catch (e) { say("reset refused: " + e.message, true); }
   };
+  $("#lesson-button").onclick = async () => {
+    try {
+      const r = await post("/dashboard/api/lesson", { name: $("#lesson-name").value, step_seconds: 1 });
+      ui.classFilter = "all";
+      say(`lesson ${r.lesson}: ${r.steps} steps, one a second`);
+    } catch (e) { say("lesson refused: " + e.message, true); }
+  };
   $("#admin-token").onchange = () => sessionStorage.setItem("exsim-admin-token", token());
   $("#class-select").onchange = (e) => { ui.classFilter = e.target.value; render(); };
   $("#lines-select").onchange = () => { selected = null; render(); };
 
   const fromHash = new URLSearchParams(location.hash.slice(1)).get("token");
   $("#admin-token").value = fromHash || sessionStorage.getItem("exsim-admin-token") || "";
-  if (fromHash) { sessionStorage.setItem("exsim-admin-token", fromHash); history.replaceState(null, "", location.pathname); }
+  if (fromHash) { sessionStorage.setItem("exsim-admin-token", fromHash); window.history.replaceState(null, "", location.pathname); }
   connect();
 })();
