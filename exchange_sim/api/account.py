@@ -140,6 +140,36 @@ async def leverage_bracket(ctx: ApiContext, caller: Caller) -> Any:
     return [wire.leverage_brackets(i) for i in ctx.instruments.values()]
 
 
+async def adl_quantile(ctx: ApiContext, caller: Caller) -> list:
+    """ADL lights (0-5) per open position's side: BOTH in one-way mode, LONG/SHORT in hedge mode."""
+    inst = caller.params.symbol(ctx.instruments, required=False)
+    rows: dict[str, dict[str, int]] = {}
+    for pos in ctx.ex.positions(caller.account, inst.symbol if inst else None):
+        if pos.qty:
+            rows.setdefault(pos.symbol, {})[pos.position_side] = pos.adl_quantile
+    return [{"symbol": symbol, "adlQuantile": sides} for symbol, sides in sorted(rows.items())]
+
+
+async def symbol_config(ctx: ApiContext, caller: Caller) -> list:
+    """``GET /fapi/v1/symbolConfig``: margin type and leverage per symbol (ccxt fetch_leverages/margin_modes)."""
+    inst = caller.params.symbol(ctx.instruments, required=False)
+    rows = []
+    for sym in ([inst] if inst else list(ctx.instruments.values())):
+        leverage = ctx.ex.leverage(caller.account, sym.symbol)
+        rows.append({"symbol": sym.symbol,
+                     "marginType": "ISOLATED" if ctx.ex.is_isolated(caller.account, sym.symbol) else "CROSSED",
+                     "isAutoAddMargin": "false", "leverage": leverage,
+                     "maxNotionalValue": fmt_trim(sym.max_notional(leverage))})
+    return rows
+
+
+async def account_config(ctx: ApiContext, caller: Caller) -> dict:
+    view = _view(ctx, caller)
+    return {"feeTier": 0, "canTrade": True, "canDeposit": True, "canWithdraw": True,
+            "dualSidePosition": bool(view.hedge_mode), "updateTime": view.update_ts, "multiAssetsMargin": False,
+            "tradeGroupId": -1}
+
+
 async def commission_rate(ctx: ApiContext, caller: Caller) -> dict:
     inst = caller.params.symbol(ctx.instruments)
     assert inst is not None
@@ -167,4 +197,7 @@ def add_routes(app: web.Application) -> None:
     r.add_post(f"{b}/positionSide/dual", signed(set_position_mode, 1))
     r.add_get(f"{b}/leverageBracket", signed(leverage_bracket, 1))
     r.add_get(f"{b}/commissionRate", signed(commission_rate, 20))
+    r.add_get(f"{b}/adlQuantile", signed(adl_quantile, 5))
+    r.add_get(f"{b}/symbolConfig", signed(symbol_config, 5))
+    r.add_get(f"{b}/accountConfig", signed(account_config, 5))
     r.add_get(f"{b}/multiAssetsMargin", signed(multi_assets_margin, 30))

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import json
 import secrets
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -95,8 +96,8 @@ def _position_json(ctx: ApiContext, p: Any) -> dict:
         "leverage": p.leverage, "marginType": "isolated" if p.isolated else "cross",
         "isolatedWallet": wire.money(p.isolated_wallet), "initialMargin": wire.money(p.initial_margin),
         "maintMargin": wire.money(p.maintenance_margin),
-        "liquidationPrice": wire.price(inst, p.liquidation_price) if p.liquidation_price > 0 else None,
-        "bankruptcyPrice": wire.price(inst, p.bankruptcy_price) if p.bankruptcy_price > 0 else None,
+        "liquidationPrice": wire.price_rounded(inst, p.liquidation_price) if p.liquidation_price > 0 else None,
+        "bankruptcyPrice": wire.price_rounded(inst, p.bankruptcy_price) if p.bankruptcy_price > 0 else None,
         "marginRatio": fmt_trim(p.margin_ratio), "autoAddMargin": p.auto_add_margin, "adlQuantile": p.adl_quantile,
         "updateTime": p.update_ts,
     }
@@ -268,7 +269,7 @@ async def inject_market(ctx: ApiContext, request: web.Request) -> dict:
     msgs = [market_event(ctx, raw, now) for raw in raw_events]
     caused = []
     for msg in msgs:
-        for event in await ctx.node.submit(msg):
+        for event in await ctx.apply(msg):
             caused.append(dict(wire.readable(m.encode(event))))
     return {"applied": len(msgs), "events": caused}
 

@@ -13,14 +13,15 @@ import collections
 import hashlib
 import hmac
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 from . import errors
 from .errors import ApiError
 from .params import Params, parse_pairs
 
-API_KEY_RE = re.compile(r"^[A-Za-z0-9]{16,128}$")
+API_KEY_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")  # venue keys are 64 alnum; scripted ones vary
 SIGNATURE_RE = re.compile(r"^[0-9a-fA-F]{64}$")
 DEFAULT_RECV_WINDOW = 5000
 MAX_RECV_WINDOW = 60000
@@ -120,6 +121,7 @@ class SlidingWindow:
         self.window_ms = window_ms
         self._hits: dict[str, collections.deque[tuple[int, int]]] = {}
         self._used: dict[str, int] = {}
+        self._calls = 0
 
     def used(self, key: str, now_ms: int) -> int:
         hits = self._hits.get(key)
@@ -136,6 +138,11 @@ class SlidingWindow:
 
     def take(self, key: str, now_ms: int, weight: int = 1) -> bool:
         """Count ``weight`` for ``key`` if it fits; False (nothing counted) when over the limit."""
+        self._calls += 1
+        if self._calls % 1024 == 0:  # forget keys that went quiet, so random keys cannot pile up
+            for stale in [k for k, hits in self._hits.items() if hits[-1][0] <= now_ms - self.window_ms]:
+                del self._hits[stale]
+                del self._used[stale]
         if self.used(key, now_ms) + weight > self.limit:
             return False
         self._hits.setdefault(key, collections.deque()).append((now_ms, weight))

@@ -10,10 +10,12 @@ so a refused request changes nothing and says why.
 from __future__ import annotations
 
 import collections
+import logging
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -21,7 +23,7 @@ from exchange_sim.core import messages as m
 from exchange_sim.core.instruments import Instrument
 
 from . import errors
-from .auth import Caller, RateLimiter, RateLimits, api_key_of, verify_signed
+from .auth import API_KEY_RE, Caller, RateLimiter, RateLimits, api_key_of, verify_signed
 from .depth import DEFAULT_LEVELS, DepthTracker
 from .errors import ApiError
 from .market_stats import MarketStats
@@ -29,7 +31,9 @@ from .params import Params, parse_pairs
 from .streams import StreamHub
 from .wire import readable
 
-MAX_BODY = 64 * 1024
+log = logging.getLogger(__name__)
+
+MAX_BODY = 4 * 1024 * 1024  # request bodies (admin book injections can be large)
 
 
 def wall_clock_ms() -> int:
@@ -52,14 +56,32 @@ class ApiConfig:
 @dataclass(frozen=True, slots=True)
 class LoggedEvent:
     seq: int
-    ts: int
-    kind: str
-    account: int | None
-    body: dict
+    event: Any
+
+    @property
+    def ts(self) -> int:
+        return getattr(self.event, "ts", 0)
+
+    @property
+    def kind(self) -> str:
+        return type(self.event).__name__
+
+    @property
+    def account(self) -> int | None:
+        account = getattr(self.event, "account", None)
+        return account if isinstance(account, int) else None
+
+    @property
+    def body(self) -> dict:
+        """The event as JSON-ready data (money as decimal text), built when asked for."""
+        return readable(m.encode(self.event))
 
 
 class EventLog:
-    """The last ``size`` core events (not market data), numbered, for ``GET /sim/v1/events``."""
+    """The last ``size`` core events (not market data), numbered, for ``GET /sim/v1/events``.
+
+    Events are frozen, so they are kept as they are and only encoded when queried.
+    """
 
     def __init__(self, size: int) -> None:
         self._events: collections.deque[LoggedEvent] = collections.deque(maxlen=size)
@@ -68,10 +90,7 @@ class EventLog:
     def __call__(self, msg: object, events: list) -> None:
         for event in events:
             self._seq += 1
-            account = getattr(event, "account", None)
-            self._events.append(LoggedEvent(self._seq, getattr(event, "ts", 0), type(event).__name__,
-                                            account if isinstance(account, int) else None,
-                                            readable(m.encode(event))))
+            self._events.append(LoggedEvent(self._seq, event))
 
     def query(self, account: int | None, kinds: set[str] | None, since: int | None,
               after_seq: int | None, limit: int) -> list[LoggedEvent]:
@@ -112,10 +131,20 @@ class ListenKeys:
         self._by_key[key] = (account, now + self.ttl_ms)
         return key
 
-    def close(self, account: int) -> None:
+    def close(self, account: int) -> str | None:
         key = self._by_account.pop(account, None)
         if key is not None:
             self._by_key.pop(key, None)
+        return key
+
+    def expire(self, now: int) -> list[str]:
+        """Forget every key not kept alive in time; the keys that just expired."""
+        gone = [key for key, (_, expires) in self._by_key.items() if expires <= now]
+        for key in gone:
+            account, _ = self._by_key.pop(key)
+            if self._by_account.get(account) == key:
+                del self._by_account[account]
+        return gone
 
     def account_of(self, key: str, now: int) -> int | None:
         found = self._by_key.get(key)
@@ -134,9 +163,10 @@ class ApiContext:
         self.admin_token = config.admin_token or secrets.token_urlsafe(24)
         self.instruments: dict[str, Instrument] = dict(node.exchange.instruments)
         self.limiter = RateLimiter(config.rate_limits, clock)
-        self.depth = DepthTracker(lambda s, n: self.ex.book_levels(s, n), self.instruments, config.depth_levels)
-        self.stats = MarketStats()
         self.hub = StreamHub()
+        self.depth = DepthTracker(lambda s, n: self.ex.book_levels(s, n), self.instruments, config.depth_levels,
+                                  eager=self.hub.wants_book)
+        self.stats = MarketStats()
         self.listen_keys = ListenKeys(config.listen_key_ttl_ms)
         self.event_log = EventLog(config.event_log_size)
 
@@ -147,9 +177,22 @@ class ApiContext:
     def now(self) -> int:
         return self.clock()
 
+    async def apply(self, msg: Any) -> list:
+        """Apply ``msg`` through the node and return its events (a rejection is just an event here).
+
+        If the node cannot take it (stopped, journal failure, core fault) nothing was applied and
+        the caller gets the venue's "try again" answer: −1001, HTTP 503.
+        """
+        try:
+            return await self.node.submit(msg)
+        except Exception as exc:  # noqa: BLE001 - NodeError, JournalError or a core fault: all "not applied"
+            log.error("node refused %s: %s", type(msg).__name__, type(exc).__name__)
+            raise ApiError(errors.INTERNAL, "Internal error; unable to process your request. Please try again.",
+                           503) from None
+
     async def submit(self, msg: Any) -> list:
-        """Apply ``msg`` through the node; a core rejection raises the venue's ApiError."""
-        events = await self.node.submit(msg)
+        """Apply ``msg``; a core ``CommandRejected`` raises the venue's ApiError (nothing changed)."""
+        events = await self.apply(msg)
         if events and isinstance(events[0], m.CommandRejected):
             rejected = events[0]
             raise errors.from_rejection(rejected.code, rejected.msg)
@@ -179,10 +222,11 @@ async def _raw(request: web.Request) -> tuple[str, str]:
         raise ApiError(errors.ILLEGAL_CHARS, "Illegal characters found in a parameter.") from None
 
 
-def _json(result: Any) -> web.Response:
-    if isinstance(result, web.StreamResponse):
-        return result  # type: ignore[return-value]
-    return web.json_response(result)
+def _json(result: Any, used_weight: int | None = None) -> web.Response:
+    response = web.json_response(result)
+    if used_weight is not None:
+        response.headers["X-MBX-USED-WEIGHT-1M"] = str(used_weight)
+    return response
 
 
 def public(handler: PublicHandler, weight: int = 1) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -193,8 +237,9 @@ def public(handler: PublicHandler, weight: int = 1) -> Callable[[web.Request], A
         raw_query, raw_body = await _raw(request)
         params = Params(parse_pairs(raw_query, raw_body))
         key = request.headers.get("X-MBX-APIKEY")
-        ctx.limiter.request(f"key:{key}" if key else f"ip:{request.remote}", weight)
-        return _json(await handler(ctx, params))
+        who = f"key:{key}" if key and API_KEY_RE.match(key) else f"ip:{request.remote}"
+        ctx.limiter.request(who, weight)
+        return _json(await handler(ctx, params), ctx.limiter.used_weight(who))
 
     return endpoint
 
@@ -205,11 +250,16 @@ def signed(handler: SignedHandler, weight: int = 1, *, order: bool = False) -> C
     async def endpoint(request: web.Request) -> web.StreamResponse:
         ctx = request.app[CTX]
         raw_query, raw_body = await _raw(request)
-        caller = verify_signed(raw_query, raw_body, request.headers, ctx.ex, ctx.now())
-        ctx.limiter.request(f"key:{caller.api_key}", weight)
+        try:
+            caller = verify_signed(raw_query, raw_body, request.headers, ctx.ex, ctx.now())
+        except ApiError:
+            ctx.limiter.request(f"ip:{request.remote}", weight)  # refused requests count per address
+            raise
+        who = f"key:{caller.api_key}"
+        ctx.limiter.request(who, weight)
         if order:
-            ctx.limiter.order(f"key:{caller.api_key}")
-        return _json(await handler(ctx, caller))
+            ctx.limiter.order(who)
+        return _json(await handler(ctx, caller), ctx.limiter.used_weight(who))
 
     return endpoint
 
@@ -220,7 +270,11 @@ def keyed(handler: Callable[[ApiContext, int, Params], Awaitable[Any]]) -> Calla
     async def endpoint(request: web.Request) -> web.StreamResponse:
         ctx = request.app[CTX]
         raw_query, raw_body = await _raw(request)
-        account, key = api_key_of(request.headers, ctx.ex)
+        try:
+            account, key = api_key_of(request.headers, ctx.ex)
+        except ApiError:
+            ctx.limiter.request(f"ip:{request.remote}", 1)  # refused requests count per address
+            raise
         ctx.limiter.request(f"key:{key}", 1)
         return _json(await handler(ctx, account, Params(parse_pairs(raw_query, raw_body))))
 

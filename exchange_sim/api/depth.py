@@ -9,16 +9,24 @@ advances the counter by one and emits a ``depthUpdate`` with ``U = u = counter``
 REST ``/depth`` answers from the same mirror with ``lastUpdateId = counter``. So any snapshot
 and the diffs that follow it chain exactly the way ccxt.pro checks (``U ≤ nonce ≤ u`` or
 ``pu == nonce``), whatever the feed's own sequence numbers are.
+
+Diffing costs O(levels) per change, so it is only done eagerly for symbols somebody streams
+(``eager(symbol)``); other symbols are just marked dirty and refreshed when a snapshot is asked
+for — one counter step covering all the changes since, which chains just as well.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from exchange_sim.core import messages as m
 
 DEFAULT_LEVELS = 1000
+# inputs that never move a book by themselves (their fills, if any, show up as OrderUpdate events)
+_BOOK_NEUTRAL = (m.Trade, m.MarkPrice, m.IndexPrice, m.Funding, m.FeedStatus, m.SetLeverage, m.SetMarginType,
+                 m.SetAutoAddMargin, m.AdjustIsolatedMargin)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,29 +59,41 @@ class DepthTracker:
     """Mirrors the top of each book and numbers its changes (see module doc)."""
 
     def __init__(self, book_levels: Callable[[str, int], Any], symbols: Iterable[str],
-                 levels: int = DEFAULT_LEVELS, start_id: int = 1) -> None:
+                 levels: int = DEFAULT_LEVELS, start_id: int = 1,
+                 eager: Callable[[str], bool] = lambda symbol: True) -> None:
         self._book_levels = book_levels
         self.levels = levels
+        self.eager = eager
         self._mirrors = {s: _Mirror(update_id=start_id) for s in symbols}
+        self._dirty: set[str] = set()
 
     def symbols_touched(self, msg: object, events: list) -> set[str]:
         """Symbols whose book may have changed because of ``msg`` (market event or command)."""
         touched: set[str] = set()
         symbol = getattr(msg, "symbol", None)
-        if isinstance(symbol, str) and symbol in self._mirrors:
-            if not isinstance(msg, (m.MarkPrice, m.IndexPrice, m.Funding, m.FeedStatus, m.SetLeverage,
-                                    m.SetMarginType, m.SetAutoAddMargin, m.AdjustIsolatedMargin)):
-                touched.add(symbol)
+        if isinstance(symbol, str) and symbol in self._mirrors and not isinstance(msg, _BOOK_NEUTRAL):
+            touched.add(symbol)
         for event in events:
             if isinstance(event, (m.OrderUpdate, m.Liquidation, m.Adl)) and event.symbol in self._mirrors:
                 touched.add(event.symbol)
         return touched
 
     def on_input(self, msg: object, events: list, ts: int) -> list[DepthDiff]:
-        """Refresh the mirrors touched by ``msg``; the diffs to publish (possibly none)."""
-        return [d for s in sorted(self.symbols_touched(msg, events)) if (d := self.refresh(s, ts))]
+        """Refresh the mirrors touched by ``msg`` (streamed ones now, others later); diffs to publish."""
+        diffs = []
+        for symbol in sorted(self.symbols_touched(msg, events)):
+            if self.eager(symbol):
+                diff = self.refresh(symbol, ts)
+                if diff is not None:
+                    diffs.append(diff)
+            else:
+                self._dirty.add(symbol)
+                self._mirrors[symbol].ts = ts
+        return diffs
 
     def refresh(self, symbol: str, ts: int) -> DepthDiff | None:
+        """Compare the core's book with the mirror; advance the counter and return the diff if changed."""
+        self._dirty.discard(symbol)
         mirror = self._mirrors[symbol]
         bids, asks, core_id = self._book_levels(symbol, self.levels)
         new_bids = dict(bids)
@@ -92,9 +112,13 @@ class DepthTracker:
     def snapshot(self, symbol: str, limit: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]], int, int]:
         """(bids best first, asks best first, lastUpdateId, ts) of the mirror, ``limit`` levels each."""
         mirror = self._mirrors[symbol]
+        if symbol in self._dirty:
+            self.refresh(symbol, mirror.ts)
         bids = sorted(mirror.bids.items(), reverse=True)[:limit]
         asks = sorted(mirror.asks.items())[:limit]
         return bids, asks, mirror.update_id, mirror.ts
 
     def update_id(self, symbol: str) -> int:
+        if symbol in self._dirty:
+            self.refresh(symbol, self._mirrors[symbol].ts)
         return self._mirrors[symbol].update_id

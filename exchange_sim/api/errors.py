@@ -30,6 +30,7 @@ class ApiError(Exception):
 # ----------------------------------------------------------------------------- venue codes
 
 UNKNOWN = -1000
+INTERNAL = -1001
 TOO_MANY_REQUESTS = -1003
 INVALID_TIMESTAMP = -1021
 INVALID_SIGNATURE = -1022

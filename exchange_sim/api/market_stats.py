@@ -152,6 +152,10 @@ class MarketStats:
 
     # ------------------------------------------------------------------ queries
 
+    def last_trade_ts(self, symbol: str) -> int:
+        trades = self._of(symbol).trades
+        return trades[-1].ts if trades else 0
+
     def recent_trades(self, symbol: str, limit: int) -> list[PublicTrade]:
         trades = self._of(symbol).trades
         return list(trades)[-limit:] if limit else []
@@ -160,7 +164,11 @@ class MarketStats:
         return list(self._of(symbol).funding)
 
     def stats_24h(self, symbol: str, now_ms: int) -> Stats24h | None:
-        """Open/high/low/last/volume over the candles of the last 24 h (None: no trade yet)."""
+        """Open/high/low/last/volume over the candles of the 24 h before ``now_ms`` (None: no trade yet).
+
+        ``now_ms`` is the market's clock: pass the wall clock for live data, or the feed's time
+        (``last_trade_ts``) when replaying a recording.
+        """
         stats = self._of(symbol)
         if not stats.trades:
             return None

@@ -1,6 +1,6 @@
 """Trade endpoints: orders and conditional (algo) orders, their queries and the account's trades.
 
-``/fapi/v1/order`` (POST new, GET query, DELETE cancel), ``openOrder``, ``openOrders``,
+``/fapi/v1/order`` (POST new, GET query, DELETE cancel, PUT modify), ``openOrder``, ``openOrders``,
 ``allOrders``, ``allOpenOrders`` (DELETE), ``userTrades``; and the algo service that ccxt uses for
 stop, take-profit and trailing orders: ``/fapi/v1/algoOrder`` (POST/GET/DELETE),
 ``openAlgoOrders``, ``allAlgoOrders``, ``algoOpenOrders`` (DELETE). For older bots, conditional
@@ -13,6 +13,8 @@ account's orders.
 """
 
 from __future__ import annotations
+
+import json
 
 from aiohttp import web
 
@@ -32,7 +34,6 @@ TIFS = (m.GTC, m.IOC, m.FOK, m.GTX)
 WORKING_TYPES = (m.MARK_PRICE, m.CONTRACT_PRICE)
 PRICED = {m.LIMIT, m.STOP, m.TAKE_PROFIT}
 TRIGGERED = {m.STOP, m.STOP_MARKET, m.TAKE_PROFIT, m.TAKE_PROFIT_MARKET}
-CALLBACK_MIN, CALLBACK_MAX = 10_000_000, 1_000_000_000  # 0.1% .. 10% in fixed percent units
 
 
 # ----------------------------------------------------------------------------- parsing a new order
@@ -73,10 +74,7 @@ def parse_new_order(ctx: ApiContext, caller: Caller, *, algo: bool) -> m.PlaceOr
     stop_price = p.price(inst, trigger_name, required=order_type in TRIGGERED) if order_type in TRIGGERED else None
     callback_rate = activation = None
     if order_type == m.TRAILING_STOP_MARKET:
-        callback_rate = p.decimal("callbackRate", required=True, max_decimals=2)
-        assert callback_rate is not None
-        if not CALLBACK_MIN <= callback_rate <= CALLBACK_MAX:
-            raise ApiError(-2007, "Invalid callBack rate.")
+        callback_rate = p.decimal("callbackRate", required=True, max_decimals=2)  # range: the core's (−2007)
         activation = p.price(inst, "activatePrice" if algo else "activationPrice", required=False)
     return m.PlaceOrder(
         ts=ctx.now(), account=caller.account, symbol=inst.symbol, side=side or m.BUY,
@@ -88,9 +86,11 @@ def parse_new_order(ctx: ApiContext, caller: Caller, *, algo: bool) -> m.PlaceOr
     )
 
 
-def _placed_id(events: list, account: int) -> int:
+def _placed_id(events: list, cmd: m.PlaceOrder) -> int:
+    """The id of the order ``cmd`` created: its first OrderUpdate (by client id when one was given)."""
     for event in events:
-        if isinstance(event, m.OrderUpdate) and event.account == account:
+        if isinstance(event, m.OrderUpdate) and event.account == cmd.account and (
+                not cmd.client_order_id or event.client_order_id == cmd.client_order_id):
             return event.order_id
     raise ApiError(errors.NEW_ORDER_REJECTED, "Order was not accepted.")
 
@@ -130,7 +130,7 @@ async def new_order(ctx: ApiContext, caller: Caller) -> dict:
     cmd = parse_new_order(ctx, caller, algo=False)
     resp_type = caller.params.choice("newOrderRespType", ("ACK", "RESULT"), default="ACK")
     events = await ctx.submit(cmd)
-    view = ctx.ex.order(caller.account, order_id=_placed_id(events, caller.account))
+    view = ctx.ex.order(caller.account, order_id=_placed_id(events, cmd))
     inst = ctx.instruments[cmd.symbol]
     out = wire.order(view, inst)
     if resp_type == "ACK" and view.status not in ("NEW",):
@@ -167,6 +167,21 @@ async def cancel_order(ctx: ApiContext, caller: Caller) -> dict:
     return wire.order(ctx.ex.order(caller.account, order_id=view.order_id), inst)
 
 
+async def modify_order(ctx: ApiContext, caller: Caller) -> dict:
+    """PUT /fapi/v1/order: new price and quantity for a resting LIMIT order (ccxt ``edit_order``)."""
+    p = caller.params
+    inst = p.symbol(ctx.instruments)
+    assert inst is not None
+    side = p.choice("side", SIDES, required=True, code=errors.INVALID_SIDE, msg="Invalid side.")
+    qty = p.quantity(inst)
+    price = p.price(inst)
+    view = _find(ctx, caller, inst, id_name="orderId", client_name="origClientOrderId",
+                 missing=ApiError(-2013, "Order does not exist."), conditional=False)
+    await ctx.submit(m.ModifyOrder(ts=ctx.now(), account=caller.account, symbol=inst.symbol, side=side or m.BUY,
+                                   qty=qty or 0, price=price or 0, order_id=view.order_id))
+    return wire.order(ctx.ex.order(caller.account, order_id=view.order_id), inst)
+
+
 async def open_orders(ctx: ApiContext, caller: Caller) -> list:
     inst = caller.params.symbol(ctx.instruments, required=False)
     views = ctx.ex.open_orders(caller.account, inst.symbol if inst else None)
@@ -188,7 +203,7 @@ async def cancel_all_open_orders(ctx: ApiContext, caller: Caller) -> dict:
     assert inst is not None
     for view in ctx.ex.open_orders(caller.account, inst.symbol):
         if not view.conditional:
-            await ctx.node.submit(m.CancelOrder(ts=ctx.now(), account=caller.account, symbol=inst.symbol,
+            await ctx.apply(m.CancelOrder(ts=ctx.now(), account=caller.account, symbol=inst.symbol,
                                                 order_id=view.order_id))
     return {"code": 200, "msg": "The operation of cancel all open order is done."}
 
@@ -202,6 +217,92 @@ async def user_trades(ctx: ApiContext, caller: Caller) -> list:
             if (order_id is None or t.order_id == order_id) and (from_id is None or t.trade_id >= from_id)]
     rows = _time_filter(p, rows, lambda t: t.ts)
     return [wire.user_trade(t, ctx.instruments[t.symbol]) for t in rows]
+
+
+async def force_orders(ctx: ApiContext, caller: Caller) -> list:
+    """The account's forced closes: liquidation orders (``autoclose-``) and ADL closes (``adl_autoclose``)."""
+    p = caller.params
+    inst = p.symbol(ctx.instruments, required=False)
+    kind = p.choice("autoCloseType", ("LIQUIDATION", "ADL"))
+    prefixes = {"LIQUIDATION": ("autoclose-",), "ADL": ("adl_autoclose",), None: ("autoclose-", "adl_autoclose")}
+    views = [v for v in ctx.ex.all_orders(caller.account, inst.symbol if inst else None)
+             if v.client_order_id.startswith(prefixes[kind])]
+    start = p.integer("startTime", lo=0)
+    end = p.integer("endTime", lo=0)
+    limit = p.integer("limit", default=50, lo=1, hi=100)
+    assert limit is not None
+    views = [v for v in views if (start is None or v.create_ts >= start) and (end is None or v.create_ts <= end)]
+    return [dict(wire.order(v, ctx.instruments[v.symbol]), type="LIMIT", origType="LIMIT")
+            for v in views[-limit:]]
+
+
+# ----------------------------------------------------------------------------- batches
+
+MAX_BATCH_NEW, MAX_BATCH_CANCEL = 5, 10
+
+
+def _json_list(p: Params, *names: str) -> list | None:
+    for name in names:
+        raw = p.raw(name)
+        if raw is None:
+            continue
+        try:
+            value = json.loads(raw)
+        except (ValueError, RecursionError):
+            raise errors.invalid_param(names[0]) from None
+        if not isinstance(value, list):
+            raise errors.invalid_param(names[0])
+        return value
+    return None
+
+
+async def new_batch(ctx: ApiContext, caller: Caller) -> list:
+    """``POST /fapi/v1/batchOrders``: up to 5 orders, each answered by the order or its own error."""
+    orders = _json_list(caller.params, "batchOrders")
+    if orders is None:
+        raise errors.mandatory("batchOrders")
+    if not 1 <= len(orders) <= MAX_BATCH_NEW:
+        raise errors.invalid_param("batchOrders")
+    out: list[dict] = []
+    for item in orders:
+        if not isinstance(item, dict) or not all(isinstance(k, str) for k in item):
+            out.append(errors.invalid_param("batchOrders").body())
+            continue
+        try:
+            one = Caller(caller.account, caller.api_key,
+                         Params((k, v if isinstance(v, str) else json.dumps(v)) for k, v in item.items()))
+            ctx.limiter.order(f"key:{caller.api_key}")
+            out.append(await new_order(ctx, one))
+        except ApiError as exc:
+            if exc.status >= 500:
+                raise
+            out.append(exc.body())
+    return out
+
+
+async def cancel_batch(ctx: ApiContext, caller: Caller) -> list:
+    """``DELETE /fapi/v1/batchOrders``: up to 10 ids (``orderIdList``) or client ids, each answered alone."""
+    p = caller.params
+    inst = p.symbol(ctx.instruments)
+    assert inst is not None
+    ids = _json_list(p, "orderIdList", "orderidlist")
+    client_ids = _json_list(p, "origClientOrderIdList", "origclientorderidlist")
+    if ids is None and client_ids is None:
+        raise ApiError(errors.MANDATORY_PARAM,
+                       "Param 'origClientOrderIdList' or 'orderIdList' must be sent, but both were empty/null!")
+    keys = [("orderId", str(i)) for i in ids or []] + [("origClientOrderId", str(c)) for c in client_ids or []]
+    if not 1 <= len(keys) <= MAX_BATCH_CANCEL:
+        raise errors.invalid_param("orderIdList")
+    out: list[dict] = []
+    for name, value in keys:
+        try:
+            one = Caller(caller.account, caller.api_key, Params([("symbol", inst.symbol), (name, value)]))
+            out.append(await cancel_order(ctx, one))
+        except ApiError as exc:
+            if exc.status >= 500:
+                raise
+            out.append(exc.body())
+    return out
 
 
 # ----------------------------------------------------------------------------- algo (conditional) orders
@@ -225,7 +326,7 @@ def _find_algo(ctx: ApiContext, caller: Caller, missing: ApiError) -> OrderView:
 async def new_algo_order(ctx: ApiContext, caller: Caller) -> dict:
     cmd = parse_new_order(ctx, caller, algo=True)
     events = await ctx.submit(cmd)
-    view = ctx.ex.order(caller.account, order_id=_placed_id(events, caller.account))
+    view = ctx.ex.order(caller.account, order_id=_placed_id(events, cmd))
     return wire.algo_order(view, ctx.instruments[cmd.symbol])
 
 
@@ -260,7 +361,7 @@ async def cancel_algo_open_orders(ctx: ApiContext, caller: Caller) -> dict:
     assert inst is not None
     for view in ctx.ex.open_orders(caller.account, inst.symbol):
         if view.conditional:
-            await ctx.node.submit(m.CancelOrder(ts=ctx.now(), account=caller.account, symbol=inst.symbol,
+            await ctx.apply(m.CancelOrder(ts=ctx.now(), account=caller.account, symbol=inst.symbol,
                                                 order_id=view.order_id))
     return {"code": 200, "msg": "The operation of cancel all open order is done."}
 
@@ -271,11 +372,15 @@ def add_routes(app: web.Application) -> None:
     r.add_post(f"{b}/order", signed(new_order, 1, order=True))
     r.add_get(f"{b}/order", signed(query_order, 1))
     r.add_delete(f"{b}/order", signed(cancel_order, 1))
+    r.add_put(f"{b}/order", signed(modify_order, 1, order=True))
     r.add_get(f"{b}/openOrder", signed(query_open_order, 1))
     r.add_get(f"{b}/openOrders", signed(open_orders, 1))
     r.add_get(f"{b}/allOrders", signed(all_orders, 5))
     r.add_delete(f"{b}/allOpenOrders", signed(cancel_all_open_orders, 1))
     r.add_get(f"{b}/userTrades", signed(user_trades, 5))
+    r.add_get(f"{b}/forceOrders", signed(force_orders, 20))
+    r.add_post(f"{b}/batchOrders", signed(new_batch, 5))
+    r.add_delete(f"{b}/batchOrders", signed(cancel_batch, 1))
     r.add_post(f"{b}/algoOrder", signed(new_algo_order, 1, order=True))
     r.add_get(f"{b}/algoOrder", signed(query_algo_order, 1))
     r.add_delete(f"{b}/algoOrder", signed(cancel_algo_order, 1))

@@ -9,7 +9,7 @@ missing → −1102, bad characters → −1100, too many decimals → −1111, 
 from __future__ import annotations
 
 import re
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from urllib.parse import parse_qsl
 
 from exchange_sim.core.fixed import DECIMALS, SCALE, to_fixed
@@ -22,7 +22,7 @@ DECIMAL_RE = re.compile(r"^([0-9]{1,20})(\.[0-9]{1,20})?$")
 CLIENT_ID_RE = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
 INT_RE = re.compile(r"^-?[0-9]{1,19}$")
 MAX_PARAMS = 64
-MAX_VALUE_LEN = 512
+MAX_VALUE_LEN = 8192  # batchOrders carries a JSON list
 
 
 def parse_pairs(*raw_parts: str) -> list[tuple[str, str]]:
@@ -52,7 +52,7 @@ class Params:
             self._values[key] = value
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, str]) -> "Params":
+    def from_mapping(cls, data: Mapping[str, str]) -> Params:
         return cls(data.items())
 
     def __contains__(self, name: str) -> bool:

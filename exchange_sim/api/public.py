@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from exchange_sim.core.fixed import fmt_trim
+from exchange_sim.core.fixed import SCALE, fmt_trim
 from exchange_sim.core.instruments import Instrument
 
 from . import errors, wire
@@ -78,7 +78,7 @@ async def trades(ctx: ApiContext, params: Params) -> list:
     limit = params.integer("limit", default=500, lo=1, hi=1000)
     assert limit is not None
     return [{"id": t.trade_id, "price": wire.price(inst, t.price), "qty": wire.qty(inst, t.qty),
-             "quoteQty": wire.money(t.price * t.qty // 10**8), "time": t.ts, "isBuyerMaker": t.buyer_maker}
+             "quoteQty": wire.money(t.price * t.qty // SCALE), "time": t.ts, "isBuyerMaker": t.buyer_maker}
             for t in ctx.stats.recent_trades(inst.symbol, limit)]
 
 
@@ -112,7 +112,15 @@ async def klines(ctx: ApiContext, params: Params) -> list:
             for c in ctx.stats.klines(inst.symbol, interval, start, end, limit)]
 
 
+def market_now(ctx: ApiContext, symbol: str) -> int:
+    """The 24 h window's end: the wall clock, or the last trade's time if the feed runs in the past (replay)."""
+    now = ctx.now()
+    last = ctx.stats.last_trade_ts(symbol)
+    return last if 0 < last < now - 60_000 else now
+
+
 def _ticker_24h(ctx: ApiContext, inst: Instrument, now: int) -> dict:
+    now = market_now(ctx, inst.symbol)
     st = ctx.stats.stats_24h(inst.symbol, now)
     market = ctx.ex.market(inst.symbol)
     if st is None:
@@ -226,4 +234,4 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/fapi/v2/ticker/price", public(ticker_price))
 
 
-__all__ = ["add_routes", "ApiError"]
+__all__ = ["ApiError", "add_routes"]

@@ -10,7 +10,7 @@ GET_PROPERTY; errors ``{"error": {"code", "msg"}, "id"}`` with Binance's websock
 
 Each connection has a bounded send queue drained by its own writer task; a connection whose
 queue overflows is closed (as the venue disconnects a client that cannot keep up) and counted.
-The publisher is a node listener, so frames go out in core order.
+What goes out is built by ``market_publisher`` (market data) and ``user_stream`` (account data).
 """
 
 from __future__ import annotations
@@ -20,21 +20,17 @@ import json
 import logging
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from exchange_sim.core import messages as m
-from exchange_sim.core.fixed import fmt_trim
-from exchange_sim.core.instruments import Instrument
-
-from . import wire
-from .depth import DepthDiff, DepthTracker
-from .market_stats import INTERVALS, MarketStats, PublicTrade
+from .market_stats import INTERVALS
 
 log = logging.getLogger(__name__)
 
 SEND_QUEUE = 2000
+WS_HEARTBEAT = 60.0  # seconds between server pings (the venue pings every few minutes; clients pong)
+WS_CLOSE_TIMEOUT = 2.0  # seconds to wait for a client's close frame
 MAX_STREAMS_PER_CONNECTION = 200
 STREAM_RE = re.compile(r"^[!A-Za-z0-9_@]{1,64}$")
 
@@ -90,9 +86,25 @@ class StreamHub:
         self._by_account: dict[int, set[Connection]] = {}
         self.connections: set[Connection] = set()
         self.dropped_connections = 0
+        self._closing: set[asyncio.Task] = set()
+        self._book_symbols: set[str] = set()  # lower-case symbols (or "*") whose book somebody streams
 
     def wants(self, stream: str) -> bool:
         return bool(self._by_stream.get(stream))
+
+    def wants_book(self, symbol: str) -> bool:
+        """Does anyone stream ``symbol``'s book (diffs, partial depth or best bid/ask)?"""
+        return "*" in self._book_symbols or symbol.lower() in self._book_symbols
+
+    def _streams_changed(self) -> None:
+        books = set()
+        for stream in self._by_stream:
+            head, _, rest = stream.partition("@")
+            if stream == "!bookTicker":
+                books.add("*")
+            elif rest.startswith("depth") or rest == "bookTicker":
+                books.add(head)
+        self._book_symbols = books
 
     def wants_account(self, account: int) -> bool:
         return bool(self._by_account.get(account))
@@ -110,7 +122,9 @@ class StreamHub:
                 subs.discard(conn)
                 if not subs:
                     del self._by_stream[stream]
-        conn.streams.clear()
+        if conn.streams:
+            conn.streams.clear()
+            self._streams_changed()
         if conn.account is not None:
             subs = self._by_account.get(conn.account)
             if subs is not None:
@@ -120,7 +134,10 @@ class StreamHub:
 
     def subscribe(self, conn: Connection, stream: str) -> None:
         conn.streams.add(stream)
+        fresh = stream not in self._by_stream
         self._by_stream.setdefault(stream, set()).add(conn)
+        if fresh:
+            self._streams_changed()
 
     def unsubscribe(self, conn: Connection, stream: str) -> None:
         conn.streams.discard(stream)
@@ -129,6 +146,7 @@ class StreamHub:
             subs.discard(conn)
             if not subs:
                 del self._by_stream[stream]
+                self._streams_changed()
 
     def publish(self, stream: str, payload: Any) -> None:
         subs = self._by_stream.get(stream)
@@ -159,10 +177,38 @@ class StreamHub:
         try:
             conn.queue.put_nowait(text)
         except asyncio.QueueFull:
-            conn.closing = True
             self.dropped_connections += 1
-            self.remove(conn)
-            asyncio.get_running_loop().create_task(conn.ws.close(code=1008, message=b"too slow"))
+            self.disconnect(conn, 1008, b"too slow")
+
+    def disconnect(self, conn: Connection, code: int, reason: bytes, *, drain: bool = False) -> None:
+        """Stop delivering to ``conn`` now and close its websocket in the background.
+
+        ``drain``: let the writer send what is already queued first (a farewell frame).
+        """
+        conn.closing = True
+        self.remove(conn)
+
+        async def close() -> None:
+            if drain:
+                for _ in range(100):
+                    if conn.queue.empty():
+                        break
+                    await asyncio.sleep(0.01)
+            await conn.ws.close(code=code, message=reason)
+
+        task = asyncio.get_running_loop().create_task(close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    def disconnect_listen_key(self, listen_key: str, farewell: dict | None = None) -> None:
+        """Close the streams opened with ``listen_key`` (after sending ``farewell``, if given)."""
+        for conn in [c for c in self.connections if c.listen_key == listen_key]:
+            if farewell is not None and not conn.closing:
+                try:
+                    conn.queue.put_nowait(json.dumps(farewell, separators=(",", ":")))
+                except asyncio.QueueFull:
+                    pass
+            self.disconnect(conn, 1000, b"listenKey closed", drain=farewell is not None)
 
     async def close_all(self) -> None:
         for conn in tuple(self.connections):
@@ -259,157 +305,3 @@ async def serve_connection(request: web.Request, hub: StreamHub, conn: Connectio
         if not ws.closed:
             await ws.close()
     return ws
-
-
-# ----------------------------------------------------------------------------- the publisher
-
-
-class MarketPublisher:
-    """Turns applied inputs into market stream frames (a node listener; see module doc)."""
-
-    def __init__(self, hub: StreamHub, instruments: dict[str, Instrument], depth: DepthTracker,
-                 stats: MarketStats, market_view: Callable[[str], Any], clock: Callable[[], int]) -> None:
-        self.hub = hub
-        self.instruments = instruments
-        self.depth = depth
-        self.stats = stats
-        self.market_view = market_view
-        self.clock = clock
-        self._best: dict[str, tuple[int, int, int, int]] = {}
-
-    def __call__(self, msg: object, events: list) -> None:
-        now = self.clock()
-        ts = getattr(msg, "ts", now) or now
-        trade = self.stats.on_input(msg, events)
-        diffs = self.depth.on_input(msg, events, ts)
-        if trade is not None:
-            self._trade(msg.symbol, trade, now)  # type: ignore[attr-defined]
-        for diff in diffs:
-            self._depth(diff, now)
-            self._book_ticker(diff.symbol, now)
-        if isinstance(msg, m.MarkPrice):
-            self._mark(msg, now)
-        for event in events:
-            if isinstance(event, m.Liquidation):
-                self._force_order(event, now)
-
-    # ------------------------------------------------------------------ frames
-
-    def _trade(self, symbol: str, t: PublicTrade, now: int) -> None:
-        inst = self.instruments.get(symbol)
-        if inst is None:
-            return
-        low = symbol.lower()
-        p, q = wire.price(inst, t.price), wire.qty(inst, t.qty)
-        if self.hub.wants(f"{low}@trade"):
-            self.hub.publish(f"{low}@trade", {"e": "trade", "E": now, "T": t.ts, "s": symbol, "t": t.trade_id,
-                                              "p": p, "q": q, "X": "MARKET", "m": t.buyer_maker})
-        if self.hub.wants(f"{low}@aggTrade"):
-            self.hub.publish(f"{low}@aggTrade", {"e": "aggTrade", "E": now, "a": t.trade_id, "s": symbol, "p": p,
-                                                 "q": q, "f": t.trade_id, "l": t.trade_id, "T": t.ts,
-                                                 "m": t.buyer_maker})
-        wants_ticker = self.hub.wants(f"{low}@ticker") or self.hub.wants("!ticker@arr")
-        wants_mini = self.hub.wants(f"{low}@miniTicker") or self.hub.wants("!miniTicker@arr")
-        if wants_ticker or wants_mini:
-            st = self.stats.stats_24h(symbol, now)
-            if st is not None:
-                mini = {"e": "24hrMiniTicker", "E": now, "s": symbol, "c": wire.price(inst, st.last),
-                        "o": wire.price(inst, st.open), "h": wire.price(inst, st.high), "l": wire.price(inst, st.low),
-                        "v": wire.qty(inst, st.volume), "q": wire.money(st.quote_volume)}
-                if wants_mini:
-                    self.hub.publish(f"{low}@miniTicker", mini)
-                    self.hub.publish("!miniTicker@arr", [mini])
-                if wants_ticker:
-                    full = {"e": "24hrTicker", "E": now, "s": symbol, "p": wire.price(inst, st.change),
-                            "P": fmt_trim(st.change_percent), "w": wire.price(inst, st.weighted_avg),
-                            "c": wire.price(inst, st.last), "Q": wire.qty(inst, st.last_qty),
-                            "o": wire.price(inst, st.open), "h": wire.price(inst, st.high),
-                            "l": wire.price(inst, st.low), "v": wire.qty(inst, st.volume),
-                            "q": wire.money(st.quote_volume), "O": st.open_ts, "C": st.close_ts,
-                            "F": st.first_id, "L": st.last_id, "n": st.count}
-                    self.hub.publish(f"{low}@ticker", full)
-                    self.hub.publish("!ticker@arr", [full])
-        for interval in INTERVALS:
-            stream = f"{low}@kline_{interval}"
-            if self.hub.wants(stream):
-                candles = self.stats.klines(symbol, interval, None, None, 1)
-                if candles:
-                    c = candles[-1]
-                    step = INTERVALS[interval]
-                    self.hub.publish(stream, {"e": "kline", "E": now, "s": symbol, "k": {
-                        "t": c.open_ts, "T": c.open_ts + step - 1, "s": symbol, "i": interval, "f": t.trade_id,
-                        "L": t.trade_id, "o": wire.price(inst, c.open), "c": wire.price(inst, c.close),
-                        "h": wire.price(inst, c.high), "l": wire.price(inst, c.low), "v": wire.qty(inst, c.volume),
-                        "n": c.trades, "x": False, "q": wire.money(c.quote_volume),
-                        "V": wire.qty(inst, c.taker_buy_volume), "Q": wire.money(c.taker_buy_quote), "B": "0"}})
-
-    def _depth(self, d: DepthDiff, now: int) -> None:
-        inst = self.instruments[d.symbol]
-        low = d.symbol.lower()
-        payload = None
-        for speed in ("", "@100ms", "@250ms", "@500ms", "@0ms"):
-            stream = f"{low}@depth{speed}"
-            if self.hub.wants(stream):
-                if payload is None:
-                    payload = {"e": "depthUpdate", "E": now, "T": d.ts, "s": d.symbol, "U": d.first_update_id,
-                               "u": d.final_update_id, "pu": d.prev_final_update_id,
-                               "b": wire.levels(inst, d.bids), "a": wire.levels(inst, d.asks)}
-                self.hub.publish(stream, payload)
-        for n in (5, 10, 20):
-            for speed in ("", "@100ms", "@250ms", "@500ms"):
-                stream = f"{low}@depth{n}{speed}"
-                if self.hub.wants(stream):
-                    bids, asks, uid, _ = self.depth.snapshot(d.symbol, n)
-                    self.hub.publish(stream, {"e": "depthUpdate", "E": now, "T": d.ts, "s": d.symbol, "U": uid,
-                                              "u": uid, "pu": uid - 1, "b": wire.levels(inst, bids),
-                                              "a": wire.levels(inst, asks)})
-
-    def _book_ticker(self, symbol: str, now: int) -> None:
-        low = symbol.lower()
-        if not (self.hub.wants(f"{low}@bookTicker") or self.hub.wants("!bookTicker")):
-            return
-        inst = self.instruments[symbol]
-        bids, asks, uid, ts = self.depth.snapshot(symbol, 1)
-        best = (bids[0] if bids else (0, 0)) + (asks[0] if asks else (0, 0))
-        if self._best.get(symbol) == best:
-            return
-        self._best[symbol] = best
-        payload = {"e": "bookTicker", "u": uid, "E": now, "T": ts, "s": symbol,
-                   "b": wire.price(inst, best[0]), "B": wire.qty(inst, best[1]),
-                   "a": wire.price(inst, best[2]), "A": wire.qty(inst, best[3])}
-        self.hub.publish(f"{low}@bookTicker", payload)
-        self.hub.publish("!bookTicker", payload)
-
-    def _mark(self, msg: m.MarkPrice, now: int) -> None:
-        inst = self.instruments.get(msg.symbol)
-        if inst is None:
-            return
-        low = msg.symbol.lower()
-        streams = [f"{low}@markPrice", f"{low}@markPrice@1s", f"{low}@markPrice@3s"]
-        arr = ["!markPrice@arr", "!markPrice@arr@1s", "!markPrice@arr@3s"]
-        if not any(self.hub.wants(s) for s in streams + arr):
-            return
-        view = self.market_view(msg.symbol)
-        payload = {"e": "markPriceUpdate", "E": now, "s": msg.symbol, "p": wire.price(inst, msg.mark),
-                   "i": wire.price(inst, view.index if view is not None and view.index else msg.index or msg.mark),
-                   "P": wire.price(inst, msg.mark),
-                   "r": wire.rate(view.funding_rate if view is not None else msg.funding_rate or 0),
-                   "T": view.next_funding_ts if view is not None else msg.next_funding_ts or 0}
-        for s in streams:
-            self.hub.publish(s, payload)
-        for s in arr:
-            self.hub.publish(s, [payload])
-
-    def _force_order(self, liq: m.Liquidation, now: int) -> None:
-        inst = self.instruments.get(liq.symbol)
-        if inst is None:
-            return
-        low = liq.symbol.lower()
-        if not (self.hub.wants(f"{low}@forceOrder") or self.hub.wants("!forceOrder@arr")):
-            return
-        payload = {"e": "forceOrder", "E": now, "o": {
-            "s": liq.symbol, "S": liq.side, "o": "LIMIT", "f": "IOC", "q": wire.qty(inst, liq.qty),
-            "p": wire.price(inst, liq.bankruptcy_price), "ap": wire.price(inst, liq.price), "X": "FILLED",
-            "l": wire.qty(inst, liq.qty), "z": wire.qty(inst, liq.qty), "T": liq.ts}}
-        self.hub.publish(f"{low}@forceOrder", payload)
-        self.hub.publish("!forceOrder@arr", payload)

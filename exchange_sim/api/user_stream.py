@@ -30,7 +30,7 @@ from . import errors, wire
 from .context import CTX, ApiContext, keyed
 from .errors import ApiError
 from .params import Params
-from .streams import Connection, serve_connection
+from .streams import WS_CLOSE_TIMEOUT, WS_HEARTBEAT, Connection, serve_connection
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,9 @@ async def keepalive_listen_key(ctx: ApiContext, account: int, params: Params) ->
 
 
 async def close_listen_key(ctx: ApiContext, account: int, params: Params) -> dict:
-    ctx.listen_keys.close(account)
+    key = ctx.listen_keys.close(account)
+    if key is not None:
+        ctx.hub.disconnect_listen_key(key)
     return {}
 
 
@@ -76,7 +78,7 @@ async def private_ws(request: web.Request) -> web.StreamResponse:
 
 async def _serve_private(request: web.Request, listen_key: str) -> web.StreamResponse:
     ctx = request.app[CTX]
-    ws = web.WebSocketResponse(heartbeat=None, autoping=True)
+    ws = web.WebSocketResponse(timeout=WS_CLOSE_TIMEOUT, heartbeat=WS_HEARTBEAT, max_msg_size=64 * 1024)
     await ws.prepare(request)
     account = ctx.listen_keys.account_of(listen_key, ctx.now()) if listen_key else None
     if account is None:
@@ -117,13 +119,13 @@ class UserStreamPublisher:
             if not isinstance(account, int) or not hub.wants_account(account):
                 continue
             if isinstance(event, m.OrderUpdate):
+                if event.exec_type == "NEW" and event.client_order_id.startswith(("autoclose-", "adl_autoclose")):
+                    continue  # the venue shows forced closes by their fills only
                 if event.order_type in m.CONDITIONAL_TYPES:
                     hub.publish_account(account, self.algo_update(event, now))
                 else:
                     hub.publish_account(account, self.order_trade_update(event, now))
-            elif isinstance(event, m.BalanceUpdate):
-                groups.setdefault((account, account_update_reason(event.reason)), []).append(event)
-            elif isinstance(event, m.PositionUpdate):
+            elif isinstance(event, (m.BalanceUpdate, m.PositionUpdate)):
                 groups.setdefault((account, account_update_reason(event.reason)), []).append(event)
             elif isinstance(event, m.MarginCall) and event.level == "MARGIN_CALL":  # not the WARNING level
                 hub.publish_account(account, self.margin_call(event, now))
@@ -157,7 +159,7 @@ class UserStreamPublisher:
 
     def algo_update(self, ev: m.OrderUpdate, now: int) -> dict:
         inst = self._inst(ev.symbol)
-        status = wire._ALGO_STATUS.get(ev.status, ev.status)
+        status = "EXPIRED" if ev.exec_type == "EXPIRED" else wire.ALGO_STATUS.get(ev.status, ev.status)
         view = self.ctx.ex.order(ev.account, order_id=ev.order_id)
         actual = view.triggered_order_id if view is not None else 0
         return {"e": "ALGO_UPDATE", "T": ev.ts, "E": now, "o": {

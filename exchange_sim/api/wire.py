@@ -7,7 +7,8 @@ Pure functions of their arguments; nothing here reads the clock or the exchange.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from exchange_sim.core import messages as m
 from exchange_sim.core.fixed import SCALE, fmt, fmt_trim
@@ -18,12 +19,18 @@ ASSET = "USDT"
 MONEY = 8
 
 # Binance's algo statuses for a conditional order's life
-_ALGO_STATUS = {"NEW": "NEW", "CANCELED": "CANCELED", "EXPIRED": "EXPIRED", "TRIGGERED": "TRIGGERED",
+ALGO_STATUS = {"NEW": "NEW", "CANCELED": "CANCELED", "EXPIRED": "EXPIRED", "TRIGGERED": "TRIGGERED",
                 "FILLED": "FINISHED", "PARTIALLY_FILLED": "TRIGGERED", "REJECTED": "REJECTED"}
 
 
 def price(inst: Instrument, units: int) -> str:
     return fmt(units, inst.price_precision)
+
+
+def price_rounded(inst: Instrument, units: int) -> str:
+    """A computed price (liquidation, bankruptcy) rounded half-up to the instrument's precision."""
+    step = 10 ** max(0, MONEY - inst.price_precision)
+    return fmt((units + step // 2) // step * step, inst.price_precision)
 
 
 def qty(inst: Instrument, units: int) -> str:
@@ -150,7 +157,10 @@ def order(view: OrderView, inst: Instrument) -> dict[str, Any]:
 
 
 def algo_status(view: OrderView) -> str:
-    return _ALGO_STATUS.get(view.status, view.status)
+    """Binance's algoStatus; a conditional that fired but placed nothing (refused, nothing to close) EXPIRED."""
+    if view.status == "TRIGGERED" and not view.triggered_order_id:
+        return "EXPIRED"
+    return ALGO_STATUS.get(view.status, view.status)
 
 
 def algo_order(view: OrderView, inst: Instrument) -> dict[str, Any]:
@@ -221,7 +231,7 @@ def position_risk(pos: PositionView, inst: Instrument, *, v2: bool = False) -> d
         "breakEvenPrice": price(inst, pos.entry_price) if pos.entry_price else "0.0",
         "markPrice": price(inst, pos.mark),
         "unRealizedProfit": money(pos.unrealized_pnl),
-        "liquidationPrice": price(inst, pos.liquidation_price) if pos.liquidation_price > 0 else "0",
+        "liquidationPrice": price_rounded(inst, pos.liquidation_price) if pos.liquidation_price > 0 else "0",
         "isolatedMargin": money(isolated_margin),
         "notional": money(pos.notional),
         "marginAsset": ASSET,
@@ -284,6 +294,10 @@ def account(view: AccountView, instruments: dict[str, Instrument], now_ms: int) 
         inst = instruments[p.symbol]
         positions.append({
             "symbol": p.symbol, "positionSide": p.position_side, "positionAmt": qty(inst, p.qty),
+            "entryPrice": price(inst, p.entry_price), "breakEvenPrice": price(inst, p.entry_price),
+            "leverage": str(p.leverage), "isolated": p.isolated,
+            "maxNotional": fmt_trim(inst.max_notional(p.leverage)),
+            "positionInitialMargin": money(p.initial_margin), "openOrderInitialMargin": "0",
             "unrealizedProfit": money(p.unrealized_pnl),
             "isolatedMargin": money(p.isolated_wallet + p.unrealized_pnl if p.isolated else 0),
             "notional": money(p.notional), "isolatedWallet": money(p.isolated_wallet),

@@ -29,8 +29,8 @@ from .instruments import Instrument
 from .liquidation import LiquidationEngine
 from .matching import SymbolMarket
 from .messages import (
-    CONTRACT_PRICE, MARK_PRICE, AdjustIsolatedMargin, BalanceUpdate, FundingPayment, PositionUpdate, BookDelta, BookSnapshot, CancelAllOrders, CancelOrder,
-    CreateAccount, Deposit, FeedStatus, Funding, IndexPrice, MarketStatus, MarkPrice, PlaceOrder, ResetAccount,
+    CONTRACT_PRICE, MARK_PRICE, AdjustIsolatedMargin, CommandRejected, BalanceUpdate, FundingPayment, PositionUpdate, BookDelta, BookSnapshot, CancelAllOrders, CancelOrder,
+    CreateAccount, Deposit, FeedStatus, Funding, IndexPrice, MarketStatus, MarkPrice, ModifyOrder, PlaceOrder, ResetAccount,
     SetAutoAddMargin, SetLeverage, SetMarginType, SetPositionMode, Trade, Transfer, Withdraw,
 )
 from .monitor import INF, MarginMonitor, RiskUnit
@@ -88,11 +88,13 @@ class Exchange(Trading, MarginMonitor, LiquidationEngine, AccountCommands, Queri
     def apply(self, msg: Any) -> list:
         """Apply one market event or command; return the events it caused, in order."""
         self.out = out = []
-        self.now = msg.ts
+        before, self.now = self.now, msg.ts
         handler = self._HANDLERS.get(type(msg))
         if handler is None:
             raise TypeError(f"not a market event or command: {type(msg).__name__}")
         handler(self, msg)
+        if len(out) == 1 and type(out[0]) is CommandRejected:
+            self.now = before  # a refused command leaves no trace, not even its time
         if self.dirty_units:
             self._refresh_dirty()
         return out
@@ -245,6 +247,7 @@ Exchange._HANDLERS = {
     FeedStatus: Exchange._on_feed_status,
     PlaceOrder: Exchange._on_place,
     CancelOrder: Exchange._on_cancel,
+    ModifyOrder: Trading._modify_order,
     CancelAllOrders: Exchange._on_cancel_all,
     CreateAccount: AccountCommands._create_account,
     Deposit: AccountCommands._deposit,

@@ -228,6 +228,20 @@ class CancelOrder(Message):
     client_order_id: str = ""
 
 
+class ModifyOrder(Message):
+    """Change a resting limit order's price and quantity (Binance PUT /fapi/v1/order): it keeps its
+    id, loses its queue place, and is re-checked for margin; it may execute at the new price."""
+
+    ts: int
+    account: int
+    symbol: str
+    side: str
+    qty: int
+    price: int
+    order_id: int = 0
+    client_order_id: str = ""
+
+
 class CancelAllOrders(Message):
     ts: int
     account: int
@@ -236,7 +250,7 @@ class CancelAllOrders(Message):
 
 COMMANDS = (
     CreateAccount, Deposit, Withdraw, Transfer, ResetAccount, SetMarginType, SetPositionMode,
-    SetLeverage, AdjustIsolatedMargin, SetAutoAddMargin, PlaceOrder, CancelOrder, CancelAllOrders,
+    SetLeverage, AdjustIsolatedMargin, SetAutoAddMargin, PlaceOrder, CancelOrder, CancelAllOrders, ModifyOrder,
 )
 
 # ----------------------------------------------------------------------------- events out

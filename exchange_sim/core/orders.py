@@ -48,8 +48,10 @@ ERR = dict(
     no_price=(-4131, "The counterparty's best price does not meet the PERCENT_PRICE filter limit."),
     unknown_order=(-2011, "Unknown order sent."),
     no_such_order=(-2013, "Order does not exist."),
+    no_modify=(-5027, "No need to modify the order."),
+    modify_filled=(-4003, "Quantity less than or equal to the executed quantity."),
     account=(-2015, "Invalid API-key, IP, or permissions for action."),
-    duplicate_client_id=(-4015, "Client order id is not valid."),
+    duplicate_client_id=(-4116, "ClientOrderId is duplicated."),
 )
 
 

@@ -54,6 +54,58 @@ class Trading:
         self._assign_id(order)
         self._submit(acct, order, mkt)
 
+    def _modify_order(self: "Exchange", cmd) -> None:
+        """Re-price / re-size a resting limit order; refused changes leave it exactly as it was."""
+        acct = self.accounts.get(cmd.account)
+        if acct is None:
+            return self._reject(cmd, ERR["account"])
+        inst = self.instruments.get(cmd.symbol)
+        if inst is None:
+            return self._reject(cmd, ERR["symbol"])
+        if cmd.order_id:
+            order = acct.open_orders.get(cmd.order_id)
+        else:
+            order = next((o for o in acct.open_orders.values() if o.client_id == cmd.client_order_id), None)
+        if order is None or order.symbol != cmd.symbol or order.type != LIMIT:
+            return self._reject(cmd, ERR["no_such_order"])
+        if cmd.side != order.side:
+            return self._reject(cmd, ERR["side"])
+        probe = PlaceOrder(cmd.ts, cmd.account, cmd.symbol, cmd.side, LIMIT, qty=cmd.qty, price=cmd.price,
+                           time_in_force=order.tif, position_side=order.position_side)
+        err = check_order(probe, inst, acct.hedge)
+        if err:
+            return self._reject(cmd, err)
+        if cmd.qty == order.qty and cmd.price == order.price:
+            return self._reject(cmd, ERR["no_modify"])
+        if cmd.qty <= order.filled:
+            return self._reject(cmd, ERR["modify_filled"])
+        mkt = self.markets[cmd.symbol]
+        old = (order.price, order.qty, order.reserved, order.queue_ahead)
+        mkt.unrest(order)
+        self._release(acct, order)
+        order.price, order.qty = cmd.price, cmd.qty
+        err = self._check_executable(acct, order, mkt)
+        if err:
+            order.price, order.qty = old[0], old[1]
+            self._reserve_exactly(acct, order, old[2])
+            mkt.rest(order)
+            order.queue_ahead = old[3]
+            return self._reject(cmd, err)
+        order.update_ts = cmd.ts
+        self._emit_order(order, "AMENDMENT")
+        if mkt.would_take(order.is_buy, order.price, self.config.half_spread):
+            for price, qty in mkt.taker_fills(order.is_buy, order.remaining, order.price, self.config.half_spread):
+                if order.status not in (NEW, PARTIALLY_FILLED):
+                    break
+                self._fill(acct, order, qty, price, maker=False)
+        if order.status in (NEW, PARTIALLY_FILLED):
+            self._reserve(acct, order, mkt)
+            mkt.rest(order)
+
+    def _reserve_exactly(self: "Exchange", acct: Account, order: Order, amount: int) -> None:
+        order.reserved = amount
+        acct.order_margin += amount
+
     def _assign_id(self: "Exchange", order: Order) -> None:
         self.next_order_id += 1
         order.id = self.next_order_id
@@ -232,13 +284,11 @@ class Trading:
             del acct.open_orders[cond.id]
             self.orders.pop(cond.id, None)
             acct.remember(acct.closed_orders, cond)
-            if child.qty == 0:
-                cond.reason = "NOTHING_TO_CLOSE"
-                self._emit_order(cond, "EXPIRED")
-                continue
-            err = self._check_executable(acct, child, mkt)
+            err = None if child.qty else (0, "NOTHING_TO_CLOSE")
+            err = err or self._check_executable(acct, child, mkt)
             if err:
-                cond.reason = f"REJECTED_ON_TRIGGER {err[0]}"
+                cond.status = EXPIRED
+                cond.reason = err[1] if not err[0] else f"REJECTED_ON_TRIGGER {err[0]} {err[1]}"
                 self._emit_order(cond, "EXPIRED")
                 continue
             self._assign_id(child)

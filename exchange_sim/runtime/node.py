@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol, Self
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ class Node:
             self._task = None
             self._flush()
 
-    async def __aenter__(self) -> "Node":
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
@@ -168,7 +169,7 @@ class Node:
         if self.journal is not None:
             try:
                 self.journal.append(msg)
-            except Exception as exc:  # the journal's own error type; never apply unjournaled input
+            except Exception as exc:  # noqa: BLE001 - any journal failure: never apply unjournaled input
                 if future is not None and not future.done():
                     future.set_exception(exc)
                 else:
@@ -176,7 +177,7 @@ class Node:
                 return
         try:
             events = self.exchange.apply(msg)
-        except Exception as exc:  # a core bug: report it to the submitter, keep the node alive
+        except Exception as exc:  # a core bug: tell the submitter, keep the node alive
             log.exception("exchange.apply raised for %s", type(msg).__name__)
             if future is not None and not future.done():
                 future.set_exception(exc)
@@ -185,7 +186,7 @@ class Node:
         for listener in tuple(self._listeners):
             try:
                 listener(msg, events)
-            except Exception:
+            except Exception:  # a projection bug must not stop the core
                 log.exception("node listener %r failed", listener)
         if future is not None and not future.done():
             future.set_result(events)
@@ -201,5 +202,5 @@ class Node:
             return
         try:
             self.journal.flush()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - reported; the next flush retries
             log.error("journal flush failed: %s", exc)

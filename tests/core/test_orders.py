@@ -216,3 +216,23 @@ def test_margin_and_max_position_checks():
     from exchange_sim.core.messages import SetLeverage
     ex.apply(SetLeverage(c(), a, S, 125))
     assert place(ex, c, a, "BUY", "LIMIT", "1", price="55000")[0].code == -2027  # 55k > 50k cap at 125x
+
+
+def test_modify_a_resting_limit_order():
+    from exchange_sim.core.messages import ModifyOrder
+    ex, c, a = setup()
+    oid = place(ex, c, a, "BUY", "LIMIT", "1", price="59000")[0].order_id
+    margin0 = ex.account_view(a).open_order_initial_margin
+    ev = ex.apply(ModifyOrder(c(), a, S, "BUY", F("2"), F("59500"), order_id=oid))
+    assert ev[0].exec_type == "AMENDMENT" and ev[0].order_id == oid and money(ev[0].price, 1) == Decimal("59500.0")
+    assert ex.account_view(a).open_order_initial_margin > margin0
+    assert ex.apply(ModifyOrder(c(), a, S, "BUY", F("2"), F("59500"), order_id=oid))[0].code == -5027
+    assert ex.apply(ModifyOrder(c(), a, S, "BUY", F("2"), F("59500"), order_id=999))[0].code == -2013
+    assert ex.apply(ModifyOrder(c(), a, S, "SELL", F("2"), F("59500"), order_id=oid))[0].code == -1117
+    before = ex.open_orders(a)
+    assert ex.apply(ModifyOrder(c(), a, S, "BUY", F("500"), F("59500"), order_id=oid))[0].code == -2019
+    assert ex.open_orders(a) == before  # refused: exactly as it was
+    # moved through the ask: it executes at the new price like a marketable limit
+    events = ex.apply(ModifyOrder(c(), a, S, "BUY", F("2"), F("60000"), order_id=oid))
+    assert fills(events) == [(Decimal("60000.0"), Decimal("1.000"), False)]
+    assert [money(o.filled_qty, 3) for o in ex.open_orders(a)] == [Decimal("1")]

@@ -1,0 +1,159 @@
+"""The runtime node: one consumer, journal before apply, ordered results, bounded fan-out."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from exchange_sim.core import messages as m
+from exchange_sim.core.exchange import Exchange, ExchangeConfig
+from exchange_sim.core.fixed import to_fixed
+from exchange_sim.profiles import load_profile
+from exchange_sim.runtime import Node, NodeStopped
+
+
+class RecordingCore:
+    """A stand-in core that records inputs (used only where a real Exchange can't show the point)."""
+
+    def __init__(self, fail_on: object = None) -> None:
+        self.applied: list = []
+        self.fail_on = fail_on
+
+    def apply(self, msg: object) -> list:
+        if msg is self.fail_on:
+            raise RuntimeError("core bug")
+        self.applied.append(msg)
+        return [("event-of", msg)]
+
+
+class Journal:
+    def __init__(self, fail_on: object = None) -> None:
+        self.entries: list = []
+        self.flushes = 0
+        self.fail_on = fail_on
+
+    def append(self, msg: object) -> None:
+        if msg is self.fail_on:
+            raise OSError("disk full")
+        self.entries.append(msg)
+
+    def flush(self) -> None:
+        self.flushes += 1
+
+
+def real_exchange() -> Exchange:
+    return Exchange(load_profile(), ExchangeConfig())
+
+
+async def test_submit_returns_the_events_of_a_real_command():
+    node = Node(real_exchange())
+    async with node:
+        events = await node.submit(m.CreateAccount(ts=1, name="alice", deposit=to_fixed("100"),
+                                                   api_key="k" * 64, api_secret="s" * 64))
+        assert any(isinstance(e, m.AccountCreated) for e in events)
+        rejected = await node.submit(m.Deposit(ts=2, account=99, amount=to_fixed("1")))
+        assert len(rejected) == 1 and isinstance(rejected[0], m.CommandRejected)
+    assert node.exchange.account_view(1).wallet_balance == to_fixed("100")
+
+
+async def test_inputs_are_applied_in_submission_order_and_journaled_first():
+    core, journal = RecordingCore(), Journal()
+    node = Node(core, journal)
+    await node.start()
+    msgs = [object() for _ in range(50)]
+    results = await asyncio.gather(*(node.submit(x) for x in msgs))
+    await node.stop()
+    assert core.applied == msgs
+    assert journal.entries == msgs
+    assert [r[0][1] for r in results] == msgs
+    assert journal.flushes >= 1
+
+
+async def test_journal_failure_rejects_the_input_and_does_not_apply_it():
+    bad = object()
+    core, journal = RecordingCore(), Journal(fail_on=bad)
+    async with Node(core, journal) as node:
+        first = object()
+        await node.submit(first)
+        with pytest.raises(OSError):
+            await node.submit(bad)
+        after = object()
+        await node.submit(after)
+    assert core.applied == [first, after]
+
+
+async def test_core_exception_reaches_the_submitter_and_the_node_survives():
+    bad = object()
+    core = RecordingCore(fail_on=bad)
+    async with Node(core) as node:
+        with pytest.raises(RuntimeError):
+            await node.submit(bad)
+        ok = object()
+        assert await node.submit(ok) == [("event-of", ok)]
+
+
+async def test_subscribers_get_every_applied_input_in_order():
+    async with Node(RecordingCore()) as node:
+        q = node.subscribe()
+        msgs = [object() for _ in range(10)]
+        for x in msgs:
+            await node.submit(x)
+        got = [q.get_nowait() for _ in range(10)]
+        assert [g[0] for g in got] == msgs
+        node.unsubscribe(q)
+        await node.submit(object())
+        assert q.empty()
+
+
+async def test_a_slow_subscriber_is_dropped_and_counted_never_blocking_the_core():
+    async with Node(RecordingCore()) as node:
+        slow = node.subscribe(maxsize=3)
+        fast = node.subscribe(maxsize=100)
+        for _ in range(10):
+            await node.submit(object())
+        assert slow.qsize() == 3
+        assert node.dropped(slow) == 7
+        assert fast.qsize() == 10 and node.dropped(fast) == 0
+
+
+async def test_listeners_run_before_the_submitter_resumes_and_errors_are_contained():
+    seen = []
+
+    def listener(msg, events):
+        seen.append(msg)
+
+    def broken(msg, events):
+        raise ValueError("listener bug")
+
+    async with Node(RecordingCore()) as node:
+        node.add_listener(broken)
+        node.add_listener(listener)
+        x = object()
+        await node.submit(x)
+        assert seen == [x]
+        node.remove_listener(listener)
+        await node.submit(object())
+        assert seen == [x]
+
+
+async def test_submit_on_a_stopped_node_raises():
+    node = Node(RecordingCore())
+    with pytest.raises(NodeStopped):
+        await node.submit(object())
+    await node.start()
+    await node.stop()
+    with pytest.raises(NodeStopped):
+        await node.submit(object())
+
+
+async def test_stop_applies_what_was_queued_before_it():
+    core = RecordingCore()
+    node = Node(core)
+    await node.start()
+    futures = [asyncio.ensure_future(node.submit(object())) for _ in range(5)]
+    await asyncio.sleep(0)
+    await node.stop()
+    results = await asyncio.gather(*futures, return_exceptions=True)
+    assert len(core.applied) == 5
+    assert all(isinstance(r, list) for r in results)
