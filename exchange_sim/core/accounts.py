@@ -15,10 +15,15 @@ the cost (and of the isolated wallet) and realizes side × (close notional − r
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .fixed import SCALE
 from .margin import initial_margin, unrealized_pnl
 from .messages import BOTH
 from .orders import Order
+
+if TYPE_CHECKING:
+    from .monitor import RiskUnit
 
 LEDGER_KEYS = ("deposits", "withdrawals", "transfers_in", "transfers_out", "realized_pnl", "funding",
                "fees", "insurance")
@@ -50,7 +55,7 @@ class Position:
         self.leverage = leverage
         self.auto_add = False
         self.update_ts = 0
-        self.unit: object = None  # the margin monitor's risk unit while open
+        self.unit: RiskUnit | None = None  # the margin monitor's risk unit while open
 
     @property
     def entry_price(self) -> int:
@@ -91,7 +96,7 @@ class Account:
         self.update_ts = ts
         self.ledger = dict.fromkeys(LEDGER_KEYS, 0)
         self.children: list[int] = []
-        self.unit: object = None  # the margin monitor's cross risk unit
+        self.unit: RiskUnit | None = None  # the margin monitor's cross risk unit
 
     def remember(self, records: list, item: object) -> None:
         """Keep ``item`` in a history list holding at least the last ``history`` entries (None: all).

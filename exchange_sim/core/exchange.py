@@ -87,7 +87,8 @@ class Exchange(Trading, MarginMonitor, LiquidationEngine, AccountCommands, Queri
 
     def apply(self, msg: Any) -> list:
         """Apply one market event or command; return the events it caused, in order."""
-        self.out = out = []
+        out: list = []
+        self.out = out
         before, self.now = self.now, msg.ts
         handler = self._HANDLERS.get(type(msg))
         if handler is None:

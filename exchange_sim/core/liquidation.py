@@ -41,9 +41,8 @@ class LiquidationEngine:
 
     def _liquidate(self: "Exchange", unit: "RiskUnit", positions: list[Position]) -> None:
         acct = self.accounts[unit.account]
-        isolated = unit.position is not None
-        if isolated:
-            pos = unit.position
+        pos = unit.position
+        if pos is not None:
             self._cancel_where(acct, lambda o: not (o.symbol == pos.symbol and (
                 not acct.hedge or o.position_side == pos.side)), "LIQUIDATION")
         else:

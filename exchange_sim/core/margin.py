@@ -100,7 +100,7 @@ def threshold_price(inst: Instrument, legs: list[Leg], wallet: int, theta: int =
     tiers = [inst.tier_for_notional(c) for _, c in legs]
     price = 0
     for _ in range(len(inst.tiers) + 2):
-        price = _price(_solve([(q, c, t) for (q, c), t in zip(legs, tiers)], wallet, theta), round_up)
+        price = _price(_solve([(q, c, t) for (q, c), t in zip(legs, tiers, strict=True)], wallet, theta), round_up)
         if price <= 0:
             return 0
         new = [inst.tier_for_notional(abs(q) * price // SCALE) for q, _ in legs]

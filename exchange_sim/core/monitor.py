@@ -271,12 +271,12 @@ class MarginMonitor:
             slack = 0
         budget = slack // len(symbols)
         for symbol in symbols:
-            legs = [p for p in positions if p.symbol == symbol]
+            held = [p for p in positions if p.symbol == symbol]
             mark = self.markets[symbol].mark
             if not mark:
                 continue
-            net = sum(p.qty for p in legs)
-            gross = sum(abs(p.qty) for p in legs)
+            net = sum(p.qty for p in held)
+            gross = sum(abs(p.qty) for p in held)
             mmr_bound = self.instruments[symbol].tier_for_notional(2 * gross * mark // SCALE).mmr
             rate = theta * abs(net) + gross * mmr_bound
             distance = budget * SCALE * SCALE // rate if rate else INF

@@ -13,7 +13,7 @@ from .accounts import Account, Position, apply_fill, leg_key
 from .fixed import SCALE
 from .margin import initial_margin, open_loss
 from .messages import (
-    BOTH, BUY, FOK, GTX, IOC, LIMIT, LONG, MARK_PRICE, MARKET, SELL, SHORT, STOP, STOP_MARKET,
+    BOTH, BUY, FOK, GTX, IOC, LIMIT, LONG, MARK_PRICE, MARKET, SELL, STOP, STOP_MARKET,
     TAKE_PROFIT, TAKE_PROFIT_MARKET, BalanceUpdate, CommandRejected, OrderUpdate, PlaceOrder,
     PositionUpdate,
 )

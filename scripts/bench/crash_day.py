@@ -33,7 +33,7 @@ def ticks(bars: list[Bar]) -> list[Trade]:
     prev = None
     for bar in bars:
         points = path(bar)
-        for (t0, p0), (t1, p1) in zip(points, points[1:]):
+        for (t0, p0), (t1, p1) in zip(points, points[1:], strict=False):
             for k in range(TICKS_PER_LEG):
                 price = p0 + (p1 - p0) * k // TICKS_PER_LEG
                 price -= price % tick

@@ -6,7 +6,7 @@ import pytest
 
 from exchange_sim.core.fixed import to_fixed as F
 from exchange_sim.core.messages import (
-    Adl, AutoAddMargin, BookSnapshot, InsuranceFundChange, Liquidation, MarginCall, SetAutoAddMargin,
+    Adl, AutoAddMargin, InsuranceFundChange, Liquidation, MarginCall, SetAutoAddMargin,
     SetPositionMode, PlaceOrder,
 )
 from tests.support.core_helpers import Clock, account, book, exchange, mark, money, open_position
@@ -80,7 +80,7 @@ def test_cross_liquidation_price_moves_with_the_other_legs_mark():
     book(ex, c(), "ETHUSDT", "3390", "3410")
     assert not kinds(mark(ex, c(), "BTCUSDT", "54357.80"), Liquidation)
     liqs = kinds(mark(ex, c(), "BTCUSDT", "54357.78"), Liquidation)
-    assert {l.symbol for l in liqs} == {"BTCUSDT", "ETHUSDT"}  # the domino
+    assert {liq.symbol for liq in liqs} == {"BTCUSDT", "ETHUSDT"}  # the domino
     assert ex.positions(a) == []
     assert ex.account_view(a).wallet_balance >= 0
 
@@ -193,7 +193,7 @@ def test_hedge_mode_legs_each_have_their_own_isolated_liquidation_price():
     book(ex, c(), "BTCUSDT", "60900", "61000")
     assert not kinds(mark(ex, c(), "BTCUSDT", "60945.27"), Liquidation)
     liqs = kinds(mark(ex, c(), "BTCUSDT", "60945.28"), Liquidation)
-    assert [(l.position_side, l.isolated) for l in liqs] == [("SHORT", True)]
+    assert [(liq.position_side, liq.isolated) for liq in liqs] == [("SHORT", True)]
     assert [p.position_side for p in ex.positions(a)] == ["LONG"]
 
 

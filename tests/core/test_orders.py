@@ -7,7 +7,7 @@ from exchange_sim.core.messages import (
     BookDelta, BookSnapshot, CancelAllOrders, CancelOrder, CommandRejected, OrderUpdate, PlaceOrder,
     SetPositionMode,
 )
-from tests.support.core_helpers import Clock, account, book, exchange, mark, money, trade
+from tests.support.core_helpers import Clock, account, exchange, mark, money, trade
 
 S = "BTCUSDT"
 

@@ -33,7 +33,7 @@ def test_example_e_plain_numbers_isolated_loses_50_cross_survives():
     assert money(p_iso.initial_margin) == Decimal("100") and money(p_iso.maintenance_margin) == Decimal("50")
     assert money(p_iso.liquidation_price) == Decimal("49799.20")
     events = mark(ex, c(), "BTCUSDT", "49799")  # a 50.25 USDT loss
-    assert [l.account for l in liquidations(events)] == [iso]
+    assert [liq.account for liq in liquidations(events)] == [iso]
     iso_view, cross_view = ex.account_view(iso), ex.account_view(cross)
     # isolated: lost ~50 (the loss up to the liquidation price), 950 left untouched
     assert money(iso_view.wallet_balance) == Decimal("949.75")
@@ -45,7 +45,7 @@ def test_example_e_plain_numbers_isolated_loses_50_cross_survives():
     lp = cross_view.positions[0].liquidation_price
     assert money(lp) == Decimal("46184.74")
     events = mark(ex, c(), "BTCUSDT", "46184")
-    assert [l.account for l in liquidations(events)] == [cross]
+    assert [liq.account for liq in liquidations(events)] == [cross]
     assert money(ex.account_view(cross).wallet_balance) < Decimal("50")
     assert money(ex.account_view(iso).wallet_balance) == Decimal("949.75")  # untouched by the rest
     assert ex.wallet_invariant_holds()
@@ -81,8 +81,8 @@ def test_portfolio_cross_winner_holds_up_the_loser_then_the_domino():
     # both turn: ETH squeezes and BTC keeps falling
     events = mark(ex, c(), "ETHUSDT", "3600") + mark(ex, c(), "BTCUSDT", "47000")
     liqs = liquidations(events)
-    assert {l.symbol for l in liqs} == {"BTCUSDT", "ETHUSDT"}  # every cross position together
-    assert len({l.ts for l in liqs}) == 1
+    assert {liq.symbol for liq in liqs} == {"BTCUSDT", "ETHUSDT"}  # every cross position together
+    assert len({liq.ts for liq in liqs}) == 1
     assert ex.positions(a) == [] and ex.account_view(a).wallet_balance >= 0
     assert ex.wallet_invariant_holds()
 
@@ -94,10 +94,10 @@ def test_portfolio_isolated_each_leg_liquidated_alone():
     assert money(eth.liquidation_price) == Decimal("3585.66")
     mark(ex, c(), "ETHUSDT", "2500")
     events = mark(ex, c(), "BTCUSDT", "54000")
-    assert [l.symbol for l in liquidations(events)] == ["BTCUSDT"]  # the winner did not save it
+    assert [liq.symbol for liq in liquidations(events)] == ["BTCUSDT"]  # the winner did not save it
     wallet_after_btc = ex.account_view(a).wallet_balance
     assert money(10000 * 10**8 - wallet_after_btc) == Decimal("3000")  # lost exactly its margin
     events = mark(ex, c(), "ETHUSDT", "3600")
-    assert [l.symbol for l in liquidations(events)] == ["ETHUSDT"]
+    assert [liq.symbol for liq in liquidations(events)] == ["ETHUSDT"]
     assert money(ex.account_view(a).wallet_balance) == Decimal("1000")  # 10,000 - 3,000 - 6,000
     assert ex.wallet_invariant_holds()
