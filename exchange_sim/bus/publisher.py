@@ -30,8 +30,9 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Self
 
 import aiomqtt
 
@@ -94,7 +95,7 @@ class MqttPublisher:
             return
         if self.source is not None:
             while not self.source.empty():
-                self.offer(*self.source.get_nowait())
+                self._offer_logged(*self.source.get_nowait())
         self._stopping.set()
         self._wakeup.set()
         feeder = [t for t in self._tasks if t.get_name() == "mqtt-feeder"]
@@ -107,7 +108,7 @@ class MqttPublisher:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
 
-    async def __aenter__(self) -> "MqttPublisher":
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
@@ -135,11 +136,13 @@ class MqttPublisher:
 
     async def _feed(self, source: asyncio.Queue) -> None:
         while True:
-            input_msg, events = await source.get()
-            try:
-                self.offer(input_msg, events)
-            except Exception:  # a message the mapper cannot encode is a bug: log it, keep publishing
-                log.exception("MQTT: cannot publish %s", type(input_msg).__name__)
+            self._offer_logged(*await source.get())
+
+    def _offer_logged(self, input_msg: Any, events: list[Any]) -> None:
+        try:
+            self.offer(input_msg, events)
+        except Exception:  # a message the mapper cannot encode is a bug: log it, keep publishing
+            log.exception("MQTT: cannot publish %s", type(input_msg).__name__)
 
     # ------------------------------------------------------------------ the connection loop
 
@@ -172,10 +175,12 @@ class MqttPublisher:
         if c.tls:
             options["tls_context"] = c.tls_context()
             options["tls_insecure"] = c.tls_insecure
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             c.host, c.port, username=c.username, password=c.password, identifier=c.client_id,
             will=aiomqtt.Will(will.topic, will.payload, will.qos, will.retain), keepalive=c.keepalive,
-            timeout=c.publish_timeout, **options)
+            timeout=c.publish_timeout, max_inflight_messages=BATCH, **options)
+        client.pending_calls_threshold = 2 * BATCH  # a batch in flight is normal here, not a warning
+        return client
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         """Publish until the connection breaks (raises MqttError) or stop was asked and all is sent."""

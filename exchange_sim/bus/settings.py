@@ -50,7 +50,7 @@ class BusConfig:
             raise BusConfigError("an MQTT password needs a username")
 
     @classmethod
-    def from_url(cls, url: str, **options: Any) -> "BusConfig":
+    def from_url(cls, url: str, **options: Any) -> BusConfig:
         """Settings from ``mqtt://[user[:password]@]host[:port]`` (``mqtts://`` for TLS) plus options."""
         try:
             parts = urlsplit(url)
@@ -74,7 +74,7 @@ class BusConfig:
             raise BusConfigError(f"MQTT settings: {exc}") from None
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "BusConfig | None":
+    def from_settings(cls, settings: Any) -> BusConfig | None:
         """From ``exchange_sim.config.MqttSettings`` (url, topic_prefix, username, password, tls, ...)."""
         url = getattr(settings, "url", None)
         if not url:

@@ -69,11 +69,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from exchange_sim.core import messages as m
 from exchange_sim.core.fixed import fmt_trim
+from exchange_sim.core.messages import Message
 
 # int fields that are ids, counts, leverage or timestamps; every other int is fixed-point money
 COUNT_FIELDS = frozenset({
@@ -116,11 +118,25 @@ def plain(value: Any, name: str = "") -> Any:
         return value if name in COUNT_FIELDS else fmt_trim(value)
     if isinstance(value, (tuple, list)):
         return [plain(v, name) for v in value]
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: plain(getattr(value, f.name), f.name) for f in dataclasses.fields(value)}
+    if isinstance(value, Message):
+        return {name: plain(getattr(value, name), name) for name in value.__struct_fields__}
+    names = _field_names(value)
+    if names is not None:
+        return {name: plain(getattr(value, name), name) for name in names}
     if isinstance(value, dict):
         return {k: plain(v, k) for k, v in value.items()}
     raise TypeError(f"cannot publish a {type(value).__name__} field {name!r}")
+
+
+def _field_names(value: Any) -> tuple[str, ...] | None:
+    """The fields of a core message (msgspec Struct) or a view (dataclass); None for anything else."""
+    if isinstance(value, type):
+        return None
+    if isinstance(value, m.Message):
+        return m.field_names(value)
+    if dataclasses.is_dataclass(value):
+        return tuple(f.name for f in dataclasses.fields(value))
+    return None
 
 
 def snake(name: str) -> str:
@@ -179,8 +195,8 @@ class _Summary:
         if account_view is not None:
             view = account_view(self.account)
             if view is not None:
-                out["margin"] = {f.name: getattr(view, f.name) for f in dataclasses.fields(view)
-                                 if f.name not in ("positions", "account")}
+                out["margin"] = {name: getattr(view, name) for name in _field_names(view) or ()
+                                 if name not in ("positions", "account")}
         return plain(out)
 
 

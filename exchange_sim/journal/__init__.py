@@ -9,6 +9,14 @@ from .recovery import ReplayReport, compare_session, recover, replay_session
 from .store import Journal, JournalConfig, JournalStats
 
 __all__ = [
-    "Journal", "JournalConfig", "JournalStats", "JournalError", "JournalWriteError", "JournalCorruptError",
-    "recover", "replay_session", "compare_session", "ReplayReport",
+    "Journal",
+    "JournalConfig",
+    "JournalCorruptError",
+    "JournalError",
+    "JournalStats",
+    "JournalWriteError",
+    "ReplayReport",
+    "compare_session",
+    "recover",
+    "replay_session",
 ]

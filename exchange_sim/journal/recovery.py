@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from exchange_sim.core.messages import dumps
 
@@ -46,7 +47,7 @@ def _restore_newest(journal: Journal, seqs: list[int], exchange_type: Any) -> tu
             return exchange_type.restore(journal.snapshot_at(seq)), seq
         except JournalError:
             raise
-        except Exception as exc:  # a snapshot the core cannot read: fall back to an older one
+        except Exception as exc:  # noqa: BLE001 - a snapshot the core cannot read: fall back to an older one
             log.error("journal %s: snapshot after input %d cannot be restored (%r); trying an older one",
                       journal.path, seq, exc)
     raise JournalCorruptError(f"journal {journal.path}: no snapshot can be restored")

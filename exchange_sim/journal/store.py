@@ -14,7 +14,7 @@ Tables (one file, ``PRAGMA journal_mode=WAL``):
 ``snapshots(seq, taken, state)``
     ``Exchange.snapshot()`` after the input ``seq`` was applied; seq 0 is the genesis state
     (the empty exchange with its profile and config), written by ``recover`` on a new file.
-``events(seq, input_seq, type, account, body)``
+``events(seq, input_seq, type, account, ts, body)``
     The core's output events in order (canonical JSON), with the input that caused them; what
     ``/sim/v1/events`` and ``replay-session`` read.
 ``meta(key, value)``
@@ -38,38 +38,54 @@ Durability: "acknowledged means stored"
 
     ``record`` (the events of an input) is staged and committed with the next ``append`` or
     ``flush``: events are a pure function of the inputs, so ``recover`` rewrites any that a
-    crash lost (``events_through`` tells which).
+    crash lost (``events_through`` tells which). An input without events writes nothing of its
+    own (``events_through`` rides along with the next append), so market data costs one commit
+    per input and the node's flush-when-idle costs nothing when no events are staged.
+
+One writer: a second writer on the same file is refused (``flock`` on ``<file>-lock``); readers
+(``read_only=True``, ``replay-session``) may open it any time.
 
 Failure: any SQLite error while storing turns the journal *failed*: that ``append`` raises
 ``JournalWriteError`` (nothing of the input stored, it must not be applied) and so does every
 later write, until the file is reopened (restart, ``recover``). Reads keep working.
 
-Compaction: after each snapshot, when more than ``keep_snapshots`` exist, the older snapshots
+Compaction: after each snapshot, when more than ``keep_snapshots`` exist (0: never compact, for
+sessions that must replay from the very start), the older snapshots
 and every input they cover (``seq <=`` the oldest kept snapshot) are deleted; freed pages are
-reused, so the file stops growing at about ``keep_snapshots * snapshot_every`` inputs. The
-event log is kept (it is the session's record) unless ``compact_events`` is set.
+reused, so the file stops growing at about ``(keep_snapshots + 1) * snapshot_every`` inputs.
+The event log is kept (it is the session's record) unless ``compact_events`` is set.
+
+Size (``python -m tests.support.journal_sizing``, the recorded Binance BTCUSDT feed at the live
+feed's rates, ~73 inputs/s a symbol, ~615 bytes stored per input): a day of BTCUSDT + ETHUSDT
+would be ~12.6 M inputs, ~7.7 GB uncompacted; with the defaults (snapshot every 10,000 inputs,
+keep 3) the file levels off near 25 MB plus a WAL of at most ~8 MB, plus the event log
+(~0.4 kB an event, ~2 kB a filled order).
 """
 
 from __future__ import annotations
 
+import fcntl
+import logging
 import os
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Any, Protocol, Self
 
 from exchange_sim.core.messages import dumps, loads
 
 from .errors import JournalCorruptError, JournalError, JournalWriteError
 
 FORMAT = "1"
+log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS inputs (seq INTEGER PRIMARY KEY, type TEXT NOT NULL, ts INTEGER NOT NULL,
                                    body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS snapshots (seq INTEGER PRIMARY KEY, taken INTEGER NOT NULL, state BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, input_seq INTEGER NOT NULL, type TEXT NOT NULL,
-                                   account INTEGER, body TEXT NOT NULL);
+                                   account INTEGER, ts INTEGER NOT NULL, body TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS events_by_input ON events (input_seq);
 CREATE INDEX IF NOT EXISTS events_by_account ON events (account, seq);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -85,17 +101,17 @@ class JournalConfig:
     """How often to snapshot, how much to keep, how hard to sync."""
 
     snapshot_every: int = 10_000  # inputs between snapshots (0: never snapshot automatically)
-    keep_snapshots: int = 3  # snapshots kept by compaction (>= 1); inputs before the oldest go
+    keep_snapshots: int = 3  # snapshots kept by compaction; inputs before the oldest go (0: keep all)
     synchronous: str = "FULL"  # FULL (power-loss safe) or NORMAL (SIGKILL safe only)
     group_commit: bool = False  # see the module docstring before turning this on
     compact_events: bool = False  # also delete the event log of compacted inputs
-    wal_size_limit: int = 64 * 1024 * 1024  # bytes the WAL is truncated to after a checkpoint
+    wal_size_limit: int = 8 * 1024 * 1024  # bytes the WAL is truncated to after a checkpoint
 
     def __post_init__(self) -> None:
         if self.snapshot_every < 0:
             raise JournalError(f"snapshot_every = {self.snapshot_every}: must be >= 0")
-        if self.keep_snapshots < 1:
-            raise JournalError(f"keep_snapshots = {self.keep_snapshots}: must be >= 1")
+        if self.keep_snapshots < 0:
+            raise JournalError(f"keep_snapshots = {self.keep_snapshots}: must be >= 0 (0 keeps everything)")
         if self.synchronous not in ("FULL", "NORMAL"):
             raise JournalError(f"synchronous = {self.synchronous!r}: must be FULL or NORMAL")
 
@@ -109,6 +125,7 @@ class JournalStats:
     snapshots: int
     snapshot_bytes: int  # the newest snapshot's size
     file_bytes: int  # main file + WAL on disk
+    wal_bytes: int  # the WAL alone
     page_bytes: int  # pages in use (file minus free pages), what the data really takes
 
 
@@ -129,6 +146,7 @@ class Journal:
         self._source: SnapshotSource | None = None
         self._in_sync = True  # every appended input was recorded as applied (snapshots allowed)
         self._pending_record: int | None = None  # appended seq whose record() has not come yet
+        self._lock_fd: int | None = None if read_only else self._lock()
         try:
             if read_only:
                 uri = "file:" + str(self.path.resolve()) + "?mode=ro"
@@ -147,10 +165,13 @@ class Journal:
             self._last_event = self._scalar("SELECT COALESCE(MAX(seq), 0) FROM events")
             self._last_snapshot = self._scalar("SELECT COALESCE(MAX(seq), -1) FROM snapshots")
             self._events_through = int(self._meta("events_through") or 0)
+            self._stored_through = self._events_through  # what the meta row says (or will, at commit)
         except sqlite3.Error as exc:
+            self._unlock()
             raise JournalError(f"journal {self.path}: cannot open: {_describe(exc)}") from None
         if fmt != FORMAT:
             self._db.close()
+            self._unlock()
             raise JournalCorruptError(f"journal {self.path}: format {fmt!r}, this version reads {FORMAT!r}")
 
     # ------------------------------------------------------------------ lifecycle
@@ -164,8 +185,29 @@ class Journal:
             pass
         finally:
             self._db.close()
+            self._unlock()
 
-    def __enter__(self) -> "Journal":
+    def _lock(self) -> int:
+        """One writer per file: an exclusive flock on ``<file>-lock``, released on close or death."""
+        lock_path = str(self.path) + "-lock"
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise JournalError(f"journal {self.path}: cannot open: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise JournalError(f"journal {self.path} is in use by another process (a simulator already "
+                               "running on this session file?)") from None
+        return fd
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -200,7 +242,7 @@ class Journal:
         self._writable()
         try:
             body = dumps(msg)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, AttributeError) as exc:
             raise JournalError(f"journal {self.path}: {type(msg).__name__} is not a core message: {exc}") from None
         if self._pending_record is not None:
             self._in_sync = False  # the previous input was never recorded as applied: no more snapshots
@@ -208,6 +250,7 @@ class Journal:
         try:
             if not self._db.in_transaction:
                 self._db.execute("BEGIN IMMEDIATE")
+            self._stage_events_through()
             self._db.execute("INSERT INTO inputs VALUES (?, ?, ?, ?)",
                              (seq, type(msg).__name__, int(getattr(msg, "ts", 0) or 0), body))
             if not self.config.group_commit:
@@ -230,15 +273,25 @@ class Journal:
         if seq is None:
             return  # an input that was never journaled (no journal at append time): nothing to add
         self._pending_record = None
-        try:
-            if not self._db.in_transaction:
-                self._db.execute("BEGIN IMMEDIATE")
-            self._insert_events(seq, events)
-        except sqlite3.Error as exc:
-            self._fail(f"could not store the events of input {seq}", exc)
+        if events or self._db.in_transaction:
+            try:
+                if not self._db.in_transaction:
+                    self._db.execute("BEGIN IMMEDIATE")
+                self._insert_events(seq, events)
+            except sqlite3.Error as exc:
+                self._fail(f"could not store the events of input {seq}", exc)
+        else:  # nothing to write now: the next transaction (an append) carries events_through along
+            self._events_through = max(self._events_through, seq)
         if (self._source is not None and self._in_sync and self.config.snapshot_every
                 and seq - self._last_snapshot >= self.config.snapshot_every):
-            self.save_snapshot(seq, self._source.snapshot())
+            try:
+                state = self._source.snapshot()
+            except Exception:  # a core that cannot snapshot: keep journaling, recovery replays further
+                log.exception("journal %s: the core could not be snapshotted; automatic snapshots are off",
+                              self.path)
+                self._source = None
+                return
+            self.save_snapshot(seq, state)
 
     def flush(self) -> None:
         """Commit everything staged (``record`` rows, group-committed inputs); durable on return."""
@@ -257,6 +310,7 @@ class Journal:
         try:
             if not self._db.in_transaction:
                 self._db.execute("BEGIN IMMEDIATE")
+            self._stage_events_through()
             self._db.execute("INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?)", (seq, taken, bytes(state)))
             self._compact()
             if self.config.group_commit is False and seq == 0:
@@ -280,14 +334,22 @@ class Journal:
         rows = []
         for event in events:
             self._last_event += 1
-            rows.append((self._last_event, input_seq, type(event).__name__, _account_of(event), dumps(event)))
+            rows.append((self._last_event, input_seq, type(event).__name__, _account_of(event),
+                         int(getattr(event, "ts", 0) or 0), dumps(event)))
         if rows:
-            self._db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?)", rows)
-        if input_seq > self._events_through:
-            self._events_through = input_seq
-            self._db.execute("UPDATE meta SET value = ? WHERE key = 'events_through'", (str(input_seq),))
+            self._db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)", rows)
+        self._events_through = max(self._events_through, input_seq)
+        self._stage_events_through()
+
+    def _stage_events_through(self) -> None:
+        """Write ``events_through`` into the open transaction if it moved."""
+        if self._events_through != self._stored_through:
+            self._db.execute("UPDATE meta SET value = ? WHERE key = 'events_through'", (str(self._events_through),))
+            self._stored_through = self._events_through
 
     def _compact(self) -> None:
+        if not self.config.keep_snapshots:
+            return  # keep the whole session (replay-session from the very start)
         seqs = [r[0] for r in self._db.execute("SELECT seq FROM snapshots ORDER BY seq DESC")]
         if len(seqs) <= self.config.keep_snapshots:
             return
@@ -312,6 +374,7 @@ class Journal:
         self._last_seq = self._scalar_or("SELECT COALESCE(MAX(seq), 0) FROM inputs", self._last_seq)
         self.failure = (f"journal {self.path}: {what}: {_describe(exc)}; "
                         "refusing all further input until the simulator is restarted")
+        log.error("%s", self.failure)  # once: the operator's clear message (clients get "try again")
         raise JournalWriteError(self.failure) from None
 
     # ------------------------------------------------------------------ reading
@@ -339,8 +402,9 @@ class Journal:
         return bytes(row[0])
 
     def events(self, after: int = 0, limit: int | None = None, *, account: int | None = None,
-               types: tuple[str, ...] = ()) -> list[tuple[int, Any]]:
-        """Logged events with ``seq > after`` (oldest first), optionally one account's or some types."""
+               types: tuple[str, ...] = (), since: int | None = None, newest: bool = False) -> list[tuple[int, Any]]:
+        """Logged events as (seq, event), oldest first: ``seq > after``, optionally one account's, some
+        types (class names), ``ts >= since``; at most ``limit`` (the newest ones if ``newest``)."""
         sql, args = "SELECT seq, body FROM events WHERE seq > ?", [after]
         if account is not None:
             sql += " AND account = ?"
@@ -348,11 +412,17 @@ class Journal:
         if types:
             sql += f" AND type IN ({','.join('?' * len(types))})"
             args.extend(types)
-        sql += " ORDER BY seq"
+        if since is not None:
+            sql += " AND ts >= ?"
+            args.append(since)
+        sql += " ORDER BY seq DESC" if newest else " ORDER BY seq"
         if limit is not None:
             sql += " LIMIT ?"
             args.append(int(limit))
-        return [(seq, _decode(self.path, "event", seq, body)) for seq, body in self._db.execute(sql, args)]
+        rows = self._db.execute(sql, args).fetchall()
+        if newest:
+            rows.reverse()
+        return [(seq, _decode(self.path, "event", seq, body)) for seq, body in rows]
 
     def event_bodies(self, after_input: int = 0) -> Iterator[str]:
         """The canonical JSON of every logged event caused by an input after ``after_input``, in order."""
@@ -366,7 +436,9 @@ class Journal:
     def stats(self) -> JournalStats:
         """Row counts and bytes on disk (main file + WAL)."""
         newest = self._db.execute("SELECT LENGTH(state) FROM snapshots ORDER BY seq DESC LIMIT 1").fetchone()
-        size = sum(p.stat().st_size for p in (self.path, Path(str(self.path) + "-wal")) if p.exists())
+        wal = Path(str(self.path) + "-wal")
+        wal_size = wal.stat().st_size if wal.exists() else 0
+        size = (self.path.stat().st_size if self.path.exists() else 0) + wal_size
         page_size = self._scalar("PRAGMA page_size")
         used = (self._scalar("PRAGMA page_count") - self._scalar("PRAGMA freelist_count")) * page_size
         return JournalStats(
@@ -377,6 +449,7 @@ class Journal:
             snapshots=self._scalar("SELECT COUNT(*) FROM snapshots"),
             snapshot_bytes=newest[0] if newest else 0,
             file_bytes=size,
+            wal_bytes=wal_size,
             page_bytes=used,
         )
 

@@ -8,7 +8,7 @@ import logging
 
 from exchange_sim.bus import BusConfig, MqttPublisher
 from exchange_sim.core import messages as m
-from tests.support.mqtt_broker import Collector, free_port, unique_prefix
+from tests.support.mqtt_broker import Collector, Mosquitto, free_port, unique_prefix
 
 FIX = 10**8
 
@@ -58,7 +58,7 @@ async def test_retained_summary_is_what_a_late_subscriber_sees(mqtt_url):
             await early.wait_for(lambda s: len(s.on("account/9/balance")) >= 1)
         async with Collector(mqtt_url, prefix) as late:
             await late.wait_for(lambda s: len(s.on("account/9/summary")) == 1)
-    ((topic, payload, retained),) = [x for x in late.messages if x[0].endswith("/summary")]
+    ((_topic, payload, retained),) = [x for x in late.messages if x[0].endswith("/summary")]
     assert retained and payload["wallet"] == "56" and payload["seq"] == 2
 
 
@@ -119,3 +119,36 @@ async def test_unreachable_broker_buffer_stays_bounded_dropping_the_oldest(caplo
             await asyncio.sleep(0.05)
     assert publisher.status.outages == 1 and states[:1] == [False]
     assert "down" in caplog.text
+
+
+async def test_username_password_and_tls(tmp_path):
+    broker = Mosquitto(tmp_path, users={"sim": "s3cret", "reader": "r3ad"}, tls=True)
+    broker.start()
+    try:
+        prefix = unique_prefix()
+        url = f"mqtts://sim:s3cret@127.0.0.1:{broker.tls_port}"
+        async with (Collector(broker.url, prefix, username="reader", password="r3ad") as sub,
+                    MqttPublisher(config(url, prefix, tls_ca_file=broker.ca_file)) as publisher):
+            publisher.offer(m.Deposit(ts=1, account=5, amount=FIX), [balance(5, 1, 1)])
+            await sub.wait_for(lambda s: len(s.on("account/5/balance")) == 1)
+            assert publisher.config.tls and publisher.status.connected
+    finally:
+        broker.stop()
+
+
+async def test_a_refused_login_is_reported_and_retried_not_fatal(tmp_path):
+    broker = Mosquitto(tmp_path, users={"sim": "s3cret"})
+    broker.start()
+    states: list[tuple[bool, str]] = []
+    try:
+        url = f"mqtt://sim:wrong@127.0.0.1:{broker.port}"
+        async with MqttPublisher(config(url, unique_prefix()), on_status=lambda up, text: states.append((up, text))) as p:
+            p.offer(m.Deposit(ts=1, account=5, amount=FIX), [balance(5, 1, 1)])
+            for _ in range(200):
+                if p.status.outages:
+                    break
+                await asyncio.sleep(0.05)
+            assert not p.status.connected and p.status.buffered == 2
+    finally:
+        broker.stop()
+    assert states and states[0][0] is False and "authori" in states[0][1].lower()

@@ -14,7 +14,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exchange_sim.core.messages import (
-    BalanceUpdate, BookDelta, CreateAccount, MarkPrice, PlaceOrder, Trade, dumps,
+    BalanceUpdate,
+    BookDelta,
+    CreateAccount,
+    MarkPrice,
+    PlaceOrder,
+    Trade,
+    dumps,
 )
 from exchange_sim.journal import Journal, JournalConfig, JournalError, JournalWriteError
 from tests.support.journal_faults import fill_disk, make_read_only
@@ -59,7 +65,7 @@ def test_a_returned_append_survives_sigkill(tmp_path):
         os.kill(os.getpid(), signal.SIGKILL)
     """)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-c", script], cwd=str(tmp_path), env=env, timeout=60)
+    proc = subprocess.run([sys.executable, "-c", script], cwd=str(tmp_path), env=env, timeout=60, check=False)
     assert proc.returncode == -9
     with Journal(path) as journal:
         assert journal.last_seq == 50
@@ -81,10 +87,10 @@ def test_events_are_logged_with_their_input_and_account(tmp_path):
         assert list(journal.event_bodies(after_input=seq)) == []
     with Journal(tmp_path / "s.db") as journal:  # committed with the next append
         assert [e for _, e in journal.events()] == ev
-        assert journal.events_through == 2
+        assert journal.events_through == 1  # input 2 had no events: nothing of its own was written
 
 
-def test_disk_full_refuses_the_input_and_everything_after(tmp_path):
+def test_disk_full_refuses_the_input_and_everything_after(tmp_path, caplog):
     journal = Journal(tmp_path / "s.db")
     journal.append(order(1))
     fill_disk(journal)
@@ -92,6 +98,7 @@ def test_disk_full_refuses_the_input_and_everything_after(tmp_path):
     with pytest.raises(JournalWriteError, match="database or disk is full"):
         journal.append(big)
     assert journal.failure is not None and "restarted" in journal.failure
+    assert caplog.text.count("database or disk is full") == 1  # said once, loudly, for the operator
     with pytest.raises(JournalWriteError):  # sticky: even a small input is refused now
         journal.append(order(3))
     with pytest.raises(JournalWriteError):
@@ -171,6 +178,32 @@ def test_snapshots_every_n_inputs_and_compaction_keeps_the_last_k(tmp_path):
         assert journal.last_seq == 45 and journal.next_seq == 46
 
 
+def test_keep_snapshots_zero_keeps_the_whole_session(tmp_path):
+    with Journal(tmp_path / "s.db", JournalConfig(snapshot_every=10, keep_snapshots=0)) as journal:
+        source = Counter()
+        journal.save_snapshot(0, source.snapshot())
+        journal.bind(source)
+        drive(journal, source, 45)
+        assert journal.snapshot_seqs() == [0, 10, 20, 30, 40] and journal.first_input_seq() == 1
+
+
+def test_compaction_bounds_the_file(tmp_path):
+    """Thirty snapshot cycles take no more room than five: compacted pages are reused."""
+    config = JournalConfig(snapshot_every=200, keep_snapshots=2, synchronous="NORMAL")
+    with Journal(tmp_path / "s.db", config) as journal:
+        source = Counter()
+        journal.save_snapshot(0, source.snapshot())
+        journal.bind(source)
+        drive(journal, source, 5 * 200)
+        early = journal.stats()
+        drive(journal, source, 25 * 200)
+        late = journal.stats()
+    assert late.inputs == early.inputs and late.last_seq == 30 * 200
+    assert late.page_bytes <= early.page_bytes * 1.5
+    main_file = (tmp_path / "s.db").stat().st_size
+    assert main_file <= early.page_bytes * 3
+
+
 def test_no_snapshot_once_an_input_was_not_recorded_as_applied(tmp_path):
     """If the core failed to apply an input, its state is no longer 'the inputs so far'."""
     with Journal(tmp_path / "s.db", JournalConfig(snapshot_every=2)) as journal:
@@ -204,8 +237,45 @@ def test_any_message_reads_back_equal(tmp_path_factory, items):
         msgs.append(PlaceOrder(ts=ts, account=1, symbol="ETHUSDT", side=side, order_type="MARKET", qty=qty,
                                client_order_id=coid))
         msgs.append(Trade(ts=ts, symbol="ETHUSDT", price=qty, qty=qty, taker_side=side))
-    with Journal(path) as journal:
+    with Journal(path, JournalConfig(synchronous="NORMAL")) as journal:  # the codec, not durability
         for m in msgs:
             journal.append(m)
     with Journal(path, read_only=True) as journal:
         assert [m for _, m in journal.inputs()] == msgs
+
+
+def test_one_writer_per_file_readers_welcome(tmp_path):
+    with Journal(tmp_path / "s.db") as journal:
+        journal.append(order(1))
+        with pytest.raises(JournalError, match="in use by another process"):
+            Journal(tmp_path / "s.db")
+        with Journal(tmp_path / "s.db", read_only=True) as reader:
+            assert reader.last_seq == 1
+    with Journal(tmp_path / "s.db") as again:  # released on close
+        assert again.last_seq == 1
+
+
+def test_event_queries(tmp_path):
+    with Journal(tmp_path / "s.db") as journal:
+        events = [BalanceUpdate(ts=10 * i, account=i % 2, wallet=i, change=1, reason="DEPOSIT") for i in range(1, 7)]
+        for e in events:
+            journal.append(order(e.ts))
+            journal.record(None, [e])
+        assert [e.ts for _, e in journal.events(since=30)] == [30, 40, 50, 60]
+        assert [e.ts for _, e in journal.events(limit=2, newest=True)] == [50, 60]
+        assert [e.ts for _, e in journal.events(account=1, limit=2)] == [10, 30]
+        assert [s for s, _ in journal.events(types=("BalanceUpdate",), after=4)] == [5, 6]
+        assert journal.events(types=("Liquidation",)) == []
+
+
+def test_a_core_that_cannot_snapshot_does_not_stop_the_journal(tmp_path, caplog):
+    class Broken(Counter):
+        def snapshot(self) -> bytes:
+            raise RuntimeError("cannot pickle")
+
+    with Journal(tmp_path / "s.db", JournalConfig(snapshot_every=5)) as journal:
+        source = Broken()
+        journal.bind(source)
+        drive(journal, source, 20)
+        assert journal.snapshot_seqs() == [] and journal.last_seq == 20 and journal.failure is None
+    assert caplog.text.count("could not be snapshotted") == 1

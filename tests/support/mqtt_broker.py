@@ -16,8 +16,9 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Self
 
 import aiomqtt
 import pytest
@@ -43,15 +44,43 @@ def mosquitto_binary() -> str:
 
 
 class Mosquitto:
-    """One mosquitto process on 127.0.0.1:port that can be stopped and started again."""
+    """One mosquitto process on 127.0.0.1:port that can be stopped and started again.
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    ``users={"name": "password"}`` turns anonymous access off (a password file made with
+    ``mosquitto_passwd``); ``tls=True`` adds a TLS listener on ``tls_port`` with a fresh
+    self-signed certificate for 127.0.0.1 (``ca_file``), made with ``openssl``.
+    """
+
+    def __init__(self, workdir: Path, port: int | None = None, *, users: dict[str, str] | None = None,
+                 tls: bool = False) -> None:
         self.binary = mosquitto_binary()
         self.port = port or free_port()
         self.workdir = Path(workdir)
         self.config = self.workdir / "mosquitto.conf"
-        self.config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                               "log_dest stderr\nlog_type error\nlog_type warning\n")
+        lines = [f"listener {self.port} 127.0.0.1", "persistence false", "log_dest stderr",
+                 "log_type error", "log_type warning"]
+        if os.geteuid() == 0:  # as root mosquitto would switch to user "mosquitto", who cannot read tmp_path
+            lines.append("user root")
+        if users:
+            passwords = self.workdir / "passwords"
+            passwords.write_text("")
+            tool = _tool("mosquitto_passwd")
+            for name, password in users.items():
+                subprocess.run([tool, "-b", str(passwords), name, password], check=True, capture_output=True)
+            lines += ["allow_anonymous false", f"password_file {passwords}"]
+        else:
+            lines.append("allow_anonymous true")
+        self.tls_port = 0
+        self.ca_file = ""
+        if tls:
+            self.tls_port = free_port()
+            cert, key = self.workdir / "cert.pem", self.workdir / "key.pem"
+            subprocess.run([_tool("openssl"), "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+                            "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+                            "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+            self.ca_file = str(cert)
+            lines += [f"listener {self.tls_port} 127.0.0.1", f"certfile {cert}", f"keyfile {key}"]
+        self.config.write_text("\n".join(lines) + "\n")
         self.log = self.workdir / "mosquitto.log"
         self._proc: subprocess.Popen | None = None
 
@@ -86,6 +115,13 @@ class Mosquitto:
         self._proc = None
 
 
+def _tool(name: str) -> str:
+    found = shutil.which(name)
+    if not found:
+        pytest.skip(f"{name} is not installed (needed to set up the test broker)")
+    return found
+
+
 def broker_url() -> str | None:
     return os.environ.get("MQTT_URL") or None
 
@@ -97,19 +133,20 @@ def unique_prefix() -> str:
 class Collector:
     """Subscribes to ``prefix/#`` and keeps every message as (topic, decoded JSON, retain)."""
 
-    def __init__(self, url: str, prefix: str) -> None:
+    def __init__(self, url: str, prefix: str, username: str | None = None, password: str | None = None) -> None:
         from urllib.parse import urlsplit
 
         parts = urlsplit(url)
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 1883
         self.prefix = prefix
+        self.username, self.password = username, password
         self.messages: list[tuple[str, Any, bool]] = []
         self._arrived = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._ready = asyncio.Event()
         self.connections = 0
 
-    async def __aenter__(self) -> "Collector":
+    async def __aenter__(self) -> Self:
         self._task = asyncio.get_running_loop().create_task(self._run())
         await asyncio.wait_for(self._ready.wait(), timeout=10)
         return self
@@ -122,7 +159,8 @@ class Collector:
     async def _run(self) -> None:
         while True:  # reconnect (the broker may be restarted by the test); bounded by the test's cancel
             try:
-                async with aiomqtt.Client(self.host, self.port) as client:
+                async with aiomqtt.Client(self.host, self.port, username=self.username,
+                                          password=self.password) as client:
                     await client.subscribe(f"{self.prefix}/#", qos=1)
                     self.connections += 1
                     self._ready.set()
@@ -148,7 +186,7 @@ class Collector:
         topic = f"{self.prefix}/{suffix}"
         return [payload for t, payload, _ in self.messages if t == topic]
 
-    async def wait_for(self, predicate: Callable[["Collector"], bool], timeout: float = 15.0) -> None:
+    async def wait_for(self, predicate: Callable[[Collector], bool], timeout: float = 15.0) -> None:
         """Wait until ``predicate(self)`` holds; fail (with what arrived) after ``timeout`` seconds."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -160,5 +198,5 @@ class Collector:
             self._arrived.clear()
             try:
                 await asyncio.wait_for(self._arrived.wait(), timeout=min(remaining, 0.5))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass

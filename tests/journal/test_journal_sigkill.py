@@ -1,0 +1,96 @@
+"""SIGKILL the journaled node process at random points; every restart recovers exactly.
+
+Each trial runs ``tests.support.journal_writer`` (a real ``Node`` + ``Journal`` in its own
+process) over a seeded session, kills it with SIGKILL after a seeded random number of
+acknowledged inputs (twice), restarts it on the same file, and lets it finish. After every kill
+the recovered state and event log must equal an uninterrupted run over the stored inputs, every
+acknowledged input must be stored, and every acknowledged order must exist.
+``EXSIM_NODE_CRASH_TRIALS`` sets the number of trials (default 10; the whole-server test,
+``test_crash_recovery.py``, runs 20).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from exchange_sim.core.messages import PlaceOrder, dumps
+from exchange_sim.journal import Journal, JournalConfig, recover
+from tests.support.journal_session import observable_state, reference_run, session_inputs
+
+REPO = Path(__file__).resolve().parents[2]
+TRIALS = int(os.environ.get("EXSIM_NODE_CRASH_TRIALS", "10"))
+N = 100
+SNAPSHOT_EVERY = 25
+
+
+def run_writer(db: Path, seed: int, kill_after: int | None, acked: dict[int, int]) -> bool:
+    """Run the writer; SIGKILL it after ``kill_after`` acks (None: let it finish). True if it finished."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "tests.support.journal_writer", str(db), str(seed), str(N),
+                             str(SNAPSHOT_EVERY)], stdout=subprocess.PIPE, cwd=str(REPO), env=env, text=True)
+    finished = False
+    try:
+        assert proc.stdout is not None
+        if kill_after == 0:
+            proc.send_signal(signal.SIGKILL)
+        else:
+            count = 0
+            for line in proc.stdout:
+                if line.startswith("ack "):
+                    _, seq, order_id = line.split()
+                    acked[int(seq)] = int(order_id)
+                    count += 1
+                    if kill_after is not None and count >= kill_after:
+                        proc.send_signal(signal.SIGKILL)
+                        break
+                elif line.strip() == "done":
+                    finished = True
+    finally:
+        proc.wait(timeout=60)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    if not finished:
+        assert proc.returncode in (-signal.SIGKILL, 0), f"writer failed with {proc.returncode}"
+    return finished
+
+
+def check_recovery(db: Path, inputs: list, acked: dict[int, int]) -> int:
+    """Restart-style recovery, compared with the uninterrupted run over the stored inputs."""
+    with Journal(db, JournalConfig(snapshot_every=SNAPSHOT_EVERY, keep_snapshots=2)) as journal:
+        exchange, next_seq = recover(journal, None)
+        stored = next_seq - 1
+        logged = list(journal.event_bodies())
+    assert not acked or max(acked) <= stored, "an acknowledged input was lost"
+    reference, events = reference_run(inputs[:stored])
+    assert observable_state(exchange) == observable_state(reference)
+    assert logged == [dumps(e) for e in events]
+    for seq, order_id in acked.items():
+        msg = inputs[seq - 1]
+        if isinstance(msg, PlaceOrder) and order_id:
+            assert exchange.order(msg.account, order_id) is not None, f"acknowledged order {order_id} is gone"
+    return stored
+
+
+@pytest.mark.parametrize("trial", range(TRIALS))
+def test_sigkill_at_random_points_then_restart_recovers_exactly(tmp_path, trial):
+    rng = random.Random(1000 + trial)
+    seed = 500 + trial
+    inputs = session_inputs(seed, N)
+    db = tmp_path / "session.db"
+    acked: dict[int, int] = {}
+    kills = [rng.choice([0, rng.randint(1, 20), rng.randint(1, len(inputs))]) for _ in range(2)]
+    for kill_after in kills:
+        if run_writer(db, seed, kill_after, acked):
+            break
+        if db.exists():
+            check_recovery(db, inputs, acked)
+    while not run_writer(db, seed, None, acked):
+        pass
+    assert check_recovery(db, inputs, acked) == len(inputs)
