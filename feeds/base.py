@@ -62,12 +62,29 @@ def is_market_event(item: Any) -> bool:
     return isinstance(item, MARKET_EVENTS)
 
 
+_FIXED_CACHE: dict[str, int] = {}
+_FIXED_CACHE_SIZE = 200_000
+
+
 def fixed(text: Any, what: str = "number") -> int:
-    """Venue decimal text to fixed units, as a FeedFormatError when it is not a number."""
+    """Venue decimal text to fixed units, as a FeedFormatError when it is not a number.
+
+    Book diffs repeat the same price and size texts over and over, so conversions are memoised
+    (a bounded cache, cleared when full): the decoder's hottest call becomes a dict lookup.
+    """
+    if type(text) is str:
+        units = _FIXED_CACHE.get(text)
+        if units is not None:
+            return units
     try:
-        return to_fixed(str(text))
+        units = to_fixed(str(text))
     except FixedPointError:
         raise FeedFormatError(f"bad {what}: {text!r}") from None
+    if type(text) is str:
+        if len(_FIXED_CACHE) >= _FIXED_CACHE_SIZE:
+            _FIXED_CACHE.clear()
+        _FIXED_CACHE[text] = units
+    return units
 
 
 def fixed_rounded(text: Any, what: str = "number") -> int:

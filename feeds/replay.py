@@ -29,6 +29,8 @@ import re
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from typing import Any
 
+import msgspec
+
 from exchange_sim.core.messages import BookSnapshot, loads
 
 from .archive import read_archive, symbol_from_name
@@ -37,6 +39,7 @@ from .binance_wire import WireDecoder, depth_snapshot
 from .klines import DEFAULT_PATH, PathOptions
 
 RAW, RECORDING, CSV = "raw", "recording", "csv"
+_decode_json = msgspec.json.Decoder().decode  # several times faster than json.loads on capture lines
 RAW_STREAMS = frozenset({"depth", "trade", "aggTrade", "mark"})
 _RAW_LINE = re.compile(r"^(\d+)\s+([\[{].*)$")
 
@@ -82,11 +85,13 @@ def read_raw_capture(lines: Iterable[str], symbols: Sequence[str] | None = None,
         line = line.strip()
         if not line:
             continue
+        if has_depth and "bookTicker" not in decoder.want and '"bookTicker"' in line:
+            continue  # the depth stream already carries the top of the book: skip before parsing
         m = _RAW_LINE.match(line)
         if not m:
             raise FeedFormatError(f"line {n}: not '<ns> <json>': {line[:120]}")
         try:
-            msg = json.loads(m.group(2))
+            msg = _decode_json(m.group(2))
         except ValueError:
             raise FeedFormatError(f"line {n}: bad JSON") from None
         if not isinstance(msg, dict):

@@ -59,8 +59,7 @@ def decoded_trades(n: int) -> float:
 
 
 def raw_capture(limit: int | None) -> tuple[float, int]:
-    import sys
-    sys.path.insert(0, str(SHARED_DATA.parents[1] / "main"))
+    """Decode + apply the raw capture: (core events per second, core events)."""
     from feeds.replay import read_file
 
     path = SHARED_DATA / "binance-usdm_BTCUSDT_ws-raw_2024-08-08T2354-2400Z.jsonl.gz"
@@ -107,6 +106,11 @@ def main() -> None:
     rate, count = raw_capture(20_000 if SMOKE else None)
     figures["raw_capture_decode_and_apply_events_per_s"] = round(rate)
     figures["raw_capture_events"] = count
+    if not SMOKE:
+        from feeds.replay import open_text
+        lines = sum(1 for _ in open_text(str(SHARED_DATA / "binance-usdm_BTCUSDT_ws-raw_2024-08-08T2354-2400Z.jsonl.gz")))
+        figures["raw_capture_lines"] = lines
+        figures["raw_capture_lines_per_s"] = round(lines * rate / count)
     figures["order_commands_per_s"] = round(order_commands(20_000 if SMOKE else 200_000))
     try:
         import nautilus_trader  # noqa: F401
