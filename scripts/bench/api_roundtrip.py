@@ -1,0 +1,364 @@
+"""API round trip (benchmarks issue, item 4). Prints one JSON line.
+
+The real ccxt async client (``ccxt.async_support.binanceusdm``, configured as docs/binance-api.md
+says) places resting limit orders on loopback against the running simulator, with 1 client and
+with 8 concurrent clients (8 accounts, one client each); p50/p99 latency of ``create_order`` as
+the bot sees it, and orders/s. The reference is ``aiohttp_stub.py``: a do-nothing server that
+only checks the signature and answers the same client with a valid order JSON, run the same way
+(its own process) in the same run; the ratios say how far the simulator is from that floor.
+
+The simulator is the CLI's own ``exchange-sim run --feed manual --port P --db <tmp>`` in a
+subprocess, with one change made by this script's ``serve-sim`` launcher: the venue's per-key
+rate limits (300 orders / 10 s) are lifted, since ``run`` has no setting for them and a load test
+would otherwise measure 429 answers. It runs three times: as configured by default (``sim_*``:
+journal on, every input committed with ``synchronous=FULL``, i.e. fsynced), with ``--no-journal``
+(``sim_nojournal_*``) and with ``[journal] synchronous = "NORMAL"`` in its config.toml
+(``sim_journal_normal_*``: the SQLite work without the per-commit fsync); together they show what
+the journal costs and where.
+
+    python scripts/bench/api_roundtrip.py                   # full size
+    EXSIM_BENCH_SMOKE=1 python scripts/bench/api_roundtrip.py
+    python scripts/bench/api_roundtrip.py --profile DIR     # also pyinstrument the simulator (text reports)
+    EXSIM_BENCH_REPEAT=5 python scripts/bench/api_roundtrip.py   # repeats per variant (default 3; smoke 1)
+
+Internal: ``api_roundtrip.py serve-sim [--profile FILE] [--mqtt-nodelay] run ...`` is the launcher
+described above (``--mqtt-nodelay``: tick_to_liquidation's diagnostic run with the MQTT fix).
+Everything talks to 127.0.0.1 only; every loop is bounded; servers are stopped at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+
+SMOKE = os.environ.get("EXSIM_BENCH_SMOKE") == "1"
+SYMBOL = "BTC/USDT:USDT"
+ADMIN_TOKEN = "bench-admin-token-" + secrets.token_hex(8)
+
+
+# ----------------------------------------------------------------------------- the simulator launcher
+
+
+def serve_sim(argv: list[str]) -> None:
+    """``exchange-sim <argv>`` with the API's per-key rate limits lifted (optionally profiled)."""
+    import functools
+
+    import exchange_sim.api as api
+    from exchange_sim.api.auth import RateLimits
+
+    api.ApiConfig = functools.partial(api.ApiConfig, rate_limits=RateLimits(10**9, 10**9, 10**9))  # type: ignore[misc]
+    from exchange_sim.cli import app
+
+    profile_out = None
+    if argv[:1] == ["--profile"]:
+        profile_out, argv = argv[1], argv[2:]
+    if argv[:1] == ["--mqtt-nodelay"]:  # the fix proposed for exchange_sim/bus (diagnostic runs only)
+        argv = argv[1:]
+        patch_mqtt_nodelay()
+    profiler = None
+    if profile_out:
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.0005, async_mode="disabled")
+        profiler.start()
+    try:
+        app(argv, prog_name="exchange-sim", standalone_mode=False)
+    finally:
+        if profiler is not None:
+            profiler.stop()
+            Path(profile_out).write_text(profiler.output_text(unicode=False, color=False, show_all=False))
+
+
+def patch_mqtt_nodelay() -> None:
+    """Set TCP_NODELAY on the MQTT publisher's socket once connected (what the bus does not do yet).
+
+    paho-mqtt never sets it, so a QoS 1 message written right after a QoS 0 one waits for the
+    broker's delayed ACK (~40 ms on Linux) under Nagle's algorithm.
+    """
+    from exchange_sim.bus.publisher import MqttPublisher
+
+    original = MqttPublisher._serve
+
+    async def _serve(self: Any, client: Any) -> None:
+        sock = client._client.socket()
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return await original(self, client)
+
+    MqttPublisher._serve = _serve  # type: ignore[method-assign]
+
+
+# ----------------------------------------------------------------------------- processes
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    """A server in a subprocess, ready once ``GET <url>/fapi/v1/time`` answers; stopped with SIGTERM."""
+
+    def __init__(self, cmd: list[str], port: int, log: Path, env: dict[str, str] | None = None) -> None:
+        self.cmd, self.port, self.log = cmd, port, log
+        self.env = dict(os.environ, **(env or {}))
+        self.env["PYTHONPATH"] = str(ROOT) + os.pathsep + self.env.get("PYTHONPATH", "")
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def __aenter__(self) -> ServerProcess:
+        import aiohttp
+
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=self.env,
+                                         cwd=str(self.log.parent))
+        async with aiohttp.ClientSession() as session:
+            for _ in range(600):  # bounded: up to ~60 s for the server to listen
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"{self.cmd[2:4]} exited with {self.proc.returncode}: "
+                                       f"{self.log.read_text()[-2000:]}")
+                try:
+                    async with session.get(self.url + "/fapi/v1/time") as resp:
+                        if resp.status == 200:
+                            return self
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"server did not answer on {self.url}: {self.log.read_text()[-2000:]}")
+
+    async def __aexit__(self, *exc: object) -> None:
+        await asyncio.to_thread(self.stop)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+def sim_process(workdir: Path, name: str, *, journal: bool = True, feed: str = "manual",
+                profile: Path | None = None, config: Path | None = None,
+                env: dict[str, str] | None = None, mqtt_nodelay: bool = False) -> ServerProcess:
+    port = free_port()
+    cmd = [sys.executable, str(Path(__file__).resolve()), "serve-sim"]
+    if profile is not None:
+        cmd += ["--profile", str(profile)]
+    if mqtt_nodelay:
+        cmd += ["--mqtt-nodelay"]
+    cmd += ["run", "--feed", feed, "--port", str(port)]
+    cmd += ["--db", str(workdir / f"{name}.db")] if journal else ["--no-journal"]
+    if config is not None:
+        cmd += ["--config", str(config)]
+    return ServerProcess(cmd, port, workdir / f"{name}.log", dict(env or {}, EXSIM_ADMIN_TOKEN=ADMIN_TOKEN))
+
+
+async def admin(session: Any, base: str, method: str, path: str, body: Any = None) -> Any:
+    async with session.request(method, base + path, json=body,
+                               headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as resp:
+        data = await resp.json(content_type=None)
+        if resp.status != 200:
+            raise RuntimeError(f"admin {method} {path}: {resp.status} {data}")
+        return data
+
+
+async def sim_accounts(base: str, n: int) -> list[tuple[str, str]]:
+    """``n`` funded accounts on the simulator and a market to rest orders in."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        await admin(session, base, "POST", "/sim/v1/market", {"events": [
+            {"type": "book", "symbol": "BTCUSDT", "bids": [["59990", "50"]], "asks": [["60010", "50"]]},
+            {"type": "mark", "symbol": "BTCUSDT", "price": "60000", "index": "60000"},
+            {"type": "trade", "symbol": "BTCUSDT", "price": "60000", "qty": "0.01", "side": "BUY"},
+        ]})
+        out = []
+        for i in range(n):
+            acct = await admin(session, base, "POST", "/sim/v1/accounts", {"name": f"bot{i}", "deposit": "10000000"})
+            out.append((acct["apiKey"], acct["apiSecret"]))
+        return out
+
+
+# ----------------------------------------------------------------------------- the load
+
+
+def client(base: str, key: str, secret: str) -> Any:
+    import ccxt.async_support as ccxt_async
+
+    from tests.support.api_ccxt import ccxt_config
+
+    return ccxt_async.binanceusdm(ccxt_config(base, key, secret))
+
+
+def pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+async def load(base: str, creds: list[tuple[str, str]], per_client: int, warmup: int) -> dict[str, float]:
+    """Each client places ``warmup`` then ``per_client`` resting limit buys; all clients at once."""
+    clients = [client(base, k, s) for k, s in creds]
+    go = asyncio.Event()
+    ready = 0
+    latencies: list[float] = []
+    first: list[float] = []  # per client: the first and last tenth, to show growth with order count
+    last: list[float] = []
+
+    async def one(c: Any, n: int) -> None:
+        nonlocal ready
+        await c.load_markets()
+        for i in range(warmup):
+            await c.create_order(SYMBOL, "limit", "buy", 0.01, 59000 - (i % 100) * 0.1)
+        ready += 1
+        if ready == len(clients):
+            go.set()
+        await go.wait()
+        mine = []
+        for i in range(n):
+            price = 59000 - (i % 100) * 0.1
+            t0 = time.perf_counter()
+            await c.create_order(SYMBOL, "limit", "buy", 0.01, price)
+            mine.append(time.perf_counter() - t0)
+        latencies.extend(mine)
+        tenth = max(1, n // 10)
+        first.extend(mine[:tenth])
+        last.extend(mine[-tenth:])
+
+    try:
+        tasks = [asyncio.create_task(one(c, per_client)) for c in clients]
+        started = asyncio.create_task(go.wait())
+        await asyncio.wait([started, *tasks], return_when=asyncio.FIRST_COMPLETED)  # a warm-up error ends it
+        started.cancel()
+        t0 = time.perf_counter()
+        await asyncio.gather(*tasks)
+        wall = time.perf_counter() - t0
+        # leave no resting orders behind for the next phase (not timed)
+        await asyncio.gather(*(c.cancel_all_orders(SYMBOL) for c in clients))
+    finally:
+        await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
+    return {"p50_ms": round(1000 * statistics.median(latencies), 3),
+            "p99_ms": round(1000 * pct(latencies, 0.99), 3),
+            "orders_per_s": round(len(latencies) / wall),
+            "first_tenth_p50_ms": round(1000 * statistics.median(first), 3),
+            "last_tenth_p50_ms": round(1000 * statistics.median(last), 3)}
+
+
+async def measure(server: ServerProcess, creds: list[tuple[str, str]], sizes: dict[str, int]) -> dict[str, dict]:
+    one = await load(server.url, creds[:1], sizes["one"], sizes["warmup"])
+    eight = await load(server.url, creds[:8], sizes["eight"], sizes["warmup"])
+    return {"1c": one, "8c": eight}
+
+
+@contextlib.asynccontextmanager
+async def stub_server(workdir: Path, exchange_info: bytes,
+                      creds: list[tuple[str, str]]) -> AsyncIterator[ServerProcess]:
+    info = workdir / "exchangeInfo.json"
+    info.write_bytes(exchange_info)
+    port = free_port()
+    cmd = [sys.executable, str(HERE / "aiohttp_stub.py"), "--port", str(port), "--exchange-info", str(info)]
+    async with ServerProcess(cmd, port, workdir / "stub.log", {"EXSIM_STUB_KEYS": json.dumps(dict(creds))}) as stub:
+        yield stub
+
+
+VARIANTS = ("sim", "stub", "sim_nojournal", "sim_journal_normal")
+
+
+async def run_variant(name: str, workdir: Path, rep: int, sizes: dict[str, int], exchange_info: bytes,
+                      profile_dir: Path | None) -> dict[str, dict]:
+    """One server of kind ``name`` started fresh, measured with 1 and then 8 clients, stopped."""
+    if name == "stub":
+        stub_creds = [(secrets.token_hex(32), secrets.token_hex(32)) for _ in range(8)]
+        async with stub_server(workdir, exchange_info, stub_creds) as stub:
+            return await measure(stub, stub_creds, sizes)
+    profile = profile_dir / f"{name}-{rep}.txt" if profile_dir else None
+    options: dict[str, Any] = {"sim": {}, "sim_nojournal": {"journal": False}, "sim_journal_normal": {}}[name]
+    if name == "sim_journal_normal":
+        config = workdir / "journal-normal.toml"
+        config.write_text('[journal]\nsynchronous = "NORMAL"\n')
+        options["config"] = config
+    async with sim_process(workdir, f"{name}-{rep}", profile=profile, **options) as sim:
+        creds = await sim_accounts(sim.url, 8)
+        return await measure(sim, creds, sizes)
+
+
+async def bench(profile_dir: Path | None) -> dict[str, Any]:
+    import aiohttp
+
+    sizes = ({"one": 60, "eight": 15, "warmup": 5} if SMOKE else {"one": 2000, "eight": 400, "warmup": 50})
+    repeats = int(os.environ.get("EXSIM_BENCH_REPEAT", "1" if SMOKE else "3"))
+    figures: dict[str, Any] = {"load_avg_1m_at_start": round(os.getloadavg()[0], 2), "repeats": repeats,
+                               "orders_timed_1_client": sizes["one"], "orders_timed_8_clients": 8 * sizes["eight"]}
+    runs: dict[str, list[dict[str, dict]]] = {name: [] for name in VARIANTS}
+    with tempfile.TemporaryDirectory(prefix="exsim-bench-api-") as tmp:
+        workdir = Path(tmp)
+        async with sim_process(workdir, "exchange-info", journal=False) as sim:  # what the stub serves
+            async with aiohttp.ClientSession() as session:
+                async with session.get(sim.url + "/fapi/v1/exchangeInfo") as resp:
+                    exchange_info = await resp.read()
+        # the variants take turns (rotated each repeat) so a noisy minute on this shared box
+        # does not land on one of them only; each figure is the median over the repeats
+        for rep in range(repeats):
+            order = VARIANTS[rep % len(VARIANTS):] + VARIANTS[:rep % len(VARIANTS)]
+            for name in order:
+                runs[name].append(await run_variant(name, workdir, rep, sizes, exchange_info, profile_dir))
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    for name, reps in runs.items():
+        results[name] = {clients: {key: round(statistics.median(r[clients][key] for r in reps), 3)
+                                   for key in reps[0][clients]} for clients in ("1c", "8c")}
+        for clients, vals in results[name].items():
+            for key, value in vals.items():
+                figures[f"{name}_{clients}_{key}"] = value
+    r = results["stub"]
+    for name, short in (("sim", "sim"), ("sim_nojournal", "nojournal"), ("sim_journal_normal", "journal_normal")):
+        v = results[name]
+        figures[f"ratio_p50_1c_{short}_over_stub"] = round(v["1c"]["p50_ms"] / r["1c"]["p50_ms"], 2)
+        figures[f"ratio_p99_1c_{short}_over_stub"] = round(v["1c"]["p99_ms"] / r["1c"]["p99_ms"], 2)
+        figures[f"ratio_p50_8c_{short}_over_stub"] = round(v["8c"]["p50_ms"] / r["8c"]["p50_ms"], 2)
+        figures[f"ratio_throughput_8c_stub_over_{short}"] = round(r["8c"]["orders_per_s"] / v["8c"]["orders_per_s"], 2)
+    figures["target"] = "sim within 1.3x of the stub (p50 and 8-client orders/s)"
+    figures["met"] = (figures["ratio_p50_1c_sim_over_stub"] <= 1.3
+                      and figures["ratio_throughput_8c_stub_over_sim"] <= 1.3)
+    return figures
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["serve-sim"]:
+        serve_sim(sys.argv[2:])
+        return
+    profile_dir = None
+    if sys.argv[1:2] == ["--profile"]:
+        profile_dir = Path(sys.argv[2]).resolve()
+        profile_dir.mkdir(parents=True, exist_ok=True)
+    from _common import emit
+
+    emit("api_roundtrip", asyncio.run(bench(profile_dir)))
+
+
+if __name__ == "__main__":
+    main()
