@@ -201,10 +201,7 @@ async def all_orders(ctx: ApiContext, caller: Caller) -> list:
 async def cancel_all_open_orders(ctx: ApiContext, caller: Caller) -> dict:
     inst = caller.params.symbol(ctx.instruments)
     assert inst is not None
-    for view in ctx.ex.open_orders(caller.account, inst.symbol):
-        if not view.conditional:
-            await ctx.apply(m.CancelOrder(ts=ctx.now(), account=caller.account, symbol=inst.symbol,
-                                                order_id=view.order_id))
+    await ctx.submit(m.CancelAllOrders(ts=ctx.now(), account=caller.account, symbol=inst.symbol, which="REGULAR"))
     return {"code": 200, "msg": "The operation of cancel all open order is done."}
 
 
@@ -359,10 +356,8 @@ async def all_algo_orders(ctx: ApiContext, caller: Caller) -> list:
 async def cancel_algo_open_orders(ctx: ApiContext, caller: Caller) -> dict:
     inst = caller.params.symbol(ctx.instruments)
     assert inst is not None
-    for view in ctx.ex.open_orders(caller.account, inst.symbol):
-        if view.conditional:
-            await ctx.apply(m.CancelOrder(ts=ctx.now(), account=caller.account, symbol=inst.symbol,
-                                                order_id=view.order_id))
+    await ctx.submit(m.CancelAllOrders(ts=ctx.now(), account=caller.account, symbol=inst.symbol,
+                                       which="CONDITIONAL"))
     return {"code": 200, "msg": "The operation of cancel all open order is done."}
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from collections import deque
 from collections.abc import Callable
@@ -184,6 +185,7 @@ class MqttPublisher:
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         """Publish until the connection breaks (raises MqttError) or stop was asked and all is sent."""
+        _no_delay(client)
         online = self.mapper.status_message(True)
         await client.publish(online.topic, online.payload, online.qos, online.retain)
         if self._dropped > self._dropped_at_refresh:  # summaries may have been dropped: refresh them all
@@ -278,3 +280,16 @@ class MqttPublisher:
         else:
             log.info("MQTT broker %s still down (%s); retrying in %.1fs", self.config.url, self._last_error,
                      retry_in)
+
+
+def _no_delay(client: aiomqtt.Client) -> None:
+    """Turn off Nagle's algorithm on the broker connection.
+
+    paho-mqtt never sets TCP_NODELAY, so a QoS 1 message written right after a small one waits for
+    the broker's delayed ACK (about 40 ms) before it leaves: measured, a liquidation reached an MQTT
+    subscriber 73 ms after its tick with it, 4 ms without (scripts/bench/tick_to_liquidation.py).
+    """
+    sock = client._client.socket()  # aiomqtt exposes no option for it; paho's socket is the one
+    if sock is not None and getattr(sock, "family", None) in (socket.AF_INET, socket.AF_INET6):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -262,8 +262,7 @@ class AccountCommands:
         if cmd.order_id:
             order = acct.open_orders.get(cmd.order_id)
         else:
-            order = next((o for o in acct.open_orders.values()
-                          if cmd.client_order_id and o.client_id == cmd.client_order_id), None)
+            order = acct.open_client_ids.get(cmd.client_order_id) if cmd.client_order_id else None
         if order is None or order.symbol != cmd.symbol:
             return self._reject(cmd, ERR["unknown_order"])
         self._cancel(acct, order)
@@ -272,4 +271,9 @@ class AccountCommands:
         acct = self._account_and_symbol(cmd)
         if acct is None:
             return
-        self._cancel_where(acct, lambda o: o.symbol != cmd.symbol, "")
+        if cmd.which not in ("ALL", "REGULAR", "CONDITIONAL"):
+            return self._reject(cmd, (-1102, "Parameter 'which' must be ALL, REGULAR or CONDITIONAL."))
+        keep_conditional = cmd.which == "REGULAR"
+        keep_regular = cmd.which == "CONDITIONAL"
+        self._cancel_where(acct, lambda o: o.symbol != cmd.symbol or (o.conditional and keep_conditional)
+                           or (not o.conditional and keep_regular), "")

@@ -71,7 +71,7 @@ class Position:
 class Account:
     __slots__ = ("id", "name", "parent", "api_key", "api_secret", "cross_wallet", "hedge", "isolated",
                  "leverage", "auto_add", "positions", "open_orders", "order_margin", "closed_orders",
-                 "trades", "income", "update_ts", "ledger", "children", "unit", "history")
+                 "trades", "income", "update_ts", "ledger", "children", "unit", "history", "open_client_ids")
 
     def __init__(self, aid: int, name: str, parent: int | None, api_key: str, api_secret: str,
                  ts: int, history: int | None = None) -> None:
@@ -87,6 +87,7 @@ class Account:
         self.auto_add: set[tuple[str, str]] = set()
         self.positions: dict[tuple[str, str], Position] = {}
         self.open_orders: dict[int, Order] = {}
+        self.open_client_ids: dict[str, Order] = {}
         self.order_margin = 0
         # finished orders, fills and income, newest last; see ``remember``
         self.history = history

@@ -91,8 +91,7 @@ class LiquidationEngine:
         self._assign_id(order)
         order.client_id = f"autoclose-{self.next_liquidation_id}"
         order.reason = "LIQUIDATION"
-        acct.open_orders[order.id] = order
-        self.orders[order.id] = order
+        self._open_order(acct, order)
         self._emit_order(order, "NEW")
         symbol, side, isolated = pos.symbol, pos.side, pos.isolated
         cross_before = acct.cross_wallet
@@ -187,8 +186,7 @@ class LiquidationEngine:
             self._assign_id(order)
             order.client_id = f"adl_autoclose-{order.id}"
             order.reason = "ADL"
-            acct.open_orders[order.id] = order
-            self.orders[order.id] = order
+            self._open_order(acct, order)
             pos_side = pos.side
             self._fill(acct, order, take, price, maker=False, reason="ADL", fee_rate=0)
             self.out.append(Adl(self.now, acct.id, symbol, pos_side, take, price, counterparty, order.id))

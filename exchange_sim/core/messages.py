@@ -243,9 +243,12 @@ class ModifyOrder(Message):
 
 
 class CancelAllOrders(Message):
+    """Cancel a symbol's open orders: ``which`` is ALL, REGULAR (not conditional) or CONDITIONAL."""
+
     ts: int
     account: int
     symbol: str
+    which: str = "ALL"
 
 
 COMMANDS = (

@@ -157,7 +157,10 @@ class Queries:
         acct = self.accounts.get(aid)
         if acct is None:
             return None
-        for o in list(acct.open_orders.values()) + list(reversed(acct.closed_orders)):
+        live = acct.open_orders.get(order_id) if order_id else acct.open_client_ids.get(client_order_id)
+        if live is not None:
+            return live.view()
+        for o in reversed(acct.closed_orders):
             if (order_id and o.id == order_id) or (not order_id and o.client_id == client_order_id):
                 return o.view()
         return None

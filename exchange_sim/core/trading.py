@@ -42,7 +42,7 @@ class Trading:
         err = check_order(cmd, inst, acct.hedge)
         if err:
             return self._reject(cmd, err)
-        if cmd.client_order_id and any(o.client_id == cmd.client_order_id for o in acct.open_orders.values()):
+        if cmd.client_order_id and cmd.client_order_id in acct.open_client_ids:
             return self._reject(cmd, ERR["duplicate_client_id"])
         mkt = self.markets[cmd.symbol]
         order = Order(0, cmd, cmd.client_order_id)
@@ -65,7 +65,7 @@ class Trading:
         if cmd.order_id:
             order = acct.open_orders.get(cmd.order_id)
         else:
-            order = next((o for o in acct.open_orders.values() if o.client_id == cmd.client_order_id), None)
+            order = acct.open_client_ids.get(cmd.client_order_id)
         if order is None or order.symbol != cmd.symbol or order.type != LIMIT:
             return self._reject(cmd, ERR["no_such_order"])
         if cmd.side != order.side:
@@ -105,6 +105,18 @@ class Trading:
     def _reserve_exactly(self: "Exchange", acct: Account, order: Order, amount: int) -> None:
         order.reserved = amount
         acct.order_margin += amount
+
+    def _open_order(self: "Exchange", acct: Account, order: Order) -> None:
+        """Register an accepted order as open (by id, and by client id for the duplicate check)."""
+        acct.open_orders[order.id] = order
+        acct.open_client_ids[order.client_id] = order
+        self.orders[order.id] = order
+
+    def _unopen_order(self: "Exchange", acct: Account, order: Order) -> None:
+        acct.open_orders.pop(order.id, None)
+        if acct.open_client_ids.get(order.client_id) is order:
+            del acct.open_client_ids[order.client_id]
+        self.orders.pop(order.id, None)
 
     def _assign_id(self: "Exchange", order: Order) -> None:
         self.next_order_id += 1
@@ -191,8 +203,7 @@ class Trading:
 
     def _submit(self: "Exchange", acct: Account, order: Order, mkt) -> None:
         """Accept an order that passed every check: execute what it can, rest or expire the rest."""
-        acct.open_orders[order.id] = order
-        self.orders[order.id] = order
+        self._open_order(acct, order)
         self._emit_order(order, "NEW")
         limit = order.price if order.type == LIMIT else 0
         if order.type == MARKET or mkt.would_take(order.is_buy, order.price, self.config.half_spread):
@@ -250,8 +261,7 @@ class Trading:
                 order.activated = True
                 order.trail_extreme = price
         self._assign_id(order)
-        acct.open_orders[order.id] = order
-        self.orders[order.id] = order
+        self._open_order(acct, order)
         mkt.add_trigger(order)
         self._emit_order(order, "NEW")
 
@@ -281,8 +291,7 @@ class Trading:
                 child.qty = qty
             cond.status = TRIGGERED
             cond.update_ts = ts
-            del acct.open_orders[cond.id]
-            self.orders.pop(cond.id, None)
+            self._unopen_order(acct, cond)
             acct.remember(acct.closed_orders, cond)
             err = None if child.qty else (0, "NOTHING_TO_CLOSE")
             err = err or self._check_executable(acct, child, mkt)
@@ -381,8 +390,7 @@ class Trading:
         mkt = self.markets[order.symbol]
         if order.type == LIMIT:
             mkt.unrest(order)
-        acct.open_orders.pop(order.id, None)
-        self.orders.pop(order.id, None)
+        self._unopen_order(acct, order)
         acct.remember(acct.closed_orders, order)
 
     def _finish(self: "Exchange", acct: Account, order: Order, status: str, exec_type: str, reason: str) -> None:

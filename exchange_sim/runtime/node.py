@@ -8,20 +8,28 @@
     await node.stop()
 
 Every input goes through one queue, in arrival order, to one consumer task that is the only
-code calling ``exchange.apply``. For each input the consumer:
+code calling ``exchange.apply``. The consumer takes the inputs waiting in the queue as one batch
+(up to ``MAX_BATCH``) and for each input, in order:
 
 1. journals it (``journal.append(msg)``) if a journal is attached; if that raises, the submitter's
    future gets the error and the input is **not** applied;
 2. applies it to the core;
 3. runs the synchronous listeners (``add_listener``): small in-process projections such as the
-   API's depth diff tracker and market statistics, which must see every input in order and at
-   once, so that a REST read right after ``submit`` returns is consistent with them;
+   journal's event log, the API's depth diff tracker and market statistics, which must see every
+   input in order and at once.
+
+Then it commits the batch (``journal.flush()``: one fsync for every input of the batch, the
+group commit) and only then, for each input:
+
 4. resolves the submitter's future with the events;
 5. fans ``(msg, events)`` out to every subscriber queue. A subscriber queue is bounded; when it
    is full the item is dropped for that subscriber and counted (``dropped(q)``): a slow
    websocket never blocks the core.
 
-The journal is flushed whenever the input queue runs empty (group commit) and on ``stop``.
+So nothing is acknowledged or published before it is stored. If the commit fails, no input of
+the batch is acknowledged or published, every submitter gets the error, and the node refuses all
+further input (``failure``): the core has applied inputs the journal does not hold, and only a
+restart (recovery from the journal) makes the two agree again.
 Reads of core state (``node.exchange.account_view(...)``) are safe from any coroutine of the
 same event loop: ``apply`` never yields, so a reader never sees half an input.
 """
@@ -57,6 +65,7 @@ class Core(Protocol):
 
 
 _STOP = object()
+MAX_BATCH = 256  # inputs committed together at most
 
 
 class Node:
@@ -73,6 +82,7 @@ class Node:
         self._listeners: list[Listener] = []
         self._running = False
         self.applied = 0  # inputs applied since start
+        self.failure: str | None = None  # set when a batch could not be committed: input refused
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -113,6 +123,8 @@ class Node:
         """Queue ``msg`` for the core and wait for the events it caused (in order of submission)."""
         if not self._running or self._inbox is None:
             raise NodeStopped("node is not running")
+        if self.failure is not None:
+            raise NodeError(self.failure)
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         self._inbox.put_nowait((msg, future))
         return await future
@@ -152,20 +164,50 @@ class Node:
     async def _consume(self) -> None:
         assert self._inbox is not None
         inbox = self._inbox
-        while True:
-            msg, future = await inbox.get()
-            if msg is _STOP:
-                break
-            self._process(msg, future)
-            if inbox.empty():
-                self._flush()
+        stopping = False
+        while not stopping:
+            batch = [await inbox.get()]
+            while not inbox.empty() and len(batch) < MAX_BATCH:
+                batch.append(inbox.get_nowait())
+            done: list[tuple[Any, list, asyncio.Future | None]] = []
+            for i, (msg, future) in enumerate(batch):
+                if msg is _STOP:
+                    stopping = True
+                    for _, later in batch[i + 1:]:
+                        _fail(later, NodeStopped("node stopped before applying this input"))
+                    break
+                if self.failure is not None:
+                    _fail(future, NodeError(self.failure))
+                    continue
+                events = self._apply(msg, future)
+                if events is not None:
+                    done.append((msg, events, future))
+            if not done:
+                continue
+            try:
+                self._commit()
+            except Exception as exc:  # noqa: BLE001 - the batch is not stored: acknowledge nothing
+                self.failure = f"journal commit failed: {exc}"
+                log.error("%s; refusing input until restart", self.failure)
+                for _, _, future in done:
+                    _fail(future, exc)
+                continue
+            for msg, events, future in done:
+                if future is not None and not future.done():
+                    future.set_result(events)
+                item = (msg, events)
+                for q in tuple(self._subscribers):
+                    try:
+                        q.put_nowait(item)
+                    except asyncio.QueueFull:
+                        self._subscribers[q] += 1
         # fail whatever arrived after stop was asked for
         while not inbox.empty():
-            msg, future = inbox.get_nowait()
-            if future is not None and not future.done():
-                future.set_exception(NodeStopped("node stopped before applying this input"))
+            _, future = inbox.get_nowait()
+            _fail(future, NodeStopped("node stopped before applying this input"))
 
-    def _process(self, msg: Any, future: asyncio.Future | None) -> None:
+    def _apply(self, msg: Any, future: asyncio.Future | None) -> list | None:
+        """Journal (staged) and apply one input and run the listeners; None if it was not applied."""
         if self.journal is not None:
             try:
                 self.journal.append(msg)
@@ -173,29 +215,25 @@ class Node:
                 if future is not None and not future.done():
                     future.set_exception(exc)
                 else:
-                    log.error("journal append failed: %s", type(exc).__name__)
-                return
+                    log.error("journal append failed: %s", exc)
+                return None
         try:
             events = self.exchange.apply(msg)
         except Exception as exc:  # a core bug: tell the submitter, keep the node alive
             log.exception("exchange.apply raised for %s", type(msg).__name__)
-            if future is not None and not future.done():
-                future.set_exception(exc)
-            return
+            _fail(future, exc)
+            return None
         self.applied += 1
         for listener in tuple(self._listeners):
             try:
                 listener(msg, events)
             except Exception:  # a projection bug must not stop the core
                 log.exception("node listener %r failed", listener)
-        if future is not None and not future.done():
-            future.set_result(events)
-        item = (msg, events)
-        for q in tuple(self._subscribers):
-            try:
-                q.put_nowait(item)
-            except asyncio.QueueFull:
-                self._subscribers[q] += 1
+        return events
+
+    def _commit(self) -> None:
+        if self.journal is not None:
+            self.journal.flush()
 
     def _flush(self) -> None:
         if self.journal is None:
@@ -204,3 +242,8 @@ class Node:
             self.journal.flush()
         except Exception as exc:  # noqa: BLE001 - reported; the next flush retries
             log.error("journal flush failed: %s", exc)
+
+
+def _fail(future: asyncio.Future | None, exc: BaseException) -> None:
+    if future is not None and not future.done():
+        future.set_exception(exc)

@@ -21,8 +21,7 @@ the journal costs and where.
     python scripts/bench/api_roundtrip.py --profile DIR     # also pyinstrument the simulator (text reports)
     EXSIM_BENCH_REPEAT=5 python scripts/bench/api_roundtrip.py   # repeats per variant (default 3; smoke 1)
 
-Internal: ``api_roundtrip.py serve-sim [--profile FILE] [--mqtt-nodelay] run ...`` is the launcher
-described above (``--mqtt-nodelay``: tick_to_liquidation's diagnostic run with the MQTT fix).
+Internal: ``api_roundtrip.py serve-sim [--profile FILE] run ...`` is the launcher described above.
 Everything talks to 127.0.0.1 only; every loop is bounded; servers are stopped at the end.
 """
 
@@ -70,9 +69,6 @@ def serve_sim(argv: list[str]) -> None:
     profile_out = None
     if argv[:1] == ["--profile"]:
         profile_out, argv = argv[1], argv[2:]
-    if argv[:1] == ["--mqtt-nodelay"]:  # the fix proposed for exchange_sim/bus (diagnostic runs only)
-        argv = argv[1:]
-        patch_mqtt_nodelay()
     profiler = None
     if profile_out:
         from pyinstrument import Profiler
@@ -85,25 +81,6 @@ def serve_sim(argv: list[str]) -> None:
         if profiler is not None:
             profiler.stop()
             Path(profile_out).write_text(profiler.output_text(unicode=False, color=False, show_all=False))
-
-
-def patch_mqtt_nodelay() -> None:
-    """Set TCP_NODELAY on the MQTT publisher's socket once connected (what the bus does not do yet).
-
-    paho-mqtt never sets it, so a QoS 1 message written right after a QoS 0 one waits for the
-    broker's delayed ACK (~40 ms on Linux) under Nagle's algorithm.
-    """
-    from exchange_sim.bus.publisher import MqttPublisher
-
-    original = MqttPublisher._serve
-
-    async def _serve(self: Any, client: Any) -> None:
-        sock = client._client.socket()
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return await original(self, client)
-
-    MqttPublisher._serve = _serve  # type: ignore[method-assign]
 
 
 # ----------------------------------------------------------------------------- processes
@@ -165,13 +142,11 @@ class ServerProcess:
 
 def sim_process(workdir: Path, name: str, *, journal: bool = True, feed: str = "manual",
                 profile: Path | None = None, config: Path | None = None,
-                env: dict[str, str] | None = None, mqtt_nodelay: bool = False) -> ServerProcess:
+                env: dict[str, str] | None = None) -> ServerProcess:
     port = free_port()
     cmd = [sys.executable, str(Path(__file__).resolve()), "serve-sim"]
     if profile is not None:
         cmd += ["--profile", str(profile)]
-    if mqtt_nodelay:
-        cmd += ["--mqtt-nodelay"]
     cmd += ["run", "--feed", feed, "--port", str(port)]
     cmd += ["--db", str(workdir / f"{name}.db")] if journal else ["--no-journal"]
     if config is not None:

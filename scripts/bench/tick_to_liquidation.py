@@ -14,11 +14,9 @@ Set-up, all on 127.0.0.1 and started by this script:
 - the simulator as ``exchange-sim run --feed binance --config <tmp>/config.toml`` in a subprocess
   (through api_roundtrip's ``serve-sim`` launcher, which only lifts the per-key rate limits),
   with ``EXSIM_BINANCE_WS_URL``/``EXSIM_BINANCE_REST_URL`` pointing at the fake server and
-  ``EXSIM_MQTT_URL`` at the broker; once with its journal (the default), once ``--no-journal``,
-  and once (diagnostic, ``sim_mqtt_nodelay_fix_*``) with the journal and TCP_NODELAY set on the
-  MQTT publisher's socket (the fix proposed for exchange_sim/bus, see
-  api_roundtrip.patch_mqtt_nodelay) and on the broker's (``set_tcp_nodelay true``): without both,
-  Nagle's algorithm against delayed ACKs holds MQTT messages back by ~40 ms at a time;
+  ``EXSIM_MQTT_URL`` at the broker; once with its journal (the default), once ``--no-journal``.
+  The broker runs with ``set_tcp_nodelay true`` (the publisher sets TCP_NODELAY on its side):
+  without both, Nagle's algorithm against delayed ACKs holds MQTT messages back ~40 ms at a time;
 - one account with an isolated 50x long (0.05 BTC), a user-data websocket (listenKey) and an MQTT
   subscriber.
 
@@ -138,7 +136,7 @@ class FakeBinance:
 
 
 @contextlib.contextmanager
-def mosquitto(workdir: Path, *, nodelay: bool = False) -> Any:
+def mosquitto(workdir: Path, *, nodelay: bool = True) -> Any:
     binary = MOSQUITTO if os.access(MOSQUITTO, os.X_OK) else shutil.which("mosquitto")
     if not binary:
         raise RuntimeError(f"no mosquitto binary ({MOSQUITTO} missing, none on PATH): apt-get install mosquitto")
@@ -250,13 +248,13 @@ async def position(session: Any, base: str, aid: int) -> dict | None:
 
 @contextlib.asynccontextmanager
 async def running(workdir: Path, name: str, journal: bool, fake: FakeBinance, mqtt_url: str,
-                  mqtt_nodelay: bool = False, profile: Path | None = None) -> AsyncIterator[Any]:
+                  profile: Path | None = None) -> AsyncIterator[Any]:
     config = workdir / f"{name}.toml"
     config.write_text('[feed]\nsymbols = ["BTCUSDT"]\nstale_after_s = 600\n')
     env = {"EXSIM_BINANCE_WS_URL": fake.ws_url, "EXSIM_BINANCE_REST_URL": fake.rest_url, "EXSIM_MQTT_URL": mqtt_url}
     fake.connected.clear()
     async with sim_process(workdir, name, journal=journal, feed="binance", config=config, env=env,
-                           mqtt_nodelay=mqtt_nodelay, profile=profile) as sim:
+                           profile=profile) as sim:
         await asyncio.wait_for(fake.connected.wait(), 30)
         yield sim
 
@@ -322,11 +320,10 @@ async def bench(profile_dir: Path | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="exsim-bench-liq-") as tmp:
         workdir = Path(tmp)
         async with FakeBinance() as fake:
-            for name, journal, nodelay in (("sim", True, False), ("sim_nojournal", False, False),
-                                           ("sim_mqtt_nodelay_fix", True, True)):
-                with mosquitto(workdir, nodelay=nodelay) as (mqtt_url, mqtt_port):
+            for name, journal in (("sim", True), ("sim_nojournal", False)):
+                with mosquitto(workdir) as (mqtt_url, mqtt_port):
                     profile = profile_dir / f"{name}.txt" if profile_dir else None
-                    async with running(workdir, name, journal, fake, mqtt_url, nodelay, profile) as sim:
+                    async with running(workdir, name, journal, fake, mqtt_url, profile) as sim:
                         for k, v in (await measure(sim, fake, mqtt_port, rounds)).items():
                             figures[f"{name}_{k}"] = v
     figures["target"] = "p99 <= 5 ms (user-data stream and MQTT), journal on"

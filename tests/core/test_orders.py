@@ -236,3 +236,15 @@ def test_modify_a_resting_limit_order():
     events = ex.apply(ModifyOrder(c(), a, S, "BUY", F("2"), F("60000"), order_id=oid))
     assert fills(events) == [(Decimal("60000.0"), Decimal("1.000"), False)]
     assert [money(o.filled_qty, 3) for o in ex.open_orders(a)] == [Decimal("1")]
+
+
+def test_cancel_all_regular_or_conditional_only():
+    ex, c, a = setup()
+    place(ex, c, a, "BUY", "LIMIT", "1", price="58000")
+    place(ex, c, a, "SELL", "STOP_MARKET", "1", stop_price="50000")
+    ex.apply(CancelAllOrders(c(), a, S, which="REGULAR"))
+    assert [o.order_type for o in ex.open_orders(a)] == ["STOP_MARKET"]
+    place(ex, c, a, "BUY", "LIMIT", "1", price="58000")
+    ex.apply(CancelAllOrders(c(), a, S, which="CONDITIONAL"))
+    assert [o.order_type for o in ex.open_orders(a)] == ["LIMIT"]
+    assert ex.apply(CancelAllOrders(c(), a, S, which="SOME"))[0].code == -1102

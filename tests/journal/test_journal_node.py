@@ -73,3 +73,46 @@ async def test_nothing_is_acknowledged_that_was_not_stored(tmp_path, fault):
         recovered, next_seq = recover(reopened)
         assert next_seq == stored_before + 1
         assert observable_state(recovered) == before
+
+
+async def test_group_commit_acknowledges_a_batch_only_after_it_is_stored(tmp_path):
+    """Concurrent submitters share one commit; a commit that fails acknowledges and publishes nothing."""
+    from exchange_sim.journal import JournalConfig
+    from exchange_sim.runtime.node import NodeError
+
+    class CommitFails(Journal):
+        """The real journal, whose commit can be made to fail (the inputs were staged, not stored)."""
+
+        armed = False
+
+        def flush(self) -> None:
+            if self.armed:
+                raise JournalWriteError("injected: the commit failed")
+            super().flush()
+
+    path = tmp_path / "g.db"
+    journal = CommitFails(path, JournalConfig(group_commit=True))
+    exchange, _ = recover(journal, genesis)
+    node = Node(exchange, journal)
+    node.add_listener(journal.record)
+    await node.start()
+    inputs = session_inputs(seed=9, n=80)
+    results = await asyncio.gather(*(node.submit(m) for m in inputs))  # a few batches, one commit each
+    assert len(results) == len(inputs)
+    state = observable_state(node.exchange)
+    queue = node.subscribe()
+    journal.armed = True
+    more = [CreateAccount(ts=inputs[-1].ts + i, name=f"late{i}", deposit=F("100")) for i in range(1, 4)]
+    outcomes = await asyncio.gather(*(node.submit(m) for m in more), return_exceptions=True)
+    assert all(isinstance(o, JournalWriteError) for o in outcomes)
+    assert queue.empty()  # nothing of the failed batch was acknowledged or published
+    with pytest.raises(NodeError, match="commit failed"):  # and the node refuses input until restarted
+        await node.submit(more[0])
+    await node.stop()  # its last flush fails too: the staged batch is never stored
+    if journal._db.in_transaction:
+        journal._db.execute("ROLLBACK")  # what the process's death does to an uncommitted transaction
+    journal.armed = False
+    journal.close()
+    with Journal(path) as reopened:  # a restart recovers exactly what was acknowledged
+        recovered, _ = recover(reopened)
+        assert observable_state(recovered) == state
