@@ -14,6 +14,7 @@ and exit code 1 or 2, never a traceback.
 from __future__ import annotations
 
 import asyncio
+import gc
 import secrets
 import signal
 import sys
@@ -24,6 +25,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from exchange_sim.config import ConfigError, Settings, load_config
@@ -46,7 +48,7 @@ class CliError(Exception):
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]exchange-sim:[/bold red] {message}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]exchange-sim:[/bold red] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -85,6 +87,20 @@ def exchange_config(settings: Settings) -> Any:
                           margin_call_hysteresis=to_fixed(str(margin.hysteresis)))
 
 
+def journal_config(settings: Settings) -> Any:
+    """JournalConfig with the [journal] settings.
+
+    Group commit is on: the node acknowledges and publishes a batch of inputs only after the
+    journal has committed it (exchange_sim/runtime/node.py), so one commit serves every client
+    whose input arrived meanwhile and nothing acknowledged is ever unstored.
+    """
+    from exchange_sim.journal import JournalConfig
+
+    j = settings.journal
+    return JournalConfig(snapshot_every=j.snapshot_every, keep_snapshots=j.keep_snapshots,
+                         synchronous=j.synchronous, compact_events=j.compact_events, group_commit=True)
+
+
 def new_exchange(settings: Settings) -> Any:
     from exchange_sim.core.exchange import Exchange
 
@@ -110,6 +126,15 @@ async def _reachable(url: str, timeout: float = 5.0) -> str | None:
     except OSError:
         pass
     return None
+
+
+def _url_password(url: str) -> str | None:
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
 
 
 def feed_spec_for_run(spec: str) -> str:
@@ -171,12 +196,24 @@ async def _serve(settings: Settings, *, journal: bool = True) -> int:
         if why is not None:
             raise CliError(f"cannot reach Binance ({why}): no internet? {NO_INTERNET_HINT}")
 
+    bus_config = None
+    if settings.mqtt.url:
+        from exchange_sim.bus import BusConfig, BusError
+        try:
+            bus_config = BusConfig.from_settings(settings.mqtt)
+        except BusError as exc:
+            why = str(exc)
+            for secret in (settings.mqtt.password, _url_password(settings.mqtt.url)):
+                if secret:
+                    why = why.replace(secret, "***")
+            raise CliError(f"[mqtt]: {why}") from None
+
     token = settings.server.admin_token or secrets.token_urlsafe(18)
     store = None
     if journal:
-        from exchange_sim.journal import Journal, JournalConfig, JournalError, recover
+        from exchange_sim.journal import Journal, JournalError, recover
         try:
-            store = Journal(settings.journal.db, JournalConfig(snapshot_every=settings.journal.snapshot_every))
+            store = Journal(settings.journal.db, journal_config(settings))
             exchange, next_seq = recover(store, lambda: new_exchange(settings))
         except JournalError as exc:
             if store is not None:
@@ -187,7 +224,14 @@ async def _serve(settings: Settings, *, journal: bool = True) -> int:
     node = Node(exchange, store)
     if store is not None:
         node.add_listener(store.record)
+    # the recovered state is long-lived: keep it out of the collector's young generations, and
+    # collect less often, so a liquidation is not held up by a pass over millions of objects
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 50)
     await node.start()
+    # MQTT sees every event from the start; room for a burst, so the last events still go out at stop
+    publisher_queue = node.subscribe(maxsize=100_000) if bus_config is not None else None
 
     def dashboard_routes(web_app: Any) -> None:
         add_routes(web_app, node, admin_token=token, margin_call_ratio=settings.margin.margin_call_ratio,
@@ -216,12 +260,13 @@ async def _serve(settings: Settings, *, journal: bool = True) -> int:
         if notice.kind == "connected":
             connected = True
         elif notice.kind in ("disconnected", "error") and not connected and kind == "binance":
-            err.print(f"[bold red]exchange-sim:[/bold red] the Binance feed failed ({notice.detail}): no internet? "
+            err.print(f"[bold red]exchange-sim:[/bold red] the Binance feed failed ({escape(str(notice.detail))}): no internet? "
                       f"{NO_INTERNET_HINT}", highlight=False, soft_wrap=True)
             exit_code = 1
             stop.set()
         elif notice.kind == "error":
-            err.print(f"[bold red]exchange-sim:[/bold red] feed {spec}: {notice.detail}", highlight=False)
+            err.print(f"[bold red]exchange-sim:[/bold red] feed {escape(spec)}: {escape(str(notice.detail))}",
+                      highlight=False)
         elif notice.kind == "ended":
             console.print(f"feed {spec} ended; the simulator keeps serving (Ctrl-C to stop)", highlight=False)
 
@@ -235,10 +280,9 @@ async def _serve(settings: Settings, *, journal: bool = True) -> int:
         await supervisor.start()
 
     publisher = None
-    if settings.mqtt.url:
-        from exchange_sim.bus import BusConfig, MqttPublisher
-        publisher = MqttPublisher(BusConfig.from_settings(settings.mqtt), node.subscribe(),  # type: ignore[arg-type]
-                                  account_view=node.exchange.account_view)
+    if bus_config is not None and publisher_queue is not None:
+        from exchange_sim.bus import MqttPublisher
+        publisher = MqttPublisher(bus_config, publisher_queue, account_view=node.exchange.account_view)
         await publisher.start()
 
     loop = asyncio.get_running_loop()
@@ -252,7 +296,7 @@ async def _serve(settings: Settings, *, journal: bool = True) -> int:
     table.add_row("admin token", token + ("" if settings.server.admin_token else
                                           "  (generated; set EXSIM_ADMIN_TOKEN or \\[server] admin_token to fix it)"))
     table.add_row("session", f"{settings.journal.db} (next input {next_seq})" if store is not None else "in memory")
-    table.add_row("mqtt", settings.mqtt.url or "off")
+    table.add_row("mqtt", bus_config.url if bus_config is not None else "off")  # never the password
     console.print("[bold green]exchange-sim running[/bold green] — Ctrl-C to stop")
     console.print(table, highlight=False)
     console.print(f"listening on {base}", highlight=False)
@@ -264,12 +308,14 @@ async def _serve(settings: Settings, *, journal: bool = True) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         console.print("stopping…")
+        # inputs stop first, then the API; the node applies what is queued; MQTT sends it all last
         if supervisor is not None:
             await supervisor.stop()
-        if publisher is not None:
-            await publisher.stop()
         await server.stop()
         await node.stop()
+        if publisher is not None and publisher_queue is not None:
+            await publisher.stop()
+            node.unsubscribe(publisher_queue)
         if store is not None:
             store.close()
         console.print("stopped cleanly")

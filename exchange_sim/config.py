@@ -64,6 +64,9 @@ class BinanceFeedSettings:
 class JournalSettings:
     db: str = "exchange-sim.db"
     snapshot_every: int = 10_000  # inputs between snapshots
+    keep_snapshots: int = 3  # snapshots kept; older ones and the inputs they cover are deleted (0: keep all)
+    synchronous: str = "NORMAL"  # NORMAL: commits survive a crash of the process; FULL: also a power cut
+    compact_events: bool = False  # compaction also deletes the event log of the inputs it deletes
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +76,10 @@ class MqttSettings:
     username: str | None = None
     password: str | None = None
     tls: bool = False
+    tls_ca_file: str | None = None  # None: the system's trusted CAs
+    tls_insecure: bool = False  # accept any certificate and host name (test brokers only)
+    client_id: str | None = None  # None: the broker assigns one
+    buffer_size: int = 10_000  # messages held while the broker is slow or down; the oldest dropped beyond
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +193,29 @@ def _token(where: str, key: str, value: Any) -> str:
     return value
 
 
+def _one_of(*choices: str) -> Callable[[str, str, Any], str]:
+    def check(where: str, key: str, value: Any) -> str:
+        if value not in choices:
+            raise _fail(where, key, value, "one of " + ", ".join(repr(c) for c in choices))
+        return value
+    return check
+
+
+def _file(where: str, key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(where, key, value, "the path of a readable file")
+    if not Path(value).is_file():
+        raise _fail(where, key, value, "the path of a readable file (no such file)")
+    return value
+
+
+def _client_id(where: str, key: str, value: Any) -> str:
+    if (not isinstance(value, str) or not 1 <= len(value) <= 128 or not value.isprintable()
+            or any(c.isspace() for c in value)):
+        raise _fail(where, key, value, "1 to 128 printable characters without spaces")
+    return value
+
+
 def _feed_spec(where: str, key: str, value: Any) -> str:
     allowed = "one of " + ", ".join(FEED_KINDS)
     if not isinstance(value, str) or not value.strip():
@@ -235,9 +265,13 @@ _SECTIONS: dict[str, tuple[type, dict[str, Callable[[str, str, Any], Any]]]] = {
                             "bad_tick_band": _float_range(0.0, 1.0, lo_open=True)}),
     "feeds.binance": (BinanceFeedSettings, {"ws_url": _url(("wss", "ws")),
                                             "rest_url": _url(("https", "http"))}),
-    "journal": (JournalSettings, {"db": _nonempty, "snapshot_every": _int_range(1, 10**9)}),
+    "journal": (JournalSettings, {"db": _nonempty, "snapshot_every": _int_range(1, 10**9),
+                                  "keep_snapshots": _int_range(0, 10**6), "synchronous": _one_of("FULL", "NORMAL"),
+                                  "compact_events": _bool}),
     "mqtt": (MqttSettings, {"url": _optional(_url(("mqtt", "mqtts"))), "topic_prefix": _nonempty,
-                            "username": _optional(_str), "password": _optional(_str), "tls": _bool}),
+                            "username": _optional(_str), "password": _optional(_str), "tls": _bool,
+                            "tls_ca_file": _optional(_file), "tls_insecure": _bool,
+                            "client_id": _optional(_client_id), "buffer_size": _int_range(1, 10**7)}),
     "margin": (MarginSettings, {"margin_call_ratio": _float_range(0.0, 1.0, lo_open=True),
                                 "warning_ratio": _float_range(0.0, 1.0, lo_open=True),
                                 "hysteresis": _float_range(0.0, 0.5)}),
@@ -294,6 +328,10 @@ def _check_cross(where: str, s: Settings) -> None:
     if not m.hysteresis < m.warning_ratio:
         raise _fail(where, "margin.hysteresis", m.hysteresis,
                     f"less than margin.warning_ratio ({m.warning_ratio})")
+    q = s.mqtt
+    if q.url and (q.tls_ca_file is not None or q.tls_insecure) and not (q.tls or q.url.startswith("mqtts://")):
+        key, value = ("mqtt.tls_ca_file", q.tls_ca_file) if q.tls_ca_file is not None else ("mqtt.tls_insecure", True)
+        raise _fail(where, key, value, "to be set only with mqtt.tls = true or an mqtts:// url")
     try:
         from exchange_sim.profiles import profile_data
         known = set(profile_data(s.profile.name)["symbols"])

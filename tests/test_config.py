@@ -65,6 +65,16 @@ def test_unknown_section():
     ("[feed]\nstale_after_s = 0", "feed.stale_after_s", "0", "(0.0, 3600.0]"),
     ("[feeds.binance]\nws_url = 'http://x'", "feeds.binance.ws_url", "'http://x'", "wss://"),
     ("[journal]\nsnapshot_every = 0", "journal.snapshot_every", "0", "from 1"),
+    ("[journal]\nkeep_snapshots = -1", "journal.keep_snapshots", "-1", "integer from 0 to"),
+    ("[journal]\nkeep_snapshots = 2.5", "journal.keep_snapshots", "2.5", "integer from 0 to"),
+    ("[journal]\nsynchronous = 'OFF'", "journal.synchronous", "'OFF'", "'FULL', 'NORMAL'"),
+    ("[journal]\nsynchronous = 'full'", "journal.synchronous", "'full'", "'FULL', 'NORMAL'"),
+    ("[journal]\ncompact_events = 1", "journal.compact_events", "1", "true or false"),
+    ("[mqtt]\nbuffer_size = 0", "mqtt.buffer_size", "0", "integer from 1 to"),
+    ("[mqtt]\nclient_id = 'has space'", "mqtt.client_id", "'has space'", "without spaces"),
+    ("[mqtt]\ntls_insecure = 'no'", "mqtt.tls_insecure", "'no'", "true or false"),
+    ("[mqtt]\ntls_ca_file = '/no/such/ca.pem'", "mqtt.tls_ca_file", "'/no/such/ca.pem'", "readable file"),
+    ("[mqtt]\nurl = 'mqtt://b:1883'\ntls_insecure = true", "mqtt.tls_insecure", "True", "mqtt.tls = true"),
     ("[mqtt]\nurl = 'tcp://broker'", "mqtt.url", "'tcp://broker'", "mqtt://"),
     ("[mqtt]\ntls = 'yes'", "mqtt.tls", "'yes'", "true or false"),
     ("[margin]\nmargin_call_ratio = 1.5", "margin.margin_call_ratio", "1.5", "(0.0, 1.0]"),
@@ -140,3 +150,33 @@ def test_missing_file_and_bad_toml(tmp_path):
     bad.write_text("[server\nport = 1\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(bad, env={})
+
+
+def test_journal_keys_reach_the_journal_config():
+    from exchange_sim.journal import JournalConfig
+
+    s = parse("[journal]\nkeep_snapshots = 0\nsynchronous = 'NORMAL'\ncompact_events = true\n")
+    assert (s.journal.keep_snapshots, s.journal.synchronous, s.journal.compact_events) == (0, "NORMAL", True)
+    defaults = load_config(None, env={}).journal
+    config = JournalConfig()
+    assert (defaults.keep_snapshots, defaults.synchronous, defaults.compact_events) == (
+        config.keep_snapshots, config.synchronous, config.compact_events)
+    assert defaults.snapshot_every == config.snapshot_every
+
+
+def test_mqtt_keys_reach_the_bus_config(tmp_path):
+    from exchange_sim.bus import BusConfig
+
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not checked here\n")
+    s = parse(f"[mqtt]\nurl = 'mqtts://broker.example:8883'\ntls_ca_file = '{ca}'\ntls_insecure = true\n"
+              "client_id = 'sim-1'\nbuffer_size = 50\n")
+    bus = BusConfig.from_settings(s.mqtt)
+    assert bus is not None and bus.tls and bus.port == 8883
+    assert (bus.tls_ca_file, bus.tls_insecure, bus.client_id, bus.buffer_size) == (str(ca), True, "sim-1", 50)
+    plain = BusConfig.from_settings(parse("[mqtt]\nurl = 'mqtt://127.0.0.1:1883'\n").mqtt)
+    assert plain is not None and not plain.tls and plain.client_id is None
+    assert plain.buffer_size == BusConfig("h").buffer_size == load_config(None, env={}).mqtt.buffer_size
+    assert parse("[mqtt]\nurl = 'mqtt://b:1883'\ntls = true\ntls_insecure = true\n").mqtt.tls_insecure
+    assert parse("[mqtt]\ntls_insecure = true\n").mqtt.url is None  # no broker: nothing to check
+    assert parse("[mqtt]\nclient_id = ''\n").mqtt.client_id is None

@@ -14,8 +14,12 @@ are decimal strings (or JSON numbers). Errors have the venue's shape ``{"code", 
   "nextFundingTime"?}``, ``{"type": "index", "symbol", "price"}``, ``{"type": "funding", "symbol",
   "rate"}``, ``{"type": "status", "symbol", "stale", "reason"?}``. All are validated before any is
   applied.
-- ``GET /sim/v1/events?account=&type=&since=&afterSeq=&limit=``: the core's event log.
-- ``GET /sim/v1/insurance-fund``; ``GET /sim/v1/status`` (node and stream counters).
+- ``GET /sim/v1/events?account=&type=&since=&afterSeq=&limit=``: the core's event log, oldest first,
+  the newest ``limit`` (default 1000) matching events; ``since`` is a timestamp (ms, ``ts >= since``),
+  ``afterSeq`` an event number. With a journal it is the journal's event log: it survives a restart
+  and an event keeps its ``seq``; without one (``--no-journal``) the last events in memory.
+- ``GET /sim/v1/insurance-fund``; ``GET /sim/v1/status`` (node and stream counters; ``journal``:
+  ``enabled``, ``failed``, ``failure`` (why writes are refused) and ``stats``).
 
 API keys and secrets are generated here (``secrets.token_hex``), outside the deterministic core,
 and travel inside ``CreateAccount`` so a journal replay rebuilds the same accounts.
@@ -305,10 +309,38 @@ async def insurance_fund(ctx: ApiContext, request: web.Request) -> dict:
             "recentChanges": [dict(ev.body, seq=ev.seq) for ev in changes]}
 
 
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def journal_status(journal: Any) -> dict:
+    """The session journal's health: ``failed`` + ``failure`` (why writes are refused) and its stats."""
+    if journal is None:
+        return {"enabled": False}
+    failure = getattr(journal, "failure", None)
+    out: dict[str, Any] = {"enabled": True, "failed": failure is not None, "failure": failure}
+    path = getattr(journal, "path", None)
+    if path is not None:
+        out["path"] = str(path)
+    stats = getattr(journal, "stats", None)
+    if callable(stats):
+        try:
+            values = stats()
+        except Exception as exc:  # noqa: BLE001 - a broken file must not break the status page
+            out["statsError"] = f"{type(exc).__name__}: {exc}"
+        else:
+            fields = getattr(values, "__dataclass_fields__", None)
+            if fields is not None:
+                out["stats"] = {_camel(name): getattr(values, name) for name in fields}
+    return out
+
+
 async def status(ctx: ApiContext, request: web.Request) -> dict:
     return {"applied": ctx.node.applied, "subscribers": ctx.node.subscriber_count,
             "connections": len(ctx.hub.connections), "droppedConnections": ctx.hub.dropped_connections,
-            "accounts": len(ctx.ex.account_ids()), "serverTime": ctx.now()}
+            "accounts": len(ctx.ex.account_ids()), "serverTime": ctx.now(),
+            "journal": journal_status(getattr(ctx.node, "journal", None))}
 
 
 def add_routes(app: web.Application) -> None:

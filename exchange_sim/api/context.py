@@ -21,6 +21,7 @@ from aiohttp import web
 
 from exchange_sim.core import messages as m
 from exchange_sim.core.instruments import Instrument
+from exchange_sim.journal.errors import JournalError
 
 from . import errors
 from .auth import API_KEY_RE, Caller, RateLimiter, RateLimits, api_key_of, verify_signed
@@ -108,6 +109,45 @@ class EventLog:
         return out[-limit:]
 
 
+def _event_type_names() -> dict[str, str]:
+    """Lower-case, underscore-free name -> message class name (``margincall`` -> ``MarginCall``)."""
+    return {name.lower(): name for name, obj in vars(m).items()
+            if isinstance(obj, type) and issubclass(obj, m.Message) and obj is not m.Message}
+
+
+class JournalEventLog:
+    """``GET /sim/v1/events`` read from the journal's event log: it survives a restart, numbered by
+    the journal (an event keeps its ``seq`` for the life of the session file).
+
+    The journal writes the events itself (``node.add_listener(journal.record)``, added before the
+    API's listeners), so reads right after ``submit`` see them; calling this log does nothing.
+    """
+
+    def __init__(self, journal: Any) -> None:
+        self.journal = journal
+        self._types = _event_type_names()
+
+    def __call__(self, msg: object, events: list) -> None:
+        return None  # the journal records the events
+
+    def query(self, account: int | None, kinds: set[str] | None, since: int | None,
+              after_seq: int | None, limit: int) -> list[LoggedEvent]:
+        types: tuple[str, ...] = ()
+        if kinds is not None:
+            types = tuple(sorted(self._types[k] for k in kinds if k in self._types))
+            if not types:
+                return []  # only unknown types asked for: nothing matches (an empty filter would be "all")
+        rows = self.journal.events(after=after_seq or 0, limit=limit, account=account, types=types,
+                                   since=since, newest=True)
+        return [LoggedEvent(seq, event) for seq, event in rows]
+
+
+def has_event_log(journal: Any) -> bool:
+    """Whether ``journal`` keeps an event log the API can read (``exchange_sim.journal.Journal`` does)."""
+    return (journal is not None and callable(getattr(journal, "events", None))
+            and callable(getattr(journal, "last_event_seq", None)))
+
+
 class ListenKeys:
     """listenKey → account, one live key per account, expiring after ``ttl_ms`` without keepalive."""
 
@@ -168,7 +208,10 @@ class ApiContext:
                                   eager=self.hub.wants_book)
         self.stats = MarketStats()
         self.listen_keys = ListenKeys(config.listen_key_ttl_ms)
-        self.event_log = EventLog(config.event_log_size)
+        journal = getattr(node, "journal", None)
+        # with a journal the event log survives restarts; without one (--no-journal, tests) it is in memory
+        self.event_log: EventLog | JournalEventLog = (JournalEventLog(journal) if has_event_log(journal)
+                                                      else EventLog(config.event_log_size))
 
     @property
     def ex(self) -> Any:
@@ -186,7 +229,10 @@ class ApiContext:
         try:
             return await self.node.submit(msg)
         except Exception as exc:  # noqa: BLE001 - NodeError, JournalError or a core fault: all "not applied"
-            log.error("node refused %s: %s", type(msg).__name__, type(exc).__name__)
+            if isinstance(exc, JournalError):  # its text names the file and the SQLite error, never a secret
+                log.error("node refused %s: %s: %s", type(msg).__name__, type(exc).__name__, exc)
+            else:  # a core fault's text could quote the command (api secrets): the type only
+                log.error("node refused %s: %s", type(msg).__name__, type(exc).__name__)
             raise ApiError(errors.INTERNAL, "Internal error; unable to process your request. Please try again.",
                            503) from None
 

@@ -30,7 +30,7 @@ EXPECTED = {
     "api_roundtrip": {f"{who}_{n}_{fig}" for who in ("sim", "stub", "sim_nojournal", "sim_journal_normal")
                       for n in ("1c", "8c") for fig in ("p50_ms", "p99_ms", "orders_per_s")}
                      | {"ratio_p50_1c_sim_over_stub", "ratio_throughput_8c_stub_over_sim", "met"},
-    "tick_to_liquidation": {f"{who}_{fig}" for who in ("sim", "sim_nojournal", "sim_mqtt_nodelay_fix")
+    "tick_to_liquidation": {f"{who}_{fig}" for who in ("sim", "sim_nojournal")
                             for fig in ("user_stream_p50_ms", "user_stream_p99_ms", "mqtt_p50_ms", "mqtt_p99_ms",
                                         "rounds", "missed_rounds")} | {"met"},
     "crash_day": {"wall_s", "liquidations", "liquidations_per_s"},

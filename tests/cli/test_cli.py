@@ -52,6 +52,40 @@ def test_config_error_is_one_line_naming_the_key(tmp_path):
     assert res.exit_code == 2 and "Traceback" not in res.output
 
 
+def test_config_error_keeps_section_names_in_brackets(tmp_path):
+    bad = tmp_path / "config.toml"
+    bad.write_text("[journal]\nkeep = 3\n")
+    res = invoke("run", "--config", str(bad))
+    assert res.exit_code == 2
+    assert "journal.keep" in res.output and "allowed keys in [journal]" in res.output and "keep_snapshots" in res.output
+
+
+def test_run_hands_the_journal_keys_to_the_journal():
+    from exchange_sim.cli import journal_config
+    from exchange_sim.config import parse_config
+    from exchange_sim.journal import JournalConfig
+
+    settings = parse_config({"journal": {"snapshot_every": 5, "keep_snapshots": 0, "synchronous": "NORMAL",
+                                         "compact_events": True}}, env={})
+    assert journal_config(settings) == JournalConfig(snapshot_every=5, keep_snapshots=0, synchronous="NORMAL",
+                                                     compact_events=True, group_commit=True)
+    # the node acknowledges a batch only after the journal committed it: group commit is on
+    assert journal_config(parse_config({}, env={})) == JournalConfig(group_commit=True)
+
+
+def test_an_unusable_mqtt_setting_is_one_line_without_the_password(tmp_path):
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[mqtt]\nurl = "mqtt://127.0.0.1:1"\npassword = "sekret-pass-123"\n')
+    res = invoke("run", "--config", str(cfg), "--feed", "manual", "--port", "0", "--db", str(tmp_path / "s.db"))
+    assert res.exit_code == 1, res.output
+    assert "[mqtt]" in res.output and "username" in res.output and "Traceback" not in res.output
+    assert "sekret-pass-123" not in res.output
+    assert not (tmp_path / "s.db").exists()  # refused before anything was opened
+    cfg.write_text('[mqtt]\nurl = "mqtt://bob:in-url-secret-9@127.0.0.1:99999"\n')
+    res = invoke("run", "--config", str(cfg), "--feed", "manual", "--port", "0", "--db", str(tmp_path / "s.db"))
+    assert res.exit_code == 1 and "[mqtt]" in res.output and "in-url-secret-9" not in res.output, res.output
+
+
 def test_replay_of_a_small_recording_shows_the_summary_and_liquidations(tmp_path):
     rec = write_recording(tmp_path / "fall.jsonl")
     res = invoke("replay", str(rec))
@@ -170,3 +204,29 @@ def test_record_a_synthetic_feed_then_replay_it(tmp_path):
     assert "150" in res.output
     res = invoke("record", "--feed", "manual", "--out", str(tmp_path / "m.jsonl"))
     assert res.exit_code == 1 and "no market data" in res.output
+
+
+async def test_run_publishes_to_mqtt_from_the_config_and_sends_the_last_events_at_stop(tmp_path):
+    from tests.support.mqtt_broker import Collector, Mosquitto, unique_prefix
+
+    (tmp_path / "broker").mkdir()
+    broker = Mosquitto(tmp_path / "broker")
+    broker.start()
+    prefix = unique_prefix()
+    (tmp_path / "config.toml").write_text(f'[mqtt]\nurl = "{broker.url}"\ntopic_prefix = "{prefix}"\n'
+                                          'client_id = "exsim-cli-test"\nbuffer_size = 500\n')
+    try:
+        async with Collector(broker.url, prefix) as sub, running_server(tmp_path, "--feed", "manual") as server:
+            assert any(line.startswith("mqtt") and broker.url in line for line in server.lines)
+            headers = {"Authorization": f"Bearer {TOKEN}"}
+            async with aiohttp.ClientSession() as s:
+                for name in ("a", "b", "c"):
+                    async with s.post(server.url + "/sim/v1/accounts", json={"name": name, "deposit": "10"},
+                                      headers=headers) as r:
+                        assert r.status == 200, await r.text()
+            assert await server.stop() == 0  # right away: what was applied still goes out
+            assert "stopped cleanly" in "\n".join(server.lines)
+            await sub.wait_for(lambda c: all(c.on(f"account/{a}/created") and c.on(f"account/{a}/balance")
+                                             for a in (1, 2, 3)))
+    finally:
+        broker.stop()

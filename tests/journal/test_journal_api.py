@@ -1,8 +1,12 @@
-"""A journal that cannot write, behind the real REST API: the order is refused (-1001, HTTP 503).
+"""The journal behind the real API.
 
-The file turns read-only under the running server (every write fails with SQLITE_READONLY, as
-on a full disk); the order is not acknowledged, not applied, and after a restart exactly the
-acknowledged orders exist.
+A journal that cannot write: the order is refused (-1001, HTTP 503). The file turns read-only
+under the running server (every write fails with SQLITE_READONLY, as on a full disk); the order is
+not acknowledged, not applied, and after a restart exactly the acknowledged orders exist.
+
+The event log (``GET /sim/v1/events``) is the journal's: the real server (``exchange-sim run``)
+drives a liquidation, is stopped (cleanly, then with SIGKILL) and restarted on the same file, and
+lists the same events with the same numbers; ``afterSeq`` and ``since`` reach across restarts.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from exchange_sim.core.messages import BookSnapshot, MarkPrice
 from exchange_sim.journal import Journal, recover
 from exchange_sim.runtime.node import Node
 from tests.support.journal_faults import make_read_only
+from tests.support.journal_server import RestClient, SimServer
 from tests.support.journal_session import genesis, observable_state
 
 F = to_fixed
@@ -71,3 +76,74 @@ async def test_write_failure_refuses_orders_through_the_api_and_keeps_what_was_a
     assert observable_state(recovered) == before
     assert recovered.order(account["accountId"], kept["orderId"]).client_order_id == "kept"
     assert [o.client_order_id for o in recovered.all_orders(account["accountId"])] == ["kept"]
+
+
+# ----------------------------------------------------------------------------- the event log across restarts
+
+
+def _drive_to_liquidation(admin: RestClient, trader: RestClient) -> None:
+    """A 50x cross long of 0.3 BTC, then the mark walks down 20 at a time until it is liquidated."""
+    def market(price: int) -> None:
+        admin.admin("POST", "/sim/v1/market", {"events": [
+            {"type": "book", "symbol": "BTCUSDT", "bids": [[str(price - 10), "5"]], "asks": [[str(price + 10), "5"]]},
+            {"type": "mark", "symbol": "BTCUSDT", "price": str(price)}]})
+
+    market(60000)
+    trader.signed("POST", "/fapi/v1/leverage", {"symbol": "BTCUSDT", "leverage": 50})
+    trader.signed("POST", "/fapi/v1/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.3"})
+    for price in range(57400, 55000, -20):  # bounded: liquidation comes near 56,930
+        market(price)
+        if not trader.signed("GET", "/fapi/v2/positionRisk", {"symbol": "BTCUSDT"})[0]["positionAmt"].strip("0.-"):
+            return
+    raise AssertionError("the long was never liquidated")
+
+
+def _events(client: RestClient, query: str = "") -> list[dict]:
+    return client.admin("GET", "/sim/v1/events" + query)["events"]
+
+
+def test_event_log_survives_restarts_with_the_same_numbers(tmp_path):
+    db = tmp_path / "session.db"
+    server = SimServer(db, "manual", tmp_path)
+    server.start()
+    try:
+        admin = RestClient(server.wait_listening())
+        account = admin.admin("POST", "/sim/v1/accounts", {"name": "trader", "deposit": "1000"})
+        admin.admin("POST", "/sim/v1/accounts", {"name": "bystander", "deposit": "50"})
+        _drive_to_liquidation(admin, RestClient(server.url, account["apiKey"], account["apiSecret"]))
+        before = _events(admin, "?limit=10000")
+        story = _events(admin, f"?account={account['accountId']}&type=MarginCall,Liquidation")
+        kinds = [e["type"] for e in story]
+        assert "MarginCall" in kinds and kinds[-1] == "Liquidation", kinds
+        assert kinds.index("MarginCall") < len(kinds) - 1
+        seqs = [e["seq"] for e in before]
+        assert seqs == list(range(1, len(seqs) + 1))  # numbered from 1 without gaps
+        status = admin.admin("GET", "/sim/v1/status")["journal"]
+        assert status["enabled"] and not status["failed"] and status["failure"] is None
+        assert status["stats"]["events"] == len(before) and status["stats"]["lastSeq"] > 0
+        assert server.terminate() == 0
+
+        for restart in ("clean stop", "SIGKILL"):
+            server.start()
+            admin = RestClient(server.wait_listening())
+            assert _events(admin, "?limit=10000") == before, restart
+            assert _events(admin, f"?account={account['accountId']}&type=MarginCall,Liquidation") == story
+            assert _events(admin, "?type=margin_call") == [e for e in before if e["type"] == "MarginCall"]
+            # afterSeq and since (ms) reach across the restart; new events continue the numbering
+            call = next(e for e in story if e["type"] == "MarginCall")
+            assert _events(admin, f"?afterSeq={call['seq']}&limit=10000") == [e for e in before
+                                                                             if e["seq"] > call["seq"]]
+            since = _events(admin, f"?since={call['ts']}&limit=10000")
+            assert since == [e for e in before if e["ts"] >= call["ts"]] and call in since
+            admin.admin("POST", f"/sim/v1/accounts/{account['accountId']}/deposit", {"amount": "10"})
+            after = _events(admin, f"?afterSeq={before[-1]['seq']}")
+            assert after and [e["seq"] for e in after] == list(range(before[-1]["seq"] + 1,
+                                                                     before[-1]["seq"] + 1 + len(after)))
+            assert all(e["account"] == account["accountId"] for e in after)
+            assert _events(admin, "?limit=10000")[:len(before)] == before
+            before = _events(admin, "?limit=10000")
+            if restart == "clean stop":
+                server.kill()
+    finally:
+        if server.proc is not None:
+            server.terminate()
