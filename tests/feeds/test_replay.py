@@ -14,9 +14,10 @@ from feeds.klines import Bar, path
 from feeds.replay import Replay
 from tests.support.fake_binance import CAPTURE
 from tests.support.feeds_book import LocalBook, expected_books
+from tests.support.shared_data import SHARED_DATA
 
 F = to_fixed
-DATA = "/work/shared/data"
+DATA = str(SHARED_DATA)
 KLINES = f"{DATA}/binance-usdm_BTCUSDT_1m_2024-08-05T0500-0759Z.csv"
 FUNDING = f"{DATA}/binance-usdm_BTCUSDT_funding_8h_2022-01-01_2025-10-27.csv"
 MARK8H = f"{DATA}/binance-usdm_BTCUSDT_markprice_8h_2022-01-01_2025-10-28.csv"

@@ -14,6 +14,7 @@ from feeds.mqtt import MqttFeed
 from feeds.recorder import Recorder, record
 from feeds.replay import Replay
 from feeds.synthetic import SyntheticConfig, SyntheticFeed, synthetic_events
+from tests.support.shared_data import CRASH_KLINES, SHARED_DATA
 
 F = to_fixed
 
@@ -90,14 +91,14 @@ def test_specs():
     assert isinstance(open_feed("mqtt://127.0.0.1:1883/ticks/#", ["BTCUSDT"]), MqttFeed)
     syn = open_feed("synthetic:squeeze?seed=4&steps=10&speed=0", ["BTCUSDT"])
     assert isinstance(syn, SyntheticFeed) and syn.cfg.seed == 4 and syn.cfg.steps == 10 and syn.cfg.speed == 0
-    rep = open_feed("replay:/work/shared/data/binance-usdm_BTCUSDT_1m_2024-08-05T0500-0759Z.csv?speed=60",
+    rep = open_feed(f"replay:{CRASH_KLINES}?speed=60",
                     ["BTCUSDT"])
     assert isinstance(rep, Replay) and rep.pacer.speed == 60
 
 
 @pytest.mark.parametrize("spec", ["", "kraken", "ccxt", "ccxt:", "replay:", "binance:x", "synthetic:meltdown",
                                   "replay:/nonexistent.csv",
-                                  "replay:/work/shared/data/README.md?speed=fast-ish",
+                                  f"replay:{SHARED_DATA}/README.md?speed=fast-ish",
                                   "mqtt://", "synthetic?seed=x"])
 def test_bad_specs_are_feed_spec_errors(spec):
     with pytest.raises(FeedSpecError):

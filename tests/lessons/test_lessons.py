@@ -51,7 +51,7 @@ def liquidation_price(symbol: str, qty: Decimal, entry: Decimal, wallet: Decimal
 
 
 def maintenance(symbol: str, notional: Decimal) -> Decimal:
-    for floor, cap, mmr, cum in tiers(symbol):
+    for _floor, cap, mmr, cum in tiers(symbol):
         if notional < cap:
             return notional * mmr - cum
     raise AssertionError

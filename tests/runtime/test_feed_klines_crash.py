@@ -19,10 +19,11 @@ from exchange_sim.runtime.feeds import FeedSupervisor, SupervisorConfig
 from exchange_sim.runtime.node import Node
 from feeds import open_feed
 from tests.support.feeds_scripted import wait_until
+from tests.support.shared_data import CRASH_KLINES
 
 F = to_fixed
 S = "BTCUSDT"
-KLINES = "/work/shared/data/binance-usdm_BTCUSDT_1m_2024-08-05T0500-0759Z.csv"
+KLINES = str(CRASH_KLINES)
 
 
 def klines_lows() -> list[tuple[int, int]]:

@@ -78,7 +78,7 @@ async def classroom(*, admin_token: str | None = "teacher-token-123", push_inter
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     room = Classroom(node, f"http://127.0.0.1:{port}", {})
     try:
-        for i in range(3):
+        for _ in range(3):
             await room.move("BTCUSDT", "50000")
             await room.move("ETHUSDT", "3000")
         events = await room.command(m.CreateAccount(ts=room.ts, name="teacher", deposit=0, api_key="key-teacher",

@@ -33,7 +33,9 @@ from typing import Any, Self
 
 from aiohttp import WSMsgType, web
 
-CAPTURE = "/work/shared/data/binance-usdm_BTCUSDT_ws-raw_2024-08-08T2354-2400Z.jsonl.gz"
+from tests.support.shared_data import CAPTURE as _CAPTURE
+
+CAPTURE = str(_CAPTURE)
 EIGHT_HOURS = 8 * 3600 * 1000
 
 

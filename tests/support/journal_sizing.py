@@ -2,7 +2,7 @@
 
     python -m tests.support.journal_sizing [RECORDING] [--db PATH]
 
-Drives the real recorded Binance BTCUSDT feed (``/work/shared/data/...ws-raw...jsonl.gz``, six
+Drives the real recorded Binance BTCUSDT feed (``../shared/data/...ws-raw...jsonl.gz``, six
 minutes) through the real decoder (``feeds.binance_wire.WireDecoder``), the real core and the
 journal, the way ``exchange-sim run --feed binance`` would: depth diffs merged into the 100 ms
 windows the live feed subscribes to (``@depth@100ms``; the recording is ``@0ms``, reported too),
@@ -26,8 +26,9 @@ from exchange_sim.core.messages import BookDelta, MarkPrice, Trade
 from exchange_sim.journal import Journal, JournalConfig, recover
 from feeds.binance_wire import WireDecoder, depth_snapshot
 from tests.support.journal_session import genesis
+from tests.support.shared_data import CAPTURE
 
-RECORDING = Path("/work/shared/data/binance-usdm_BTCUSDT_ws-raw_2024-08-08T2354-2400Z.jsonl.gz")
+RECORDING = CAPTURE
 DAY_S = 86_400
 
 
