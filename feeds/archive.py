@@ -126,9 +126,9 @@ def _rows(lines: Iterable[str], name: str, kind: str | None) -> tuple[str, list[
 
     def gen() -> Iterator[dict[str, str]]:
         if not has_header:
-            yield dict(zip(names, first))
+            yield dict(zip(names, first, strict=False))
         for row in reader:
-            yield dict(zip(names, row))
+            yield dict(zip(names, row, strict=False))
 
     return kind, names, gen()
 

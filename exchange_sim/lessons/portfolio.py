@@ -72,7 +72,7 @@ def build(*, fees_off: bool = False) -> LessonReport:
         rows.append(("… fate", _liq_text(run, "cross", symbol), _liq_text(run, "isolated", symbol)))
     rows.append(())
     names = ("end of act 1 (BTC −9.8%, ETH −13.3%)", "end of act 2 (BTC back to 58,000)", "end of act 3 (both against)")
-    for name, step in zip(names, act_ends):
+    for name, step in zip(names, act_ends, strict=True):
         rows.append((f"equity, {name}", usd(run.equity["cross"][step]), usd(run.equity["isolated"][step])))
     rows.append(("wallet at the end", usd(run.final_wallet("cross")), usd(run.final_wallet("isolated"))))
 
