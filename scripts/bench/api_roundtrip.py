@@ -11,10 +11,10 @@ The simulator is the CLI's own ``exchange-sim run --feed manual --port P --db <t
 subprocess, with one change made by this script's ``serve-sim`` launcher: the venue's per-key
 rate limits (300 orders / 10 s) are lifted, since ``run`` has no setting for them and a load test
 would otherwise measure 429 answers. It runs three times: as configured by default (``sim_*``:
-journal on, every input committed with ``synchronous=FULL``, i.e. fsynced), with ``--no-journal``
-(``sim_nojournal_*``) and with ``[journal] synchronous = "NORMAL"`` in its config.toml
-(``sim_journal_normal_*``: the SQLite work without the per-commit fsync); together they show what
-the journal costs and where.
+journal on, inputs group-committed with ``synchronous=NORMAL``: safe against any crash of the
+process), with ``--no-journal`` (``sim_nojournal_*``) and with ``[journal] synchronous = "FULL"``
+in its config.toml (``sim_journal_full_*``: an fsync per commit, safe against power loss too);
+together they show what the journal costs and where.
 
     python scripts/bench/api_roundtrip.py                   # full size
     EXSIM_BENCH_SMOKE=1 python scripts/bench/api_roundtrip.py
@@ -261,7 +261,7 @@ async def stub_server(workdir: Path, exchange_info: bytes,
         yield stub
 
 
-VARIANTS = ("sim", "stub", "sim_nojournal", "sim_journal_normal")
+VARIANTS = ("sim", "stub", "sim_nojournal", "sim_journal_full")
 
 
 async def run_variant(name: str, workdir: Path, rep: int, sizes: dict[str, int], exchange_info: bytes,
@@ -272,10 +272,10 @@ async def run_variant(name: str, workdir: Path, rep: int, sizes: dict[str, int],
         async with stub_server(workdir, exchange_info, stub_creds) as stub:
             return await measure(stub, stub_creds, sizes)
     profile = profile_dir / f"{name}-{rep}.txt" if profile_dir else None
-    options: dict[str, Any] = {"sim": {}, "sim_nojournal": {"journal": False}, "sim_journal_normal": {}}[name]
-    if name == "sim_journal_normal":
+    options: dict[str, Any] = {"sim": {}, "sim_nojournal": {"journal": False}, "sim_journal_full": {}}[name]
+    if name == "sim_journal_full":
         config = workdir / "journal-normal.toml"
-        config.write_text('[journal]\nsynchronous = "NORMAL"\n')
+        config.write_text('[journal]\nsynchronous = "FULL"\n')
         options["config"] = config
     async with sim_process(workdir, f"{name}-{rep}", profile=profile, **options) as sim:
         creds = await sim_accounts(sim.url, 8)
@@ -310,7 +310,7 @@ async def bench(profile_dir: Path | None) -> dict[str, Any]:
             for key, value in vals.items():
                 figures[f"{name}_{clients}_{key}"] = value
     r = results["stub"]
-    for name, short in (("sim", "sim"), ("sim_nojournal", "nojournal"), ("sim_journal_normal", "journal_normal")):
+    for name, short in (("sim", "sim"), ("sim_nojournal", "nojournal"), ("sim_journal_full", "journal_full")):
         v = results[name]
         figures[f"ratio_p50_1c_{short}_over_stub"] = round(v["1c"]["p50_ms"] / r["1c"]["p50_ms"], 2)
         figures[f"ratio_p99_1c_{short}_over_stub"] = round(v["1c"]["p99_ms"] / r["1c"]["p99_ms"], 2)

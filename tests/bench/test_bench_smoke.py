@@ -27,7 +27,7 @@ EXPECTED = {
     "core_throughput": {"decoded_trade_events_per_s", "raw_capture_decode_and_apply_events_per_s",
                         "raw_capture_events", "order_commands_per_s"},
     "monitor_scaling": {"no_trigger_us_per_tick_1", "no_trigger_us_per_tick_1000"},
-    "api_roundtrip": {f"{who}_{n}_{fig}" for who in ("sim", "stub", "sim_nojournal", "sim_journal_normal")
+    "api_roundtrip": {f"{who}_{n}_{fig}" for who in ("sim", "stub", "sim_nojournal", "sim_journal_full")
                       for n in ("1c", "8c") for fig in ("p50_ms", "p99_ms", "orders_per_s")}
                      | {"ratio_p50_1c_sim_over_stub", "ratio_throughput_8c_stub_over_sim", "met"},
     "tick_to_liquidation": {f"{who}_{fig}" for who in ("sim", "sim_nojournal")
