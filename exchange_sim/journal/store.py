@@ -73,6 +73,7 @@ from typing import Any, Protocol, Self
 
 from exchange_sim.core.messages import dumps, loads
 
+from .checkpoint import SAFETY_AUTOCHECKPOINT_PAGES, Checkpointer
 from .errors import JournalCorruptError, JournalError, JournalWriteError
 
 FORMAT = "1"
@@ -104,6 +105,7 @@ class JournalConfig:
     group_commit: bool = False  # see the module docstring before turning this on
     compact_events: bool = False  # also delete the event log of compacted inputs
     wal_size_limit: int = 8 * 1024 * 1024  # bytes the WAL is truncated to after a checkpoint
+    background_checkpoint: bool = False  # WAL checkpoints in a thread, not inside a commit (checkpoint.py)
 
     def __post_init__(self) -> None:
         if self.snapshot_every < 0:
@@ -154,6 +156,8 @@ class Journal:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute(f"PRAGMA synchronous={config.synchronous}")
                 self._db.execute(f"PRAGMA journal_size_limit={int(config.wal_size_limit)}")
+                if config.background_checkpoint:
+                    self._db.execute(f"PRAGMA wal_autocheckpoint={SAFETY_AUTOCHECKPOINT_PAGES}")
                 self._db.executescript(_SCHEMA)
                 self._db.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (FORMAT,))
                 self._db.execute("INSERT OR IGNORE INTO meta VALUES ('events_through', '0')")
@@ -171,11 +175,18 @@ class Journal:
             self._db.close()
             self._unlock()
             raise JournalCorruptError(f"journal {self.path}: format {fmt!r}, this version reads {FORMAT!r}")
+        self._checkpointer: Checkpointer | None = None
+        if config.background_checkpoint and not read_only:
+            self._checkpointer = Checkpointer(self.path)
+            self._checkpointer.start()
 
     # ------------------------------------------------------------------ lifecycle
 
     def close(self) -> None:
         """Commit what is staged (if the journal is healthy) and close the file."""
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         try:
             if self._db.in_transaction and self.failure is None:
                 self._db.execute("COMMIT")

@@ -279,3 +279,23 @@ def test_a_core_that_cannot_snapshot_does_not_stop_the_journal(tmp_path, caplog)
         drive(journal, source, 20)
         assert journal.snapshot_seqs() == [] and journal.last_seq == 20 and journal.failure is None
     assert caplog.text.count("could not be snapshotted") == 1
+
+
+def test_background_checkpoints_keep_the_wal_small(tmp_path):
+    """With background_checkpoint the WAL is checkpointed by a thread, not inside commits."""
+    import time
+
+    from exchange_sim.core.messages import Deposit
+    from exchange_sim.journal import JournalConfig
+
+    path = tmp_path / "bg.db"
+    with Journal(path, JournalConfig(background_checkpoint=True, snapshot_every=0)) as journal:
+        assert journal._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 16_384
+        for i in range(2_000):
+            journal.append(Deposit(ts=i, account=1, amount=10**8))
+        deadline = time.monotonic() + 10
+        while journal._checkpointer.checkpoints == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert journal._checkpointer.checkpoints > 0
+    with Journal(path) as reopened:
+        assert reopened.last_seq == 2_000
