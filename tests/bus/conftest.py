@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.mqtt_broker import Mosquitto, broker_url
+from tests.support.mqtt_broker import Mosquitto
 
 
 @pytest.fixture
@@ -14,20 +14,5 @@ def mosquitto(tmp_path):
     broker.start()
     try:
         yield broker
-    finally:
-        broker.stop()
-
-
-@pytest.fixture
-def mqtt_url(tmp_path):
-    """MQTT_URL when set (a broker that is already running), else a mosquitto started for the test."""
-    url = broker_url()
-    if url:
-        yield url
-        return
-    broker = Mosquitto(tmp_path)
-    broker.start()
-    try:
-        yield broker.url
     finally:
         broker.stop()

@@ -1,23 +1,8 @@
-"""Fixtures for the feed tests: an MQTT broker (shared helper in tests/support/mqtt_broker.py)."""
+"""Fixtures for the feed tests: a mosquitto the test may restart (mqtt_url is in tests/conftest.py)."""
 
 import pytest
 
-from tests.support.mqtt_broker import Mosquitto, broker_url
-
-
-@pytest.fixture
-def mqtt_url(tmp_path):
-    """MQTT_URL when set (a broker already running), else a mosquitto started for the test."""
-    url = broker_url()
-    if url:
-        yield url
-        return
-    broker = Mosquitto(tmp_path)
-    broker.start()
-    try:
-        yield broker.url
-    finally:
-        broker.stop()
+from tests.support.mqtt_broker import Mosquitto
 
 
 @pytest.fixture
