@@ -79,21 +79,6 @@ def mul(a: int, b: int) -> int:
     return a * b // SCALE
 
 
-def mul_up(a: int, b: int) -> int:
-    """a × b rescaled, rounded toward positive infinity."""
-    return -(-a * b // SCALE)
-
-
-def div(a: int, b: int) -> int:
-    """a ÷ b in fixed units, rounded toward negative infinity."""
-    return a * SCALE // b
-
-
-def div_up(a: int, b: int) -> int:
-    """a ÷ b in fixed units, rounded toward positive infinity."""
-    return -(-a * SCALE // b)
-
-
 def notional(price: int, qty: int) -> int:
     """price × qty as an amount (exact for tick- and lot-aligned values, else floored)."""
     return price * qty // SCALE

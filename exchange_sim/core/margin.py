@@ -42,11 +42,6 @@ def unrealized_pnl(qty: int, cost: int, mark: int) -> int:
     return cost - (-qty) * mark // SCALE
 
 
-def position_notional(qty: int, mark: int) -> int:
-    """|Q| × mark."""
-    return abs(qty) * mark // SCALE
-
-
 def margin_ratio(maintenance: int, balance: int) -> int:
     """MM / margin balance as a fixed ratio (1.0 = SCALE); a balance ≤ 0 is an infinite ratio."""
     if maintenance <= 0:

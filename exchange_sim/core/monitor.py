@@ -31,7 +31,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sortedcontainers import SortedList
 
 from .accounts import Account, Position
 from .fixed import SCALE
@@ -325,7 +324,3 @@ class MarginMonitor:
         mark = self.markets[symbol].mark
         if mark:
             self._monitor_mark(symbol, mark)
-
-
-def new_guard_index() -> tuple[SortedList, SortedList]:
-    return SortedList(), SortedList()
