@@ -259,10 +259,7 @@ class AccountCommands:
         acct = self._account_and_symbol(cmd)
         if acct is None:
             return
-        if cmd.order_id:
-            order = acct.open_orders.get(cmd.order_id)
-        else:
-            order = acct.open_client_ids.get(cmd.client_order_id) if cmd.client_order_id else None
+        order = acct.open_order(cmd.order_id, cmd.client_order_id)
         if order is None or order.symbol != cmd.symbol:
             return self._reject(cmd, ERR["unknown_order"])
         self._cancel(acct, order)

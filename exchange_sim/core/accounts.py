@@ -99,6 +99,12 @@ class Account:
         self.children: list[int] = []
         self.unit: RiskUnit | None = None  # the margin monitor's cross risk unit
 
+    def open_order(self, order_id: int = 0, client_order_id: str = "") -> Order | None:
+        """An open order by id, else by client id (None when neither names one)."""
+        if order_id:
+            return self.open_orders.get(order_id)
+        return self.open_client_ids.get(client_order_id) if client_order_id else None
+
     def remember(self, records: list, item: object) -> None:
         """Keep ``item`` in a history list holding at least the last ``history`` entries (None: all).
 

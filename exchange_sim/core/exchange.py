@@ -153,7 +153,6 @@ class Exchange(Trading, MarginMonitor, LiquidationEngine, AccountCommands, Queri
             return
         mkt.book.apply_snapshot(msg.bids, msg.asks, msg.update_id, msg.ts)
         mkt.has_book = not mkt.book.empty  # an empty snapshot: the feed carries no depth
-        mkt.lower_queues(msg.bids, msg.asks)
         for queue in list(mkt.resting_bids.values()) + list(mkt.resting_asks.values()):
             for order in queue:
                 shown = mkt.book.displayed_at(order.is_buy, order.price)
@@ -209,17 +208,6 @@ class Exchange(Trading, MarginMonitor, LiquidationEngine, AccountCommands, Queri
         if not msg.stale:
             self._release_held(msg.symbol)
 
-    # ------------------------------------------------------------------ commands dispatch
-
-    def _on_place(self, msg: PlaceOrder) -> None:
-        self._place_order(msg)
-
-    def _on_cancel(self, msg: CancelOrder) -> None:
-        self._cancel_order(msg)
-
-    def _on_cancel_all(self, msg: CancelAllOrders) -> None:
-        self._cancel_all(msg)
-
     # ------------------------------------------------------------------ persistence
 
     def snapshot(self) -> bytes:
@@ -246,10 +234,10 @@ Exchange._HANDLERS = {
     BookDelta: Exchange._on_delta,
     Funding: Exchange._on_funding,
     FeedStatus: Exchange._on_feed_status,
-    PlaceOrder: Exchange._on_place,
-    CancelOrder: Exchange._on_cancel,
+    PlaceOrder: Trading._place_order,
+    CancelOrder: AccountCommands._cancel_order,
     ModifyOrder: Trading._modify_order,
-    CancelAllOrders: Exchange._on_cancel_all,
+    CancelAllOrders: AccountCommands._cancel_all,
     CreateAccount: AccountCommands._create_account,
     Deposit: AccountCommands._deposit,
     Withdraw: AccountCommands._withdraw,

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from .accounts import Account, Position
 from .fixed import SCALE
-from .margin import bankruptcy_price, margin_ratio
+from .margin import margin_ratio
 from .messages import BUY, IOC, LIMIT, SELL, Adl, BalanceUpdate, InsuranceFundChange, Liquidation, PlaceOrder
 from .orders import Order
 
@@ -75,12 +75,7 @@ class LiquidationEngine:
         inst = mkt.inst
         mark = self._mark_of(pos)
         long = pos.qty > 0
-        if pos.isolated:
-            wallet = pos.isolated_wallet
-        else:
-            wallet = acct.cross_wallet + sum(p.pnl(self._mark_of(p)) for p in acct.positions.values()
-                                             if p is not pos and not p.isolated and p.qty)
-        bankrupt = bankruptcy_price(pos.qty, pos.cost, wallet)
+        bankrupt = self.bankruptcy_price_of(acct, pos)
         tick = inst.tick_size
         limit = -(-bankrupt // tick) * tick if long else bankrupt // tick * tick
         self.next_liquidation_id += 1

@@ -133,14 +133,19 @@ class MarginMonitor:
     def _mark_of(self: "Exchange", pos: Position) -> int:
         return self.markets[pos.symbol].mark or pos.entry_price
 
-    def _unit_margin(self: "Exchange", unit: RiskUnit, positions: list[Position]) -> tuple[int, int]:
-        """(Σ maintenance margin, margin balance) of a unit at the current marks."""
+    def _margin_sums(self: "Exchange", positions) -> tuple[int, int]:
+        """(Σ maintenance margin, Σ unrealized PnL) of positions at the current marks."""
         mm = 0
         pnl = 0
         for pos in positions:
             mark = self._mark_of(pos)
             mm += self.instruments[pos.symbol].maintenance_margin(pos.notional(mark))
             pnl += pos.pnl(mark)
+        return mm, pnl
+
+    def _unit_margin(self: "Exchange", unit: RiskUnit, positions: list[Position]) -> tuple[int, int]:
+        """(Σ maintenance margin, margin balance) of a unit at the current marks."""
+        mm, pnl = self._margin_sums(positions)
         if unit.position is not None:
             return mm, unit.position.isolated_wallet + pnl
         return mm, self.accounts[unit.account].cross_wallet + pnl

@@ -99,13 +99,7 @@ class Queries:
 
     def _cross_ratio(self: "Exchange", acct: Account) -> tuple[int, int, int]:
         """(cross MM, cross uPnL, cross margin ratio)."""
-        mm = pnl = 0
-        for pos in acct.positions.values():
-            if pos.isolated or not pos.qty:
-                continue
-            mark = self._mark_of(pos)
-            mm += self.instruments[pos.symbol].maintenance_margin(pos.notional(mark))
-            pnl += pos.pnl(mark)
+        mm, pnl = self._margin_sums(p for p in acct.positions.values() if not p.isolated and p.qty)
         return mm, pnl, margin_ratio(mm, acct.cross_wallet + pnl)
 
     def positions(self: "Exchange", aid: int, symbol: str | None = None) -> list[PositionView]:
@@ -157,7 +151,7 @@ class Queries:
         acct = self.accounts.get(aid)
         if acct is None:
             return None
-        live = acct.open_orders.get(order_id) if order_id else acct.open_client_ids.get(client_order_id)
+        live = acct.open_order(order_id, client_order_id)
         if live is not None:
             return live.view()
         for o in reversed(acct.closed_orders):

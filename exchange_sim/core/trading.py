@@ -62,10 +62,7 @@ class Trading:
         inst = self.instruments.get(cmd.symbol)
         if inst is None:
             return self._reject(cmd, ERR["symbol"])
-        if cmd.order_id:
-            order = acct.open_orders.get(cmd.order_id)
-        else:
-            order = acct.open_client_ids.get(cmd.client_order_id)
+        order = acct.open_order(cmd.order_id, cmd.client_order_id)
         if order is None or order.symbol != cmd.symbol or order.type != LIMIT:
             return self._reject(cmd, ERR["no_such_order"])
         if cmd.side != order.side:

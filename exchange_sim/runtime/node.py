@@ -236,10 +236,9 @@ class Node:
             self.journal.flush()
 
     def _flush(self) -> None:
-        if self.journal is None:
-            return
+        """Commit what is staged, reporting (not raising) a failure: used on stop."""
         try:
-            self.journal.flush()
+            self._commit()
         except Exception as exc:  # noqa: BLE001 - reported; the next flush retries
             log.error("journal flush failed: %s", exc)
 

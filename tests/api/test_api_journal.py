@@ -9,11 +9,10 @@ import aiohttp
 
 from exchange_sim.api import ApiConfig, ApiServer
 from exchange_sim.api.context import EventLog, JournalEventLog
-from exchange_sim.journal import Journal, recover
-from exchange_sim.runtime.node import Node
+from exchange_sim.journal import Journal
 from tests.support.api_server import running_sim
 from tests.support.journal_faults import make_read_only
-from tests.support.journal_session import genesis
+from tests.support.journal_session import start_journaled_node
 
 TOKEN = "api-journal-test-token"
 HEADERS = {"Authorization": f"Bearer {TOKEN}"}
@@ -32,10 +31,7 @@ async def _post(http: aiohttp.ClientSession, url: str, body: dict) -> tuple[int,
 
 async def test_the_event_log_status_and_a_failed_write_with_a_journal(tmp_path, caplog):
     journal = Journal(tmp_path / "s.db")
-    exchange, _ = recover(journal, genesis)
-    node = Node(exchange, journal)
-    node.add_listener(journal.record)
-    await node.start()
+    exchange, node = await start_journaled_node(journal)
     server = ApiServer(node, ApiConfig(port=0, admin_token=TOKEN), announce=None)
     await server.start()
     try:

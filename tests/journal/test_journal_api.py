@@ -22,10 +22,9 @@ from exchange_sim.api import ApiConfig, ApiServer
 from exchange_sim.core.fixed import to_fixed
 from exchange_sim.core.messages import BookSnapshot, MarkPrice
 from exchange_sim.journal import Journal, recover
-from exchange_sim.runtime.node import Node
 from tests.support.journal_faults import make_read_only
 from tests.support.journal_server import RestClient, SimServer
-from tests.support.journal_session import genesis, observable_state
+from tests.support.journal_session import observable_state, start_journaled_node
 
 F = to_fixed
 TOKEN = "journal-api-test-token"
@@ -38,10 +37,7 @@ def signed(secret: str, params: dict) -> str:
 
 async def test_write_failure_refuses_orders_through_the_api_and_keeps_what_was_acknowledged(tmp_path):
     journal = Journal(tmp_path / "s.db")
-    exchange, _ = recover(journal, genesis)
-    node = Node(exchange, journal)
-    node.add_listener(journal.record)
-    await node.start()
+    exchange, node = await start_journaled_node(journal)
     server = ApiServer(node, ApiConfig(port=0, admin_token=TOKEN), announce=None)
     await server.start()
     try:

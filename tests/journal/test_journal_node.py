@@ -9,19 +9,15 @@ import pytest
 from exchange_sim.core.fixed import to_fixed
 from exchange_sim.core.messages import CreateAccount, PlaceOrder, dumps
 from exchange_sim.journal import Journal, JournalWriteError, recover
-from exchange_sim.runtime.node import Node
 from tests.support.journal_faults import fill_disk, make_read_only
-from tests.support.journal_session import genesis, observable_state, reference_run, session_inputs
+from tests.support.journal_session import observable_state, reference_run, session_inputs, start_journaled_node
 
 F = to_fixed
 
 
 async def start_node(path):
     journal = Journal(path)
-    exchange, _ = recover(journal, genesis)
-    node = Node(exchange, journal)
-    node.add_listener(journal.record)
-    await node.start()
+    _, node = await start_journaled_node(journal)
     return journal, node
 
 
@@ -92,10 +88,7 @@ async def test_group_commit_acknowledges_a_batch_only_after_it_is_stored(tmp_pat
 
     path = tmp_path / "g.db"
     journal = CommitFails(path, JournalConfig(group_commit=True))
-    exchange, _ = recover(journal, genesis)
-    node = Node(exchange, journal)
-    node.add_listener(journal.record)
-    await node.start()
+    _, node = await start_journaled_node(journal)
     inputs = session_inputs(seed=9, n=80)
     results = await asyncio.gather(*(node.submit(m) for m in inputs))  # a few batches, one commit each
     assert len(results) == len(inputs)

@@ -165,3 +165,15 @@ def reference_run(inputs: list[Any]) -> tuple[Exchange, list[Any]]:
     for msg in inputs:
         events.extend(exchange.apply(msg))
     return exchange, events
+
+
+async def start_journaled_node(journal: Any) -> tuple[Any, Any]:
+    """Recover ``journal`` (genesis for a new file), attach it to a started node: (exchange, node)."""
+    from exchange_sim.journal import recover
+    from exchange_sim.runtime.node import Node
+
+    exchange, _ = recover(journal, genesis)
+    node = Node(exchange, journal)
+    node.add_listener(journal.record)
+    await node.start()
+    return exchange, node

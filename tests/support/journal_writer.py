@@ -18,17 +18,14 @@ import asyncio
 import sys
 
 from exchange_sim.core.messages import OrderUpdate, PlaceOrder
-from exchange_sim.journal import Journal, JournalConfig, recover
-from exchange_sim.runtime.node import Node
-from tests.support.journal_session import genesis, session_inputs
+from exchange_sim.journal import Journal, JournalConfig
+from tests.support.journal_session import session_inputs, start_journaled_node
 
 
 async def main(db: str, seed: int, n: int, snapshot_every: int) -> None:
     journal = Journal(db, JournalConfig(snapshot_every=snapshot_every, keep_snapshots=2))
-    exchange, next_seq = recover(journal, genesis)
-    node = Node(exchange, journal)
-    node.add_listener(journal.record)
-    await node.start()
+    exchange, node = await start_journaled_node(journal)
+    next_seq = journal.next_seq
     inputs = session_inputs(seed, n)
     out = sys.stdout
     for seq in range(next_seq, len(inputs) + 1):
