@@ -17,6 +17,8 @@ from .views import OrderView
 
 NEW, PARTIALLY_FILLED, FILLED, CANCELED, EXPIRED = "NEW", "PARTIALLY_FILLED", "FILLED", "CANCELED", "EXPIRED"
 TRIGGERED = "TRIGGERED"
+# orders that execute at market (Binance's MARKET_LOT_SIZE filter); STOP / TAKE_PROFIT become limits
+MARKET_LIKE = frozenset({MARKET, "STOP_MARKET", "TAKE_PROFIT_MARKET", TRAILING_STOP_MARKET})
 ERR = dict(
     symbol=(-1121, "Invalid symbol."),
     side=(-1117, "Invalid side."),
@@ -164,8 +166,7 @@ def check_order(cmd: PlaceOrder, inst: Instrument | None, hedge: bool) -> tuple[
             return ERR["qty_step"]
         if cmd.qty < inst.min_qty:
             return ERR["qty_min"]
-        max_qty = inst.market_max_qty if cmd.order_type in CONDITIONAL_TYPES | {MARKET} - {STOP, TAKE_PROFIT} \
-            else inst.max_qty
+        max_qty = inst.market_max_qty if cmd.order_type in MARKET_LIKE else inst.max_qty
         if cmd.qty > max_qty:
             return ERR["qty_max"]
     if limit_like:

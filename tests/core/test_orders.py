@@ -248,3 +248,12 @@ def test_cancel_all_regular_or_conditional_only():
     ex.apply(CancelAllOrders(c(), a, S, which="CONDITIONAL"))
     assert [o.order_type for o in ex.open_orders(a)] == ["LIMIT"]
     assert ex.apply(CancelAllOrders(c(), a, S, which="SOME"))[0].code == -1102
+
+
+def test_market_lot_size_applies_to_market_like_orders_only():
+    ex, c, a = setup()
+    # BTCUSDT: LOT_SIZE max 1000, MARKET_LOT_SIZE max 120
+    assert place(ex, c, a, "BUY", "MARKET", "121")[0].code == -4005
+    assert place(ex, c, a, "SELL", "STOP_MARKET", "121", stop_price="50000")[0].code == -4005
+    limit_stop = place(ex, c, a, "SELL", "STOP", "121", stop_price="50000", price="49990")[0]
+    assert not isinstance(limit_stop, CommandRejected) or limit_stop.code != -4005
