@@ -9,18 +9,20 @@ async context manager, which ``exchange_sim.runtime.feeds.FeedSupervisor`` does)
 | ``binance[?depth=100ms&trades=trade&mark=1]`` | Binance USDⓈ-M websocket (``feeds.binance``) |
 | ``ccxt:<exchange id>`` | any ccxt.pro venue (``feeds.ccxt_pro``); ccxt config via ``ccxt_config=`` |
 | ``mqtt://host:port/topic`` | ticks from an MQTT topic (``feeds.mqtt``) |
-| ``replay:<file>[,<file>...][?speed=N&symbol=S&kind=K&book=L]`` | a recording (``feeds.replay``) |
+| ``replay:<file>[,<file>...][?speed=N&symbol=S&kind=K&book=L&times=original]`` | a recording (``feeds.replay``) |
 | ``synthetic[:walk|flash_crash|squeeze|slow_bleed][?seed=N&steps=N&speed=N]`` | ``feeds.synthetic`` |
 | ``manual`` | no feed: prices come from the admin API; ``open_feed`` returns None |
 
 Replay speed: 0 or ``max`` = as fast as possible, 1 or ``realtime`` = real time, N = N× real time;
 ``book=L`` gives klines a synthetic book of L levels, ``kind`` forces an archive layout.
+Given a ``clock`` (the session's, in ms), live-like feeds share it: synthetic steps are stamped
+with it and a replay is shifted to start at its time (``times=original`` keeps the recording's).
 A bad spec raises ``FeedSpecError``; every feed error derives from ``FeedError``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -112,11 +114,15 @@ def _bool(params: Mapping[str, str], key: str, default: bool) -> bool:
 def open_feed(spec: str | FeedSpec, instruments: Sequence[str] | Mapping[str, Any], *,
               ws_url: str | None = None, rest_url: str | None = None,
               ccxt_config: Mapping[str, Any] | None = None, symbol_map: Mapping[str, str] | None = None,
-              speed: float | None = None, seed: int | None = None) -> Any:
+              speed: float | None = None, seed: int | None = None,
+              clock: Callable[[], int] | None = None,
+              anchor: Callable[[str], int | None] | None = None, endless: bool = False) -> Any:
     """The feed a spec names, for ``instruments`` (symbols, or the core's {symbol: Instrument}).
 
     Keyword arguments override what the spec's query says (``speed``, ``seed``) or give what a
-    spec cannot carry (URLs for the Binance feed, a ccxt config dict). Returns None for ``manual``.
+    spec cannot carry (URLs for the Binance feed, a ccxt config dict, the session ``clock``, the
+    synthetic walk's ``anchor``: the market's last price; ``endless``: a synthetic market without
+    ``steps=`` runs until stopped). Returns None for ``manual``.
     """
     fs = spec if isinstance(spec, FeedSpec) else parse_spec(spec)
     symbols = list(instruments)
@@ -156,13 +162,17 @@ def open_feed(spec: str | FeedSpec, instruments: Sequence[str] | Mapping[str, An
                               trades=_bool(p, "trades", True))
         files = [f for f in fs.target.split(",") if f]
         pace = _speed(p.get("speed")) if speed is None else speed
-        return Replay(files, symbols, speed=pace, symbol=sym, kind=p.get("kind"), options=options)
+        times = p.get("times", "now")
+        if times not in ("now", "original"):
+            raise FeedSpecError(f"times must be 'now' (shift the recording to start now) or 'original', got {times!r}")
+        return Replay(files, symbols, speed=pace, symbol=sym, kind=p.get("kind"), options=options,
+                      start_at=clock if times == "now" else None)
     if fs.kind == "synthetic":
         from .synthetic import SyntheticConfig, SyntheticFeed
 
         cfg = SyntheticConfig(scenario=fs.target or "walk",
                               seed=seed if seed is not None else (_int(p, "seed", 1) or 0),
-                              steps=_int(p, "steps", 600) or None,
+                              steps=_int(p, "steps", None if endless else 600) or None,
                               speed=_speed(p.get("speed", "1")) if speed is None else speed)
-        return SyntheticFeed(symbols, cfg)
+        return SyntheticFeed(symbols, cfg, clock=clock, anchor=anchor)
     raise FeedSpecError(f"unknown feed {fs.kind!r}")  # pragma: no cover - parse_spec guards

@@ -13,7 +13,8 @@ Routes:
 - ``POST /dashboard/api/shock``      ``{"symbol", "percent", "seconds", "steps"}``: move the mark
   (and last price) by N% over M seconds; admin token required (``Authorization: Bearer``)
 - ``POST /dashboard/api/reset``      ``{"accounts": [ids]}``: reset accounts (to their deposit)
-- ``POST /dashboard/api/lesson``     ``{"name", "step_seconds"}``: play a scripted lesson (manual feed)
+- ``POST /dashboard/api/lesson``     ``{"name", "step_seconds"}``: play a scripted lesson (on the lesson
+  instruments, e.g. ``LESSONBTCUSDT``, unless the feed is manual: a live market is never moved)
 
 The hub subscribes to the node's fan-out: a slow page never slows the core (the node drops
 for a full subscriber queue, and the hub then just sends the newest document).
@@ -50,8 +51,11 @@ class DashboardHub:
 
     def __init__(self, node: Any, *, admin_token: str | None = None, margin_call_ratio: float = 0.8,
                  warning_ratio: float = 0.6, push_interval: float = 0.25, chart_js: str | None = None,
-                 shock_moves_book: bool = False, lessons: bool = False) -> None:
+                 shock_moves_book: bool = False, lessons: bool = False, feed: str = "manual",
+                 clock: Any = None) -> None:
         self.node = node
+        self.feed = feed
+        self.clock = clock or (lambda: int(time.time() * 1000))
         self.lessons_allowed = lessons
         self.shock_moves_book = shock_moves_book
         self.admin_token = admin_token
@@ -105,7 +109,7 @@ class DashboardHub:
             self._dirty.set()
 
     def document(self, history_tail: int | None = None) -> dict[str, Any]:
-        return self.state.snapshot(self.node.exchange, history_tail)
+        return self.state.snapshot(self.node.exchange, history_tail) | {"feed": self.feed, "now": self.clock()}
 
     async def _push(self) -> None:
         while True:
@@ -216,7 +220,7 @@ class DashboardHub:
         for i, price in enumerate(prices):
             if i and pause > 0:
                 await asyncio.sleep(pause)
-            ts = int(time.time() * 1000)
+            ts = self.clock()
             if self.shock_moves_book:
                 market = self.node.exchange.market(symbol)
                 depth = max(market.best_bid_qty, market.best_ask_qty, to_fixed("1000"))
@@ -231,6 +235,7 @@ class DashboardHub:
         """Play a scripted lesson into this simulator for the class to watch (manual feed only)."""
         from exchange_sim.lessons import LESSONS, lesson_scenario
         from exchange_sim.lessons.live import play_on_node
+        from exchange_sim.lessons.scenario import on_lesson_symbols
 
         self._authorized(request)
         body = await _json_body(request)
@@ -238,7 +243,7 @@ class DashboardHub:
         if name not in LESSONS:
             raise _error(400, f"lesson {name!r} unknown; one of {', '.join(LESSONS)}")
         if not self.lessons_allowed:
-            raise _error(409, "lessons replace the market's books: start the simulator with --feed manual")
+            raise _error(409, "lessons are disabled on this simulator (start it with --feed manual)")
         try:
             step_seconds = float(body.get("step_seconds", 1.0))
         except (TypeError, ValueError):
@@ -246,7 +251,14 @@ class DashboardHub:
         if not 0 <= step_seconds <= 60:
             raise _error(400, "step_seconds must be between 0 and 60")
         scenario = lesson_scenario(name)
-        task = asyncio.get_running_loop().create_task(play_on_node(scenario, self.node, step_seconds=step_seconds))
+        if self.feed != "manual":
+            scenario = on_lesson_symbols(scenario)
+            missing = [s for s in scenario.start_prices if s not in self.node.exchange.instruments]
+            if missing:
+                raise _error(409, f"this simulator has no lesson instrument {missing[0]}: a lesson would move "
+                                  "the live market; start it with --feed manual")
+        task = asyncio.get_running_loop().create_task(play_on_node(scenario, self.node, step_seconds=step_seconds,
+                                                                   now_ms=self.clock))
         self._shocks.add(task)
         task.add_done_callback(self._shocks.discard)
         return web.json_response({"lesson": name, "steps": len(scenario.path), "step_seconds": step_seconds})
@@ -265,7 +277,7 @@ class DashboardHub:
                 raise _error(400, "deposit must be a decimal amount") from None
         results = []
         for aid in ids:
-            events = await self.node.submit(m.ResetAccount(ts=int(time.time() * 1000), account=aid, deposit=deposit))
+            events = await self.node.submit(m.ResetAccount(ts=self.clock(), account=aid, deposit=deposit))
             rejected = [e for e in events if isinstance(e, m.CommandRejected)]
             results.append({"account": aid, "ok": not rejected, **({"msg": rejected[0].msg} if rejected else {})})
         return web.json_response({"results": results})
@@ -310,15 +322,16 @@ def _static_text(name: str) -> str:
 def add_routes(app: web.Application, node: Any, *, admin_token: str | None = None, margin_call_ratio: float = 0.8,
                warning_ratio: float = 0.6, chart_js: str | None = None,
                push_interval: float = 0.25, shock_moves_book: bool = False,
-               lessons: bool = False) -> DashboardHub:
+               lessons: bool = False, feed: str = "manual", clock: Any = None) -> DashboardHub:
     """Install the dashboard into ``app`` (before it starts); returns its hub.
 
     ``shock_moves_book``: set it when no live feed maintains the book (``manual``, ``synthetic``);
-    ``lessons``: allow playing scripted lessons from the page (``manual`` feed only).
+    ``lessons``: allow playing scripted lessons from the page; ``feed``: the feed's kind (a lesson
+    on anything but ``manual`` plays on the lesson instruments); ``clock``: the session clock (ms).
     """
     hub = DashboardHub(node, admin_token=admin_token, margin_call_ratio=margin_call_ratio,
                        warning_ratio=warning_ratio, chart_js=chart_js, push_interval=push_interval,
-                       shock_moves_book=shock_moves_book, lessons=lessons)
+                       shock_moves_book=shock_moves_book, lessons=lessons, feed=feed, clock=clock)
     app[HUB_KEY] = hub
     app.router.add_get("/", hub.page)
     app.router.add_get("/dashboard", hub.page)
