@@ -40,6 +40,7 @@ console = Console(width=None if sys.stdout.isatty() else 120)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 DEFAULT_URL = "http://127.0.0.1:8765"
 LESSON_DIR = Path("lesson-charts")
+RECORD_PROGRESS_EVERY = 1000  # events between progress lines when stderr is not a terminal
 FEED_HELP = ("binance | ccxt:<exchange id> | mqtt://host:port/topic | replay:<file>[?times=original] | "
              f"synthetic[:{'|'.join(SCENARIOS)}] | manual")
 
@@ -315,6 +316,9 @@ async def _record(settings: Settings, out: Path, seconds: float | None, limit: i
                             count += 1
                             if count % 100 == 0:
                                 progress.update(task, completed=count, last=_fmt_ts(item.ts))
+                            if count % RECORD_PROGRESS_EVERY == 0 and not err.is_terminal:  # a pipe gets lines
+                                err.print(f"recording {spec}: {count:,} events, last {_fmt_ts(item.ts)} UTC",
+                                          highlight=False)
     except FeedError as exc:
         raise ServeError(f"feed {spec}: {exc}") from None
     finally:
@@ -435,14 +439,14 @@ def accounts_show(account: int = typer.Argument(...), url: str = URL_OPTION,
         ("max withdraw", a["maxWithdrawAmount"])]))
     if a["positions"]:
         table = Table(title="positions")
-        for col in ("symbol", "side", "qty", "entry", "mark", "leverage", "mode", "unrealized", "liq. price",
+        for col in ("symbol", "side", "qty", "entry", "mark", "lev", "mode", "uPnL", "liq. price",
                     "bankruptcy", "margin ratio"):
-            table.add_column(col, justify="left" if col in ("symbol", "side", "mode") else "right")
+            table.add_column(col, justify="left" if col in ("symbol", "side", "mode") else "right", no_wrap=True)
         for p in a["positions"]:
             table.add_row(p["symbol"], p["positionSide"], p["positionAmt"], p["entryPrice"], p["markPrice"],
                           f"{p['leverage']}x", p["marginType"], p["unrealizedProfit"], p["liquidationPrice"] or "—",
                           p["bankruptcyPrice"] or "—", p["marginRatio"])
-        console.print(table)
+        console.print(table, width=max(console.width, 160))
     if a["orders"]:
         table = Table(title="open orders")
         for col in ("id", "symbol", "side", "type", "qty", "price", "stop price", "status"):
@@ -454,7 +458,13 @@ def accounts_show(account: int = typer.Argument(...), url: str = URL_OPTION,
 
 
 def _moved(title: str, out: Any) -> None:
-    console.print(_pairs(title, list(out.items()) if isinstance(out, dict) else [("result", out)]))
+    """An admin answer (an account summary, or {"from": summary, "to": summary}) as a table."""
+    if isinstance(out, dict) and "from" in out and "to" in out:
+        rows = [(f"{side} account {out[side]['accountId']} {k}", out[side][k]) for side in ("from", "to")
+                for k in ("walletBalance", "availableBalance")]
+    else:
+        rows = list(out.items()) if isinstance(out, dict) else [("result", out)]
+    console.print(_pairs(title, rows))
 
 
 @accounts_app.command("deposit")

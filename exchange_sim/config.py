@@ -229,8 +229,8 @@ def _feed_spec(where: str, key: str, value: Any) -> str:
         return value
     try:
         parse_spec(value)
-    except FeedSpecError as exc:
-        raise _fail(where, key, value, f"{allowed} ({exc})") from None
+    except FeedSpecError as exc:  # its message already names the allowed feeds
+        raise ConfigError(f"{where}: {key} = {value!r} is not allowed: {exc}") from None
     return value
 
 

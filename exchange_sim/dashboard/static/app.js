@@ -210,9 +210,9 @@
     const gaugeText = a.liquidated && !a.positions.length ? "LIQUIDATED" : "margin ratio " + pct(a.gauge_ratio);
     const card = el("div", { class: "account" + (selected === a.id ? " selected" : ""), "data-account": String(a.id) },
       el("div", { class: "head" },
-        el("span", { class: "rank", text: "#" + rank }),
+        el("span", { class: "account-id", text: "#" + a.id, title: "account id" }),
         el("span", { class: "name", text: a.name }),
-        el("span", { class: "dim", text: `id ${a.id}` }),
+        el("span", { class: "dim", text: `rank ${rank}`, title: "ranked by margin balance" }),
         a.parent != null ? el("span", { class: "badge child", text: `class of ${parentName(a.parent)}` }) : null,
         a.liquidated ? el("span", { class: "badge liq", text: `liquidated ${a.liquidated.symbol}` }) : null),
       el("div", { class: "nums" },
@@ -227,7 +227,7 @@
     card.append(el("div", { class: "section-title", text: "positions" }));
     if (a.positions.length) {
       const t = el("table", { class: "grid positions" }, el("thead", {}, el("tr", {},
-        ...["symbol", "side", "qty", "mode", "lev", "entry", "uPnL", "liq. price", "ratio"].map((h) => el("th", { text: h })))));
+        ...["symbol", "side", "qty", "mode", "lev", "entry", "uPnL", "liq. price", "margin ratio"].map((h) => el("th", { text: h })))));
       const body = el("tbody");
       for (const p of a.positions) {
         body.append(el("tr", { "data-symbol": p.symbol },
