@@ -3,7 +3,9 @@
     add_routes(app, node, admin_token="...", margin_call_ratio=0.8)
 
 Routes:
-- ``GET /``                          the page (static/index.html)
+- ``GET /``                          the page (static/index.html): the teacher's view, leaderboard
+- ``GET /trade``                     the students' trading page (static/trade.html): it talks only to
+  the Binance-compatible API, signing in the browser with the student's key and secret
 - ``GET /dashboard/static/{file}``   the page's own JS/CSS
 - ``GET /dashboard/vendor/lightweight-charts.js``  TradingView lightweight-charts, served from the
   npm package installed next to this module (never copied into the repository)
@@ -131,6 +133,9 @@ class DashboardHub:
 
     async def page(self, _request: web.Request) -> web.StreamResponse:
         return web.Response(text=_static_text("index.html"), content_type="text/html", charset="utf-8")
+
+    async def trade_page(self, _request: web.Request) -> web.StreamResponse:
+        return web.Response(text=_static_text("trade.html"), content_type="text/html", charset="utf-8")
 
     async def static(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
@@ -335,6 +340,7 @@ def add_routes(app: web.Application, node: Any, *, admin_token: str | None = Non
     app[HUB_KEY] = hub
     app.router.add_get("/", hub.page)
     app.router.add_get("/dashboard", hub.page)
+    app.router.add_get("/trade", hub.trade_page)
     app.router.add_get("/dashboard/static/{name}", hub.static)
     app.router.add_get("/dashboard/vendor/lightweight-charts.js", hub.chart_library)
     app.router.add_get("/dashboard/state", hub.state_json)

@@ -65,6 +65,8 @@ class DashboardState:
     history: dict[str, deque] = field(default_factory=dict)  # symbol -> deque[[t_s, mark, last]]
     timeline: deque = field(default_factory=lambda: deque(maxlen=TIMELINE_ITEMS))
     liquidated: dict[int, dict[str, Any]] = field(default_factory=dict)  # account -> last liquidation
+    liquidations: dict[int, int] = field(default_factory=dict)  # account -> liquidations so far (leaderboard)
+    modes: dict[int, set[str]] = field(default_factory=dict)  # account -> margin modes it has traded in
     seq: int = 0  # bumps on every observed input: clients skip identical states
 
     def observe(self, msg: Any, events: list[Any]) -> None:
@@ -83,9 +85,12 @@ class DashboardState:
                 self.timeline.append(item)
             if isinstance(e, m.Liquidation):
                 self.liquidated[e.account] = {"ts": e.ts, "symbol": e.symbol, "price": num(e.price)}
-            elif (isinstance(e, m.PositionUpdate) and e.qty != 0 and e.account in self.liquidated
-                  and e.ts > self.liquidated[e.account]["ts"]):
-                self.liquidated.pop(e.account, None)
+                if not e.partial:
+                    self.liquidations[e.account] = self.liquidations.get(e.account, 0) + 1
+            elif isinstance(e, m.PositionUpdate) and e.qty != 0:
+                self.modes.setdefault(e.account, set()).add("isolated" if e.isolated else "cross")
+                if e.account in self.liquidated and e.ts > self.liquidated[e.account]["ts"]:
+                    self.liquidated.pop(e.account, None)
 
     def _sample(self, msg: m.MarkPrice | m.Trade) -> None:
         t = msg.ts // 1000
@@ -148,6 +153,11 @@ class DashboardState:
             "symbols": symbols,
             "accounts": accounts,
             "classes": self._classes(exchange, accounts),
+            "leaderboard": [{"id": a["id"], "name": a["name"], "equity": a["margin_balance"],
+                             "liquidations": self.liquidations.get(a["id"], 0),
+                             "mode": "/".join(sorted({p["mode"] for p in a["positions"]}
+                                                     or self.modes.get(a["id"], set()))) or "—",
+                             "open_positions": len(a["positions"])} for a in accounts],
             "timeline": list(self.timeline)[-100:],
             "insurance_fund": num(exchange.insurance_fund),
         }

@@ -79,6 +79,7 @@
     renderSelectors();
     renderMarkets();
     renderAccounts();
+    renderLeaderboard();
     renderTimeline();
     $("#fund").textContent = "insurance fund " + fmt(state.insurance_fund);
     document.body.dataset.seq = String(state.seq);
@@ -270,6 +271,14 @@
       return;
     }
     box.replaceChildren(...list.map((a, i) => accountCard(a, i + 1)));
+  }
+
+  function renderLeaderboard() {
+    $("#leaderboard tbody").replaceChildren(...(state.leaderboard || []).map((r, i) =>
+      el("tr", { "data-account": String(r.id) }, el("td", { text: String(i + 1) }), el("td", { text: "#" + r.id }),
+        el("td", { text: r.name }), el("td", { class: "num", text: fmt(r.equity) }),
+        el("td", { class: "num" + (r.liquidations ? " neg" : ""), text: String(r.liquidations) }),
+        el("td", { text: r.mode }), el("td", { class: "num", text: String(r.open_positions) }))));
   }
 
   function renderTimeline() {
