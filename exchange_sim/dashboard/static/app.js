@@ -85,9 +85,14 @@
     document.body.dataset.seq = String(state.seq);
   }
 
+  // symbols with a price: the lesson instruments (LESSONBTCUSDT...) appear once a lesson plays
+  function pricedSymbols() {
+    return Object.entries(state.symbols).filter(([, s]) => s.mark != null || s.last != null);
+  }
+
   function renderTickers() {
     const box = $("#tickers");
-    box.replaceChildren(...Object.entries(state.symbols).map(([sym, s]) =>
+    box.replaceChildren(...pricedSymbols().map(([sym, s]) =>
       el("span", { class: "ticker" }, el("b", { text: sym }),
         el("span", { text: "mark " + fmt(s.mark) }), " ",
         el("span", { class: "dim", text: "last " + fmt(s.last) }),
@@ -108,7 +113,7 @@
       ...state.classes.map((c) => [String(c.id), `class of ${c.name} (${c.members.length})`])]);
     syncOptions($("#lines-select"), [["auto", "auto"], ["none", "none"],
       ...state.accounts.map((a) => [String(a.id), `${a.name} #${a.id}`])]);
-    syncOptions($("#shock-symbol"), Object.keys(state.symbols).map((s) => [s, s]));
+    syncOptions($("#shock-symbol"), pricedSymbols().map(([s]) => [s, s]));
   }
 
   function lineAccounts() {
@@ -163,7 +168,7 @@
 
   function renderMarkets() {
     const accounts = lineAccounts();
-    for (const [sym, s] of Object.entries(state.symbols)) {
+    for (const [sym, s] of pricedSymbols()) {
       const c = ensureChart(sym);
       $(".prices", c.box).textContent = `mark ${fmt(s.mark)} · last ${fmt(s.last)}` + (s.stale ? " · STALE" : "");
       if (!c.chart) continue;
@@ -228,7 +233,7 @@
     card.append(el("div", { class: "section-title", text: "positions" }));
     if (a.positions.length) {
       const t = el("table", { class: "grid positions" }, el("thead", {}, el("tr", {},
-        ...["symbol", "side", "qty", "mode", "lev", "entry", "uPnL", "liq. price", "margin ratio"].map((h) => el("th", { text: h })))));
+        ...["symbol", "side", "qty", "mode", "lev", "entry", "uPnL", "liq. price", "ratio"].map((h) => el("th", { text: h })))));
       const body = el("tbody");
       for (const p of a.positions) {
         body.append(el("tr", { "data-symbol": p.symbol },

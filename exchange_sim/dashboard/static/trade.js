@@ -189,6 +189,8 @@
           maxValue: Math.max(res.priceRange.maxValue, ...extra) }, margins: res.margins };
       } };
     desk.candles = desk.chart.addSeries ? desk.chart.addSeries(LWC.CandlestickSeries, opts) : desk.chart.addCandlestickSeries(opts);
+    const line = { color: "#ff9f40", lineWidth: 1, title: "mark", priceLineVisible: false, lastValueVisible: true };
+    desk.markLine = desk.chart.addSeries ? desk.chart.addSeries(LWC.LineSeries, line) : desk.chart.addLineSeries(line);
   }
 
   const candle = (k) => ({ time: Math.floor(k[0] / 1000), open: +k[1], high: +k[2], low: +k[3], close: +k[4] });
@@ -198,6 +200,8 @@
     if (!desk.candles) return;
     const rows = await pub(`/fapi/v1/klines?symbol=${desk.symbol}&interval=1m&limit=240`);
     desk.candles.setData(rows.map(candle));
+    desk.markLine.setData([]);
+    desk.lastMarkTime = 0;
     $("#chart").dataset.candles = String(rows.length);
     if (rows.length) $("#chart").dataset.lastCandle = String(rows[rows.length - 1][0]);
   }
@@ -241,6 +245,11 @@
         $("#chart").dataset.lastCandle = String(k.t);
       } else if (data.e === "markPriceUpdate") {
         desk.mark[data.s] = +data.p;
+        const t = Math.floor(data.E / 1000);  // one point a second: the mark between candles
+        if (desk.markLine && data.s === desk.symbol && t >= desk.lastMarkTime) {
+          desk.markLine.update({ time: t, value: +data.p });
+          desk.lastMarkTime = t;
+        }
         $("#chart-prices").textContent = `mark ${fmt(+data.p)}`;
         $("#ticker").textContent = `${data.s} mark ${fmt(+data.p)}`;
       }
@@ -270,8 +279,12 @@
   function onUserEvent(e) {
     if (e.e === "MARGIN_CALL") {
       for (const p of e.p || []) {
-        logEvent("MARGIN_CALL", `${p.s} ${p.mt === "ISOLATED" ? "isolated" : "cross"} position ${p.pa} at mark `
-          + `${fmt(+p.mp)}: maintenance margin ${fmt(+p.mm)} is close to what is left; add margin or reduce it`, e.E);
+        const isolated = p.mt === "ISOLATED";
+        const left = isolated ? +p.iw + +p.up : null;
+        logEvent("MARGIN_CALL", `${p.s} ${isolated ? "isolated" : "cross"} position ${p.pa} at mark ${fmt(+p.mp)}: `
+          + (isolated ? `margin left ${fmt(left)} against a maintenance margin of ${fmt(+p.mm)} (ratio ${pct(+p.mm / left)}). `
+            : `maintenance margin ${fmt(+p.mm)} is close to your margin balance. `)
+          + "At 100% it is liquidated: add margin or reduce the position.", e.E);
       }
     } else if (e.e === "ORDER_TRADE_UPDATE") {
       const o = e.o;
@@ -279,8 +292,10 @@
       if (liquidation && o.x === "TRADE") {
         logEvent("LIQUIDATION", `${o.s} position closed by the liquidation engine: ${o.S} ${o.l} @ ${fmt(+o.L)}, `
           + `realized PnL ${fmt(+o.rp)}, fee ${fmt(+(o.n || 0))}`, e.T);
+        refreshFills();
       } else if (String(o.c || "").startsWith("adl_autoclose") && o.x === "TRADE") {
         logEvent("ADL", `${o.s} auto-deleveraged ${o.l} @ ${fmt(+o.L)}`, e.T);
+        refreshFills();
       } else if (o.x === "TRADE") {
         logEvent("FILL", `${o.S} ${o.l} ${o.s} @ ${fmt(+o.L)} (${o.X === "FILLED" ? "filled" : "partly filled"})`, e.T);
         refreshFills();
@@ -375,7 +390,8 @@
             ["mode", `${pos.isolated ? "isolated" : "cross"} ${pos.leverage}x`], ["entry", fmt(pos.entry)],
             ["mark", fmt(pos.mark)], ["unrealized PnL", (pos.upnl > 0 ? "+" : "") + fmt(pos.upnl)],
             [pos.isolated ? "isolated margin" : "initial margin", fmt(pos.margin)],
-            ["liquidation price", fmt(pos.liquidation)], ["bankruptcy price", fmt(pos.bankruptcy > 0 ? pos.bankruptcy : null)]]
+            ["liquidation price", pos.liquidation ? fmt(pos.liquidation) : "none: the wallet covers it"],
+            ["bankruptcy price", pos.bankruptcy > 0 ? fmt(pos.bankruptcy) : "none"]]
             .map(([k, v]) => el("div", { "data-field": k }, el("span", { text: k }), el("b", { text: v })))),
         el("div", { class: "gauge", "data-level": level, title: "maintenance margin / margin balance; liquidation at 100%" },
           el("div", { class: "bar" }, el("div", { class: "fill", style: `width:${Math.min(100, pos.ratio * 100)}%` }),
