@@ -110,7 +110,7 @@ def _banner(info: Any) -> None:
     console.print("[bold green]exchange-sim running[/bold green] — Ctrl-C to stop")
     console.print(table, highlight=False)
     for note in info.notes:
-        console.print(note, highlight=False)
+        console.print(note, highlight=False, soft_wrap=True)
     console.print(f"listening on {info.url}", highlight=False)
     sys.stdout.flush()
 

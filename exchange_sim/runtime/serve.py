@@ -284,10 +284,11 @@ async def serve(settings: Settings, *, journal: bool = True, fresh: bool = False
             raise ServeError(f"session file {settings.journal.db}: {exc}") from None
         if next_seq > 1:
             n_accounts = len(exchange.account_ids())
-            session = (f"{settings.journal.db}: resumed the previous session ({next_seq - 1:,} inputs, "
-                       f"{n_accounts} accounts, its last prices); --fresh starts a new one")
+            session = f"{settings.journal.db} (next input {next_seq}): the previous session, resumed"
+            notes.append(f"resumed the previous session in {settings.journal.db} ({n_accounts} accounts, its positions "
+                         "and last prices); --fresh starts a new one")
         else:
-            session = f"{settings.journal.db} (new session)"
+            session = f"{settings.journal.db} (next input 1): a new session"
     else:
         exchange, next_seq = new_exchange(settings), 1
         session = "in memory (--no-journal)"

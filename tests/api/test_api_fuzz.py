@@ -6,8 +6,6 @@ a traceback), and a refused request leaves the core exactly as it was.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import time
 from urllib.parse import quote, urlencode
 
@@ -16,6 +14,7 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from exchange_sim.client import signature
 from tests.support.api_server import SimThread, business_state, seed_book
 
 PARAM_NAMES = [
@@ -68,7 +67,7 @@ def send(session, base, method, path, query_params, mode, account):
     if mode != "no_key":
         headers["X-MBX-APIKEY"] = "Z" * 64 if mode == "unknown_key" else account["apiKey"]
     if mode in ("good", "stale", "unknown_key", "no_key"):
-        payload += "&signature=" + hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+        payload += "&signature=" + signature(secret, payload)
     elif mode == "bad_signature":
         payload += "&signature=" + "a" * 64
     elif mode == "garbage_signature":

@@ -109,7 +109,7 @@ def test_record_prints_progress_while_it_records(tmp_path):
 async def test_session_file_reuse_is_announced_and_fresh_starts_a_new_one(tmp_path):
     async with running_server(tmp_path, "--feed", "synthetic") as server:
         await asyncio.to_thread(SimClient(server.url, TOKEN).create_account, "alice", "1000")
-    assert any("(new session)" in line for line in server.lines)
+    assert any("a new session" in line for line in server.lines)
     async with running_server(tmp_path, "--feed", "manual") as server:
         banner = "\n".join(server.lines)
         accounts = await asyncio.to_thread(SimClient(server.url, TOKEN).accounts)
@@ -118,7 +118,7 @@ async def test_session_file_reuse_is_announced_and_fresh_starts_a_new_one(tmp_pa
     async with running_server(tmp_path, "--feed", "manual", "--fresh") as server:
         banner = "\n".join(server.lines)
         accounts = await asyncio.to_thread(SimClient(server.url, TOKEN).accounts)
-    assert "(new session)" in banner and "previous session was moved to" in banner and accounts == []
+    assert "a new session" in banner and "previous session was moved to" in banner and accounts == []
     assert len(list(tmp_path.glob("session.*.db"))) == 1
 
 
