@@ -260,8 +260,8 @@ class DashboardHub:
             scenario = on_lesson_symbols(scenario)
             missing = [s for s in scenario.start_prices if s not in self.node.exchange.instruments]
             if missing:
-                raise _error(409, f"this simulator has no lesson instrument {missing[0]}: a lesson would move "
-                                  "the live market; start it with --feed manual")
+                raise _error(409, f"this session has no lesson instrument {missing[0]}: a lesson would move "
+                                  "the live market; restart with --fresh (a new session has them) or --feed manual")
         task = asyncio.get_running_loop().create_task(play_on_node(scenario, self.node, step_seconds=step_seconds,
                                                                    now_ms=self.clock))
         self._shocks.add(task)

@@ -57,8 +57,8 @@ def live_scenario(scenario: Scenario, client: SimClient) -> tuple[Scenario, dict
     if feed == "manual":
         return scenario, ticks
     raise LessonError(f"{client.base_url} has no lesson instruments ({', '.join(cloned.start_prices)}) and its feed "
-                      f"is {feed or 'unknown'}: the lesson would move the live market; start a simulator with "
-                      "`exchange-sim run` (it has them) or --feed manual")
+                      f"is {feed or 'unknown'}: the lesson would move the live market; restart it with --fresh "
+                      "(a new session has them) or with --feed manual")
 
 
 def play_live(scenario: Scenario, client: SimClient, *, step_seconds: float = 1.0, keep: bool = False,

@@ -17,7 +17,7 @@ import shutil
 import time
 from pathlib import Path
 
-from exchange_sim.client import SimClient
+from exchange_sim.client import SimClient, signature
 from tests.cli.helpers import running_server
 from tests.support.browser import artifacts_dir, chromium_or_skip, launch_chromium
 
@@ -81,6 +81,11 @@ async def test_two_students_trade_from_the_browser_and_a_shock_liquidates_only_t
             await tab1.goto(f"{server.url}/trade#key={iso.api_key}&secret={iso.api_secret}")
             await tab1.wait_for_selector('body[data-ready="1"]', timeout=TIMEOUT_MS)
             assert "secret" not in tab1.url  # the link's secret does not stay in the address bar
+            # off a secure origin the page signs with its own HMAC-SHA256: it must sign as the venue does
+            cases = [(iso.api_secret, "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.01&timestamp=1"),
+                     ("k" * 100, ""), ("é-secret", "x" * 1000), ("s", "a" * 55), ("s", "a" * 56), ("s", "a" * 64)]
+            got = await tab1.evaluate("cases => cases.map(([k, t]) => window.exsimSign.hmacSha256Hex(k, t))", cases)
+            assert got == [signature(k, t) for k, t in cases]
             # the venue's refusal, in plain words: 10 BTC at 20x is far beyond 1,000 USDT
             await tab1.fill("#qty", "10")
             await tab1.click("#buy")
@@ -129,8 +134,11 @@ async def test_two_students_trade_from_the_browser_and_a_shock_liquidates_only_t
             await tab1.wait_for_selector("#fills tbody tr", timeout=TIMEOUT_MS)
             wallet_before = await wallet(tab1)
 
-            # carlos types his key and secret; a 10x cross long
+            # carlos types his key and secret; a 10x cross long. His tab is like a classroom's
+            # http://<teacher's address>:8765, where the browser hides WebCrypto: the page's own signer works
+            await tab2.add_init_script("Object.defineProperty(window.crypto, 'subtle', {value: undefined})")
             await tab2.goto(f"{server.url}/trade")
+            assert await tab2.evaluate("window.crypto.subtle === undefined")
             await tab2.fill("#api-key", cross.api_key)
             await tab2.fill("#api-secret", cross.api_secret + "x")
             await tab2.click("#signin-button")
