@@ -388,6 +388,16 @@ URL_OPTION = typer.Option(DEFAULT_URL, "--url", envvar="EXSIM_URL", help="the ru
 TOKEN_OPTION = typer.Option(None, "--admin-token", envvar="EXSIM_ADMIN_TOKEN", help="admin token.")
 
 
+def _usd(text: Any) -> str:
+    """A USDT amount of the admin API ("1000.00000000") as the tables show money: 1,000.00."""
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        return f"{Decimal(str(text)):,.2f}"
+    except InvalidOperation:
+        return str(text)
+
+
 def _pairs(title: str | None, rows: list[tuple[str, Any]]) -> Table:
     table = Table(title=title, show_header=False)
     table.add_column(style="bold")
@@ -420,8 +430,8 @@ def accounts_list(url: str = URL_OPTION, admin_token: str | None = TOKEN_OPTION)
     for col in ("id", "name", "parent", "wallet", "margin balance", "available", "open positions"):
         table.add_column(col, justify="left" if col == "name" else "right")
     for a in rows or []:
-        table.add_row(str(a["accountId"]), str(a["name"]), str(a.get("parent") or ""), a["walletBalance"],
-                      a["marginBalance"], a["availableBalance"], str(a["openPositions"]))
+        table.add_row(str(a["accountId"]), str(a["name"]), str(a.get("parent") or ""), _usd(a["walletBalance"]),
+                      _usd(a["marginBalance"]), _usd(a["availableBalance"]), str(a["openPositions"]))
     console.print(table)
 
 
@@ -432,11 +442,11 @@ def accounts_show(account: int = typer.Argument(...), url: str = URL_OPTION,
     a = _call(url, admin_token, "account", account)
     console.print(_pairs(f"account {a['accountId']} {a['name']}", [
         ("parent", a.get("parent")), ("sub-accounts", ", ".join(map(str, a.get("children") or [])) or None),
-        ("mode", "hedge" if a.get("hedgeMode") else "one-way"), ("wallet", a["walletBalance"]),
-        ("cross wallet", a["crossWallet"]), ("unrealized PnL", a["unrealizedProfit"]),
-        ("margin balance", a["marginBalance"]), ("available", a["availableBalance"]),
-        ("maintenance margin", a["maintMargin"]), ("cross margin ratio", a["crossMarginRatio"]),
-        ("max withdraw", a["maxWithdrawAmount"])]))
+        ("mode", "hedge" if a.get("hedgeMode") else "one-way"), ("wallet", _usd(a["walletBalance"])),
+        ("cross wallet", _usd(a["crossWallet"])), ("unrealized PnL", _usd(a["unrealizedProfit"])),
+        ("margin balance", _usd(a["marginBalance"])), ("available", _usd(a["availableBalance"])),
+        ("maintenance margin", _usd(a["maintMargin"])), ("cross margin ratio", f"{float(a['crossMarginRatio']):.2%}"),
+        ("max withdraw", _usd(a["maxWithdrawAmount"]))]))
     if a["positions"]:
         table = Table(title="positions")
         for col in ("symbol", "side", "qty", "entry", "mark", "lev", "mode", "uPnL", "liq. price",
@@ -444,8 +454,8 @@ def accounts_show(account: int = typer.Argument(...), url: str = URL_OPTION,
             table.add_column(col, justify="left" if col in ("symbol", "side", "mode") else "right", no_wrap=True)
         for p in a["positions"]:
             table.add_row(p["symbol"], p["positionSide"], p["positionAmt"], p["entryPrice"], p["markPrice"],
-                          f"{p['leverage']}x", p["marginType"], p["unrealizedProfit"], p["liquidationPrice"] or "—",
-                          p["bankruptcyPrice"] or "—", p["marginRatio"])
+                          f"{p['leverage']}x", p["marginType"], _usd(p["unrealizedProfit"]), p["liquidationPrice"] or "—",
+                          p["bankruptcyPrice"] or "—", f"{float(p['marginRatio']):.2%}")
         console.print(table, width=max(console.width, 160))
     if a["orders"]:
         table = Table(title="open orders")
@@ -460,10 +470,11 @@ def accounts_show(account: int = typer.Argument(...), url: str = URL_OPTION,
 def _moved(title: str, out: Any) -> None:
     """An admin answer (an account summary, or {"from": summary, "to": summary}) as a table."""
     if isinstance(out, dict) and "from" in out and "to" in out:
-        rows = [(f"{side} account {out[side]['accountId']} {k}", out[side][k]) for side in ("from", "to")
+        rows = [(f"{side} account {out[side]['accountId']} {k}", _usd(out[side][k])) for side in ("from", "to")
                 for k in ("walletBalance", "availableBalance")]
     else:
-        rows = list(out.items()) if isinstance(out, dict) else [("result", out)]
+        rows = ([(k, _usd(v) if k.endswith(("Balance", "Wallet", "Profit")) else v) for k, v in out.items()]
+                if isinstance(out, dict) else [("result", out)])
     console.print(_pairs(title, rows))
 
 

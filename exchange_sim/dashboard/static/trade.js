@@ -232,7 +232,7 @@
       autoSize: true,
       layout: { background: { type: "solid", color: "#171d24" }, textColor: "#d8dee6" },
       grid: { vertLines: { color: "#222a33" }, horzLines: { color: "#222a33" } },
-      timeScale: { timeVisible: true, secondsVisible: false },
+      timeScale: { timeVisible: true, secondsVisible: false, barSpacing: 12, rightOffset: 6 },
       rightPriceScale: { borderColor: "#2a323c" },
     });
     const opts = { upColor: "#26a69a", downColor: "#ef5350", borderVisible: false, wickUpColor: "#26a69a", wickDownColor: "#ef5350",
@@ -245,8 +245,9 @@
           maxValue: Math.max(res.priceRange.maxValue, ...extra) }, margins: res.margins };
       } };
     desk.candles = desk.chart.addSeries ? desk.chart.addSeries(LWC.CandlestickSeries, opts) : desk.chart.addCandlestickSeries(opts);
-    const line = { color: "#ff9f40", lineWidth: 1, title: "mark", priceLineVisible: false, lastValueVisible: true };
-    desk.markLine = desk.chart.addSeries ? desk.chart.addSeries(LWC.LineSeries, line) : desk.chart.addLineSeries(line);
+    // the mark price as a moving line across the candles (a one-second series would squeeze the candles)
+    desk.markLine = desk.candles.createPriceLine({ price: 0, color: "#ff9f40", lineWidth: 1, lineStyle: 2,
+      axisLabelVisible: false, title: "" });
   }
 
   const candle = (k) => ({ time: Math.floor(k[0] / 1000), open: +k[1], high: +k[2], low: +k[3], close: +k[4] });
@@ -256,8 +257,6 @@
     if (!desk.candles) return;
     const rows = await pub(`/fapi/v1/klines?symbol=${desk.symbol}&interval=1m&limit=240`);
     desk.candles.setData(rows.map(candle));
-    desk.markLine.setData([]);
-    desk.lastMarkTime = 0;
     $("#chart").dataset.candles = String(rows.length);
     if (rows.length) $("#chart").dataset.lastCandle = String(rows[rows.length - 1][0]);
   }
@@ -301,10 +300,8 @@
         $("#chart").dataset.lastCandle = String(k.t);
       } else if (data.e === "markPriceUpdate") {
         desk.mark[data.s] = +data.p;
-        const t = Math.floor(data.E / 1000);  // one point a second: the mark between candles
-        if (desk.markLine && data.s === desk.symbol && t >= desk.lastMarkTime) {
-          desk.markLine.update({ time: t, value: +data.p });
-          desk.lastMarkTime = t;
+        if (desk.markLine && data.s === desk.symbol) {
+          desk.markLine.applyOptions({ price: +data.p, axisLabelVisible: true, title: "mark" });
         }
         $("#chart-prices").textContent = `mark ${fmt(+data.p)}`;
         $("#ticker").textContent = `${data.s} mark ${fmt(+data.p)}`;
@@ -334,12 +331,18 @@
 
   function onUserEvent(e) {
     if (e.e === "MARGIN_CALL") {
+      // a call at or past 100% comes with the liquidation itself (same input): the liquidation is the news
+      const cross = (e.p || []).filter((p) => p.mt !== "ISOLATED");
+      const crossLeft = +(e.cw || 0) + cross.reduce((n, p) => n + +p.up, 0);
+      const crossRatio = cross.reduce((n, p) => n + +p.mm, 0) / crossLeft;
       for (const p of e.p || []) {
         const isolated = p.mt === "ISOLATED";
         const left = isolated ? +p.iw + +p.up : null;
+        const ratio = isolated ? +p.mm / left : crossRatio;
+        if ((isolated ? left : crossLeft) <= 0 || ratio >= 1) continue;
         logEvent("MARGIN_CALL", `${p.s} ${isolated ? "isolated" : "cross"} position ${p.pa} at mark ${fmt(+p.mp)}: `
-          + (isolated ? `margin left ${fmt(left)} against a maintenance margin of ${fmt(+p.mm)} (ratio ${pct(+p.mm / left)}). `
-            : `maintenance margin ${fmt(+p.mm)} is close to your margin balance. `)
+          + (isolated ? `margin left ${fmt(left)} against a maintenance margin of ${fmt(+p.mm)} (ratio ${pct(ratio)}). `
+            : `margin ratio ${pct(ratio)} of your cross margin balance. `)
           + "At 100% it is liquidated: add margin or reduce the position.", e.E);
       }
     } else if (e.e === "ORDER_TRADE_UPDATE") {
