@@ -100,25 +100,24 @@ async def test_synthetic_market_shock_and_live_lesson_share_the_wall_clock(tmp_p
         assert await server.stop() == 0
 
 
+async def candles_and_server_time(base: str) -> tuple[list, int]:
+    await wait_for_price(base)
+    async with aiohttp.ClientSession() as s:
+        async with s.get(base + "/fapi/v1/klines?symbol=BTCUSDT&interval=1m&limit=2") as r:
+            candles = await r.json()
+        async with s.get(base + "/fapi/v1/time") as r:
+            return candles, (await r.json())["serverTime"]
+
+
 async def test_a_served_recording_starts_now_unless_it_keeps_its_times(tmp_path):
     rec = write_recording(tmp_path / "fall.jsonl", steps=600)  # stamped 2024-08-05, one step a second
     async with running_server(tmp_path, "--feed", f"replay:{rec}?speed=1") as server:
-        await wait_for_price(server.url)
-        async with aiohttp.ClientSession() as s:
-            async with s.get(server.url + "/fapi/v1/klines?symbol=BTCUSDT&interval=1m&limit=2") as r:
-                candles = await r.json()
-            async with s.get(server.url + "/fapi/v1/time") as r:
-                server_time = (await r.json())["serverTime"]
+        candles, server_time = await candles_and_server_time(server.url)
         assert abs(candles[-1][0] - now_ms()) < 2 * 60_000, candles
         assert abs(server_time - now_ms()) < NEAR_MS
     async with running_server(tmp_path, "--feed", f"replay:{rec}?speed=1&times=original",
                               "--fresh") as server:
-        await wait_for_price(server.url)
-        async with aiohttp.ClientSession() as s:
-            async with s.get(server.url + "/fapi/v1/klines?symbol=BTCUSDT&interval=1m&limit=2") as r:
-                candles = await r.json()
-            async with s.get(server.url + "/fapi/v1/time") as r:
-                server_time = (await r.json())["serverTime"]
+        candles, server_time = await candles_and_server_time(server.url)
         assert candles[-1][0] // 86_400_000 == 1_722_816_000_000 // 86_400_000, candles  # 2024-08-05
         assert abs(server_time - candles[-1][0]) < 2 * 60_000  # the API's clock follows the replay
         assert any("moved to" in line for line in server.lines)  # --fresh put the old session aside

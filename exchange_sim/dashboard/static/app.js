@@ -5,24 +5,9 @@
 
 (function () {
   const LWC = window.LightweightCharts;
-  const $ = (sel, root = document) => root.querySelector(sel);
-  const el = (tag, attrs = {}, ...kids) => {
-    const e = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs)) {
-      if (k === "class") e.className = v;
-      else if (k === "text") e.textContent = v;
-      else if (k.startsWith("data-")) e.setAttribute(k, v);
-      else e[k] = v;
-    }
-    for (const kid of kids) if (kid != null) e.append(kid);
-    return e;
-  };
-  const money = new Intl.NumberFormat("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
-  const fmt = (v) => (v == null ? "—" : money.format(v));
+  const { $, el, fmt, pct, timeText } = window.ExsimPage;
   const fmtQty = (v) => (v == null ? "—" : String(+v.toFixed(8)));
   const signed = (v) => el("b", { class: v > 0 ? "pos" : v < 0 ? "neg" : "", text: (v > 0 ? "+" : "") + fmt(v) });
-  const pct = (r) => (r == null ? "—" : (r * 100).toFixed(2) + "%");
-  const timeText = (ms) => new Date(ms).toISOString().slice(11, 19);
 
   const COLORS = { mark: "#ff9f40", last: "#4c8dff", entry: "#b0bec5", liq: "#ef5350", bankrupt: "#8e24aa", mc: "#f5a623" };
   const charts = {};            // symbol -> {chart, mark, last, lines: [], extra: []}

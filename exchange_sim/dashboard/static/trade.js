@@ -10,22 +10,7 @@
 
 (function () {
   const LWC = window.LightweightCharts;
-  const $ = (sel, root = document) => root.querySelector(sel);
-  const el = (tag, attrs = {}, ...kids) => {
-    const e = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs)) {
-      if (k === "class") e.className = v;
-      else if (k === "text") e.textContent = v;
-      else if (k.startsWith("data-")) e.setAttribute(k, v);
-      else e[k] = v;
-    }
-    for (const kid of kids) if (kid != null) e.append(kid);
-    return e;
-  };
-  const money = new Intl.NumberFormat("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
-  const fmt = (v) => (v == null || !isFinite(v) ? "—" : money.format(v));
-  const pct = (r) => (r == null || !isFinite(r) ? "—" : (r * 100).toFixed(2) + "%");
-  const timeText = (ms) => new Date(ms).toISOString().slice(11, 19);
+  const { $, el, fmt, pct, timeText } = window.ExsimPage;
   const COLORS = { entry: "#b0bec5", liq: "#ef5350", bankrupt: "#8e24aa", tp: "#26a69a", sl: "#f5a623" };
 
   // ------------------------------------------------------------------ the venue's errors, in plain words
