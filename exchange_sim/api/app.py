@@ -140,6 +140,8 @@ class ApiServer:
             ctx.depth.refresh(symbol, now)
         self._publisher = MarketPublisher(ctx.hub, ctx.instruments, ctx.depth, ctx.stats, ctx.ex.market, ctx.clock)
         ctx.node.add_listener(ctx.event_log)
+        if ctx.history_listener is not None:
+            ctx.node.add_listener(ctx.history_listener)
         ctx.node.add_listener(self._publisher)
         self._user_queue = ctx.node.subscribe()
         self._user_task = asyncio.get_running_loop().create_task(
@@ -197,6 +199,8 @@ class ApiServer:
             ctx.node.remove_listener(self._publisher)
             self._publisher = None
         ctx.node.remove_listener(ctx.event_log)
+        if ctx.history_listener is not None:
+            ctx.node.remove_listener(ctx.history_listener)
 
     async def __aenter__(self) -> Self:
         await self.start()

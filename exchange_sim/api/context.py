@@ -22,6 +22,7 @@ from aiohttp import web
 from exchange_sim.core import messages as m
 from exchange_sim.core.instruments import Instrument
 from exchange_sim.journal.errors import JournalError
+from exchange_sim.journal.history import History
 
 from . import errors
 from .auth import API_KEY_RE, Caller, RateLimiter, RateLimits, api_key_of, verify_signed
@@ -106,7 +107,7 @@ class EventLog:
             if kinds is not None and ev.kind.lower() not in kinds:
                 continue
             out.append(ev)
-        return out[-limit:]
+        return out[:limit] if after_seq is not None else out[-limit:]  # paging forward: the oldest after it
 
 
 def _event_type_names() -> dict[str, str]:
@@ -138,7 +139,7 @@ class JournalEventLog:
             if not types:
                 return []  # only unknown types asked for: nothing matches (an empty filter would be "all")
         rows = self.journal.events(after=after_seq or 0, limit=limit, account=account, types=types,
-                                   since=since, newest=True)
+                                   since=since, newest=after_seq is None)
         return [LoggedEvent(seq, event) for seq, event in rows]
 
 
@@ -212,6 +213,11 @@ class ApiContext:
         # with a journal the event log survives restarts; without one (--no-journal, tests) it is in memory
         self.event_log: EventLog | JournalEventLog = (JournalEventLog(journal) if has_event_log(journal)
                                                       else EventLog(config.event_log_size))
+        # closed orders, fills, income: the journal's history tables (written in its batch transactions);
+        # without a journal the same store in a private temporary SQLite file, fed by ``history_listener``
+        journal_history = getattr(journal, "history", None)
+        self.history: History = journal_history if isinstance(journal_history, History) else History.temporary()
+        self.history_listener = None if self.history is journal_history else self.history.record_committed
 
     @property
     def ex(self) -> Any:
