@@ -9,6 +9,7 @@ codes (−4046 same margin type, −4047/−4048 orders/position open, −4067/�
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aiohttp import web
@@ -22,6 +23,7 @@ from .context import ApiContext, signed
 from .errors import ApiError
 from .paging import page_of
 
+LEVERAGE_RE = re.compile(r"[0-9]{1,4}")
 INCOME_TYPES = ("TRANSFER", "WELCOME_BONUS", "REALIZED_PNL", "FUNDING_FEE", "COMMISSION", "INSURANCE_CLEAR",
                 "REFERRAL_KICKBACK", "COMMISSION_REBATE", "API_REBATE", "CONTEST_REWARD", "CROSS_COLLATERAL_TRANSFER",
                 "OPTIONS_PREMIUM_FEE", "OPTIONS_SETTLE_PROFIT", "INTERNAL_TRANSFER", "AUTO_EXCHANGE",
@@ -84,7 +86,7 @@ async def set_leverage(ctx: ApiContext, caller: Caller) -> dict:
     inst = p.symbol(ctx.instruments)
     assert inst is not None
     raw = p.text("leverage", required=True)
-    if raw is None or not raw.isdigit() or len(raw) > 4 or not 1 <= int(raw) <= inst.max_leverage:
+    if raw is None or not LEVERAGE_RE.fullmatch(raw) or not 1 <= int(raw) <= inst.max_leverage:  # ASCII only
         raise ApiError(errors.INVALID_LEVERAGE, f"Leverage {str(raw)[:8]} is not valid")
     leverage = int(raw)
     position_side = p.choice("positionSide", (m.BOTH, m.LONG, m.SHORT), default=m.BOTH)

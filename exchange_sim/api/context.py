@@ -25,7 +25,7 @@ from exchange_sim.journal.errors import JournalError
 from exchange_sim.journal.history import History
 
 from . import errors
-from .auth import API_KEY_RE, Caller, RateLimiter, RateLimits, api_key_of, verify_signed
+from .auth import Caller, RateLimiter, RateLimits, api_key_of, verify_signed
 from .depth import DEFAULT_LEVELS, DepthTracker
 from .errors import ApiError
 from .market_stats import MarketStats
@@ -282,15 +282,15 @@ def _json(result: Any, used_weight: int | None = None) -> web.Response:
 
 
 def public(handler: PublicHandler, weight: int = 1) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """A MARKET_DATA endpoint: no signature; limited per API key if sent, else per address."""
+    """A MARKET_DATA endpoint: no signature; its weight counts per client address, as the venue's IP
+    limits do (an ``X-MBX-APIKEY`` header, made up or not, changes nothing: it is no way around the limit)."""
 
     async def endpoint(request: web.Request) -> web.StreamResponse:
         ctx = request.app[CTX]
+        who = f"ip:{request.remote}"
+        ctx.limiter.request(who, weight)  # before parsing: a malformed request costs its weight too
         raw_query, raw_body = await _raw(request)
         params = Params(parse_pairs(raw_query, raw_body))
-        key = request.headers.get("X-MBX-APIKEY")
-        who = f"key:{key}" if key and API_KEY_RE.match(key) else f"ip:{request.remote}"
-        ctx.limiter.request(who, weight)
         return _json(await handler(ctx, params), ctx.limiter.used_weight(who))
 
     return endpoint
