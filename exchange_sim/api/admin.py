@@ -15,8 +15,8 @@ are decimal strings (or JSON numbers). Errors have the venue's shape ``{"code", 
   "rate"}``, ``{"type": "status", "symbol", "stale", "reason"?}``. All are validated before any is
   applied.
 - ``GET /sim/v1/events?account=&type=&since=&afterSeq=&limit=``: the core's event log, oldest first,
-  the newest ``limit`` (default 1000) matching events; ``since`` is a timestamp (ms, ``ts >= since``),
-  ``afterSeq`` an event number. With a journal it is the journal's event log: it survives a restart
+  the newest ``limit`` (default 1000) matching events, or with ``afterSeq`` (an event number) the
+  oldest ``limit`` after it (paging forward); ``since`` is a timestamp (ms, ``ts >= since``). With a journal it is the journal's event log: it survives a restart
   and an event keeps its ``seq``; without one (``--no-journal``) the last events in memory.
 - ``GET /sim/v1/insurance-fund``; ``GET /sim/v1/status`` (node and stream counters; ``journal``:
   ``enabled``, ``failed``, ``failure`` (why writes are refused) and ``stats``).

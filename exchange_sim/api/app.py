@@ -234,8 +234,9 @@ class ApiServer:
             ctx.node.remove_listener(self._publisher)
             self._publisher = None
         ctx.node.remove_listener(ctx.event_log)
-        if ctx.history_listener is not None:
+        if ctx.history_listener is not None:  # the store is this server's own temporary file: done with it
             ctx.node.remove_listener(ctx.history_listener)
+            ctx.history.close()
 
     async def __aenter__(self) -> Self:
         await self.start()

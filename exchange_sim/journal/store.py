@@ -19,6 +19,10 @@ Tables (one file, ``PRAGMA journal_mode=WAL``):
     ``/sim/v1/events`` and ``replay-session`` read.
 ``meta(key, value)``
     ``format`` and ``events_through`` (the last input whose events are in ``events``).
+``history_orders``, ``history_trades``, ``history_income``, ``history_liquidations``
+    The session's history, a read model of ``events`` kept by ``history.History``
+    (``journal.history``): ``record`` and ``write_events`` derive its rows in the same
+    transaction as the events; a file without these tables gets them rebuilt when opened.
 
 Durability: "acknowledged means stored"
     ``append`` returns only after its own transaction committed. With ``synchronous=NORMAL`` (the

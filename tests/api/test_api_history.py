@@ -40,7 +40,7 @@ async def test_every_acknowledged_order_fill_and_income_row_stays_queryable(trad
     orders = await client.fetch_orders(BTC)
     assert [int(o["id"]) for o in orders] == placed
     trades = await client.fetch_my_trades(BTC)
-    assert [int(t["order"]) for t in trades] == placed
+    assert sorted(int(t["order"]) for t in trades) == placed  # one fill each (same-ms fills: any order)
     ledger = await client.fetch_ledger("USDT")
     assert [e["type"] for e in ledger].count("commission") == ORDERS and len(ledger) == ORDERS + 1  # + the deposit
 
