@@ -10,7 +10,8 @@ over; this module keeps everything that is over, on disk, so every acknowledged 
 queryable however long the session runs. Its rows are a pure function of the core's events (and,
 for three order fields the events do not carry, of the input that placed the order), written in
 the same SQLite transaction as those events: deleting the tables and calling ``rebuild`` gives
-the same rows, byte for byte, as long as the event log is kept (``compact_events`` off).
+the same rows, byte for byte, as long as the event log is kept (``compact_events`` off); an order
+whose placing input was compacted away is rebuilt with those three fields at 0.
 
 Tables (every money and quantity column is the core's fixed-point integer):
 
@@ -101,6 +102,11 @@ ON CONFLICT (order_id) DO UPDATE SET
 def _big(value: int) -> int | str:
     """An integer SQLite can hold exactly: as itself within 64 bits, else as its decimal text."""
     return value if -INT64 <= value <= INT64 else str(value)
+
+
+def _bound(value: int) -> int:
+    """``value`` clamped to SQLite's 64-bit range (a larger id or time cannot match, and cannot overflow)."""
+    return max(-INT64 - 1, min(INT64, value))
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,7 +246,7 @@ class History:
     def order(self, account: int, order_id: int = 0, client_order_id: str = "") -> OrderView | None:
         """A closed order of ``account`` by id, else the newest closed one with that client id."""
         if order_id:
-            sql, args = "order_id = ?", [order_id]
+            sql, args = "order_id = ?", [_bound(order_id)]
         elif client_order_id:
             sql, args = "client_order_id = ?", [client_order_id]
         else:
@@ -267,7 +273,7 @@ class History:
         where, args = ["account = ?"], [account]
         if order_id is not None:
             where.append("order_id = ?")
-            args.append(order_id)
+            args.append(_bound(order_id))
         rows = self._page("history_trades", _TRADE_COLUMNS, "trade_id", "ts", where, args, symbol, page)
         return [_trade_record(r) for r in rows]
 
@@ -294,17 +300,17 @@ class History:
             args.append(symbol)
         if page.from_id is not None:
             where.append(f"{id_col} >= ?")
-            args.append(page.from_id)
+            args.append(_bound(page.from_id))
         if page.start is not None:
             where.append(f"{ts_col} >= ?")
-            args.append(page.start)
+            args.append(_bound(page.start))
         if page.end is not None:
             where.append(f"{ts_col} <= ?")
-            args.append(page.end)
+            args.append(_bound(page.end))
         order = "ASC" if page.oldest_first else "DESC"
         rows = self._db.execute(f"SELECT {columns} FROM {table} WHERE {' AND '.join(where)} "
                                 f"ORDER BY {id_col} {order} LIMIT ? OFFSET ?",
-                                [*args, page.limit, page.offset]).fetchall()
+                                [*args, page.limit, _bound(page.offset)]).fetchall()
         if not page.oldest_first:
             rows.reverse()
         return rows

@@ -77,3 +77,45 @@ async def test_the_venues_window_and_combination_rules(traded):
     start = (await client.fetch_order(str(placed[0]), BTC))["timestamp"]
     window = await client.fapiPrivateGetAllOrders({"symbol": "BTCUSDT", "startTime": start, "endTime": start + week})
     assert [o["orderId"] for o in window] == placed
+
+
+async def test_with_a_journal_the_history_survives_a_restart(tmp_path):
+    from exchange_sim.api import ApiConfig, ApiServer
+    from exchange_sim.journal import Journal
+    from tests.support.journal_session import start_journaled_node
+
+    placed = []
+    for restart in (False, True):
+        journal = Journal(tmp_path / "s.db")
+        _exchange, node = await start_journaled_node(journal)
+        server = ApiServer(node, ApiConfig(port=0, admin_token="t"), announce=None)
+        await server.start()
+        try:
+            assert server.ctx.history is journal.history  # the journal's tables, no second store
+            if not restart:
+                status, _ = await _admin(server, "/sim/v1/market", {"events": [
+                    {"type": "book", "symbol": "BTCUSDT", "bids": [["59990", "5"]], "asks": [["60010", "5"]]},
+                    {"type": "mark", "symbol": "BTCUSDT", "price": "60000"}]})
+                assert status == 200
+                status, alice = await _admin(server, "/sim/v1/accounts", {"name": "alice", "deposit": "100000"})
+                keys = alice["apiKey"], alice["apiSecret"]
+            client = ccxt_async.binanceusdm(ccxt_config(server.url, *keys))
+            try:
+                if not restart:
+                    placed = [int((await client.create_order(BTC, "market", "buy", 0.002))["id"]) for _ in range(4)]
+                assert [int(o["id"]) for o in await client.fetch_orders(BTC)] == placed
+                assert len(await client.fetch_my_trades(BTC)) == 4
+            finally:
+                await client.close()
+        finally:
+            await server.stop()
+            await node.stop()
+            journal.close()
+
+
+async def _admin(server, path, body):
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http, http.post(server.url + path, json=body,
+                                                          headers={"Authorization": "Bearer t"}) as r:
+        return r.status, await r.json()

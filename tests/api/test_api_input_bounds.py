@@ -147,3 +147,15 @@ async def test_an_overlong_line_gets_the_venues_json_and_no_traceback(bench, cap
     status, _text = await raw(http, sim.url, "GET", "/fapi/v1/time", headers={"X-Junk": "d" * 70_000})
     assert status == 400  # past the parser's own limit: aiohttp's answer, but one log line
     assert "Traceback" not in caplog.text and not any(r.exc_info for r in caplog.records)
+
+
+@pytest.mark.parametrize("path,name", [("/fapi/v1/order", "orderId"), ("/fapi/v1/allOrders", "orderId"),
+                                       ("/fapi/v1/allOrders", "startTime"), ("/fapi/v1/userTrades", "fromId"),
+                                       ("/fapi/v1/userTrades", "orderId"), ("/fapi/v1/income", "endTime"),
+                                       ("/fapi/v1/forceOrders", "startTime"), ("/fapi/v1/algoOrder", "algoId")])
+async def test_ids_and_times_past_64_bits_find_nothing_and_never_overflow(bench, path, name):
+    sim, alice, http = bench
+    status, body = await signed(http, sim.url, "GET", path, {"symbol": "BTCUSDT", name: "9" * 19},
+                                alice["apiKey"], alice["apiSecret"])
+    assert status in (200, 400), body
+    assert body == [] or body["code"] in (-2013, -1130), body
