@@ -28,13 +28,14 @@ PARAM_NAMES = [
     "origClientOrderId", "newClientOrderId", "clientAlgoId", "algoId", "reduceOnly", "closePosition", "positionSide",
     "callbackRate", "activatePrice", "activationPrice", "workingType", "leverage", "marginType", "amount",
     "dualSidePosition", "limit", "startTime", "endTime", "fromId", "interval", "incomeType", "newOrderRespType",
-    "priceProtect", "listenKey",
+    "priceProtect", "listenKey", "page", "autoCloseType", "orderIdList", "batchOrders", "origClientOrderIdList",
 ]
 GOOD_VALUES = [
     "BTCUSDT", "ETHUSDT", "btcusdt", "BUY", "SELL", "MARKET", "LIMIT", "STOP", "STOP_MARKET", "TAKE_PROFIT",
     "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET", "GTC", "IOC", "FOK", "GTX", "BOTH", "LONG", "SHORT", "true",
     "false", "CONDITIONAL", "ISOLATED", "CROSSED", "MARK_PRICE", "CONTRACT_PRICE", "1", "2", "0.001", "0.01", "1",
-    "59000", "60000.1", "61000", "1m", "1h", "RESULT", "ACK", "5", "100", "1000",
+    "59000", "60000.1", "61000", "1m", "1h", "RESULT", "ACK", "5", "100", "1000", "9" * 19, "9223372036854775808",
+    "²", "１０", "abc\n", "0.002\n",
 ]
 numbers = st.one_of(
     st.integers(min_value=-10**30, max_value=10**30).map(str),
