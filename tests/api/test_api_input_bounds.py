@@ -102,6 +102,9 @@ async def test_admin_amounts_prices_and_times_are_bounded(bench):
     assert unchanged(sim) == before
     status, body = await admin(http, sim, "POST", f"/sim/v1/accounts/{aid}/deposit", {"amount": "10000000000"})
     assert status == 200, body  # the bound itself is accepted
+    status, body = await admin(http, sim, "POST", "/dashboard/api/shock", {"symbol": "BTCUSDT", "percent": -1,
+                                                                          "seconds": 0, "steps": 1})
+    assert status == 200 and body["from"] == 60000.0, body  # the refused 10^30 mark left shocks working
 
 
 async def test_dashboard_refuses_deep_or_huge_json_and_bad_numbers(bench):
