@@ -53,7 +53,10 @@ def live_scenario(scenario: Scenario, client: SimClient) -> tuple[Scenario, dict
     cloned = on_lesson_symbols(scenario)
     if all(s in ticks for s in cloned.start_prices):
         return cloned, ticks
-    feed = (client.dashboard_state() or {}).get("feed")
+    try:
+        feed = (client.dashboard_state() or {}).get("feed")
+    except SimApiError:  # no dashboard: the feed is unknown, so it may be live
+        feed = None
     if feed == "manual":
         return scenario, ticks
     raise LessonError(f"{client.base_url} has no lesson instruments ({', '.join(cloned.start_prices)}) and its feed "

@@ -182,6 +182,12 @@ async def test_two_students_trade_from_the_browser_and_a_shock_liquidates_only_t
             await board.wait_for_function(
                 f"document.querySelector('#leaderboard tr[data-account=\"{iso.account}\"] td:nth-child(5)')"
                 ".textContent === '1'", timeout=TIMEOUT_MS)
+            # the card's position table: "liq. price" and "ratio" are separate, padded columns
+            heads = await board.eval_on_selector_all(
+                f'.account[data-account="{cross.account}"] .positions th',
+                "ths => ths.map(th => [th.textContent, parseFloat(getComputedStyle(th).paddingRight)])")
+            names = [h for h, _ in heads]
+            assert names[-2:] == ["liq. price", "ratio"] and all(pad >= 8 for _, pad in heads), heads
             iso_row = await board.inner_text(f'#leaderboard tr[data-account="{iso.account}"]')
             cross_row = await board.inner_text(f'#leaderboard tr[data-account="{cross.account}"]')
             assert "isolated" in iso_row and "cross" in cross_row and "\t0\t" in cross_row + "\t", cross_row
