@@ -221,6 +221,7 @@
       rightPriceScale: { borderColor: "#2a323c" },
     });
     const opts = { upColor: "#26a69a", downColor: "#ef5350", borderVisible: false, wickUpColor: "#26a69a", wickDownColor: "#ef5350",
+      priceLineVisible: false, lastValueVisible: false,  // the mark line says where the price is
       autoscaleInfoProvider: (original) => {
         const res = original();
         const extra = desk.lines.map((l) => l.options().price).filter((p) => desk.mark[desk.symbol] == null
