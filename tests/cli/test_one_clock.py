@@ -75,6 +75,12 @@ async def test_synthetic_market_shock_and_live_lesson_share_the_wall_clock(tmp_p
             await asyncio.sleep(3.5)  # the shock is over and the walk has stepped again
             after = await assert_all_near_now(ex, "after the shock")
             assert abs(after - shock["to"]) / shock["to"] < 0.01, (before, shock, after)  # no jump back
+            # the user stream is on the same clock: an order placed now is stamped now
+            watching = asyncio.create_task(ex.watch_orders(BTC))
+            await asyncio.sleep(0.5)
+            await ex.create_order(BTC, "market", "buy", 0.002)
+            orders = await asyncio.wait_for(watching, 10)
+            assert orders and all(abs(o["timestamp"] - now_ms()) < NEAR_MS for o in orders), orders
             # a live lesson on this synthetic market, as a real process
             done = await asyncio.to_thread(
                 subprocess.run, cli_command("lesson", "cross-vs-isolated", "--live", server.url, "--admin-token",
