@@ -110,7 +110,7 @@ async def test_two_students_trade_from_the_browser_and_a_shock_liquidates_only_t
             # a limit order, a stop-loss and a take-profit; cancel two of them from the table
             await tab1.select_option("#order-type", "LIMIT")
             await tab1.fill("#qty", "0.01")
-            await tab1.fill("#price", f"{round(entry * 0.9, 1)}")
+            await tab1.fill("#price", f"{round(entry * 0.97, 1)}")
             await tab1.click("#buy")
             await tab1.wait_for_selector('#orders tr[data-kind="LIMIT"]', timeout=TIMEOUT_MS)
             await tab1.select_option("#order-type", "TAKE_PROFIT_MARKET")
