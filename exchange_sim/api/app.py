@@ -23,7 +23,7 @@ from typing import Any, Self
 
 from aiohttp import web
 
-from . import account, admin, errors, orders, public, user_stream
+from . import account, admin, errors, futures_data, orders, public, sapi, user_stream
 from .context import CTX, MAX_BODY, ApiConfig, ApiContext, wall_clock_ms
 from .errors import ApiError
 from .market_publisher import MarketPublisher
@@ -86,6 +86,8 @@ def make_app(ctx: ApiContext, extra_routes: Iterable[RouteInstaller] = ()) -> we
     app = web.Application(middlewares=[venue_errors], client_max_size=MAX_BODY)
     app[CTX] = ctx
     public.add_routes(app)
+    futures_data.add_routes(app)
+    sapi.add_routes(app)
     orders.add_routes(app)
     account.add_routes(app)
     user_stream.add_routes(app)
@@ -140,6 +142,7 @@ class ApiServer:
             ctx.depth.refresh(symbol, now)
         self._publisher = MarketPublisher(ctx.hub, ctx.instruments, ctx.depth, ctx.stats, ctx.ex.market, ctx.clock)
         ctx.node.add_listener(ctx.event_log)
+        ctx.node.add_listener(ctx.history)
         ctx.node.add_listener(self._publisher)
         self._user_queue = ctx.node.subscribe()
         self._user_task = asyncio.get_running_loop().create_task(
@@ -196,6 +199,8 @@ class ApiServer:
         if self._publisher is not None:
             ctx.node.remove_listener(self._publisher)
             self._publisher = None
+        ctx.node.remove_listener(ctx.history)
+        await ctx.futures_data.close()
         ctx.node.remove_listener(ctx.event_log)
 
     async def __aenter__(self) -> Self:

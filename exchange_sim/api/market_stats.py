@@ -1,14 +1,18 @@
 """Market statistics from what the simulator has seen: recent trades, 1-minute candles, funding history.
 
 Fed by the node (a listener called with every applied input); reads only ``Trade``, ``Funding``
-and ``MarkPrice`` market events. Candles are kept per minute for ``KEEP_MINUTES``; the 24 h
-ticker and klines of any interval are aggregated from them on request, so memory stays bounded
-whatever the trade rate. All numbers stay fixed-point ints.
+and ``MarkPrice`` market events. Candles are kept per minute for ``KEEP_MINUTES`` (trade candles,
+and mark / index / premium candles from the mark updates); the 24 h ticker and klines of any
+interval are aggregated from them on request, so memory stays bounded whatever the trade rate.
+The past before the feed started is ``kline_store.KlineHistory``'s. All numbers stay fixed-point
+ints. Buckets are Binance's: fixed steps from the epoch up to 3d, weeks from Monday 00:00 UTC,
+calendar months for 1M (``bucket_start``, ``bucket_end``).
 """
 
 from __future__ import annotations
 
 import collections
+import datetime as dt
 from dataclasses import dataclass, field
 
 from exchange_sim.core import messages as m
@@ -23,8 +27,32 @@ KEEP_FUNDING = 1000
 INTERVALS = {
     "1m": MINUTE, "3m": 3 * MINUTE, "5m": 5 * MINUTE, "15m": 15 * MINUTE, "30m": 30 * MINUTE,
     "1h": 60 * MINUTE, "2h": 120 * MINUTE, "4h": 240 * MINUTE, "6h": 360 * MINUTE,
-    "8h": 480 * MINUTE, "12h": 720 * MINUTE, "1d": DAY,
+    "8h": 480 * MINUTE, "12h": 720 * MINUTE, "1d": DAY, "3d": 3 * DAY, "1w": 7 * DAY,
+    "1M": 30 * DAY,  # nominal: 1M buckets are calendar months (bucket_start / bucket_end)
 }
+WEEK = 7 * DAY
+MONDAY_OFFSET = 4 * DAY  # 1970-01-01 was a Thursday
+CANDLE_KINDS = ("trade", "mark", "index", "premium")
+
+
+def bucket_start(ts: int, interval: str) -> int:
+    """The open time of the ``interval`` bar holding ``ts`` (ms, UTC)."""
+    if interval == "1M":
+        d = dt.datetime.fromtimestamp(ts / 1000, dt.UTC)
+        return int(dt.datetime(d.year, d.month, 1, tzinfo=dt.UTC).timestamp() * 1000)
+    if interval == "1w":
+        return ts - (ts - MONDAY_OFFSET) % WEEK
+    step = INTERVALS[interval]
+    return ts - ts % step
+
+
+def bucket_end(open_ts: int, interval: str) -> int:
+    """The close time (last ms) of the bar opening at ``open_ts``."""
+    if interval == "1M":
+        d = dt.datetime.fromtimestamp(open_ts / 1000, dt.UTC)
+        year, month = (d.year + 1, 1) if d.month == 12 else (d.year, d.month + 1)
+        return int(dt.datetime(year, month, 1, tzinfo=dt.UTC).timestamp() * 1000) - 1
+    return open_ts + INTERVALS[interval] - 1
 
 
 @dataclass(slots=True)
@@ -105,6 +133,7 @@ class _SymbolStats:
     funding: collections.deque[FundingRecord] = field(default_factory=lambda: collections.deque(maxlen=KEEP_FUNDING))
     next_trade_id: int = 1
     last_mark: int = 0
+    price_candles: dict[str, collections.OrderedDict[int, Candle]] = field(default_factory=dict)  # mark/index/premium
 
 
 class MarketStats:
@@ -126,7 +155,12 @@ class MarketStats:
         if isinstance(msg, m.Trade):
             return self.add_trade(msg)
         if isinstance(msg, m.MarkPrice):
-            self._of(msg.symbol).last_mark = msg.mark
+            stats = self._of(msg.symbol)
+            stats.last_mark = msg.mark
+            self._add_price_point(stats, "mark", msg.ts, msg.mark)
+            if msg.index:
+                self._add_price_point(stats, "index", msg.ts, msg.index)
+                self._add_price_point(stats, "premium", msg.ts, (msg.mark - msg.index) * SCALE // msg.index)
         elif isinstance(msg, m.Funding):
             stats = self._of(msg.symbol)
             stats.funding.append(FundingRecord(msg.ts, msg.rate, stats.last_mark))
@@ -149,6 +183,22 @@ class MarketStats:
                 stats.candles.popitem(last=False)
         candle.add(trade.price, trade.qty, trade.taker_side == m.BUY)
         return record
+
+    @staticmethod
+    def _add_price_point(stats: _SymbolStats, kind: str, ts: int, price: int) -> None:
+        candles = stats.price_candles.setdefault(kind, collections.OrderedDict())
+        minute = ts - ts % MINUTE
+        candle = candles.get(minute)
+        if candle is None:
+            candles[minute] = Candle(minute, price, price, price, price)
+            if len(candles) > 1 and next(reversed(candles)) != minute:  # out-of-order time
+                stats.price_candles[kind] = collections.OrderedDict(sorted(candles.items()))
+            while len(candles) > KEEP_MINUTES:
+                candles.popitem(last=False)
+        else:
+            candle.high = max(candle.high, price)
+            candle.low = min(candle.low, price)
+            candle.close = price
 
     # ------------------------------------------------------------------ queries
 
@@ -188,13 +238,15 @@ class MarketStats:
             first_id=first_id, last_id=last_trade.trade_id,
         )
 
-    def klines(self, symbol: str, interval: str, start: int | None, end: int | None, limit: int) -> list[Candle]:
-        """Candles of ``interval`` (a key of INTERVALS) built from the 1-minute candles."""
-        step = INTERVALS[interval]
+    def klines(self, symbol: str, interval: str, start: int | None, end: int | None, limit: int,
+               kind: str = "trade") -> list[Candle]:
+        """Candles of ``interval`` (a key of INTERVALS) and ``kind`` built from the 1-minute candles."""
+        stats = self._of(symbol)
+        minutes = stats.candles if kind == "trade" else stats.price_candles.get(kind, {})
         merged: dict[int, Candle] = {}
-        for ts, c in self._of(symbol).candles.items():
-            bucket = ts - ts % step
-            if start is not None and bucket + step <= start:
+        for ts, c in minutes.items():
+            bucket = bucket_start(ts, interval)
+            if start is not None and bucket_end(bucket, interval) < start:
                 continue
             if end is not None and bucket > end:
                 continue
