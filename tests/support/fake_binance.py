@@ -108,6 +108,7 @@ class FakeBinance:
         self.finished = asyncio.Event()
         self.connections_opened = 0
         self.snapshots_served = 0
+        self.history_calls: list[str] = []  # REST history requests (klines, fundingRate, futures/data), in order
         self.diffs_sent = 0
         self.diffs_dropped = 0
         self.last_sent_u = 0
@@ -132,6 +133,10 @@ class FakeBinance:
         app.router.add_get("/fapi/v1/depth", self._depth)
         app.router.add_get("/fapi/v1/exchangeInfo", self._exchange_info)
         app.router.add_get("/fapi/v1/time", self._time)
+        for path in ("klines", "markPriceKlines", "indexPriceKlines", "premiumIndexKlines"):
+            app.router.add_get(f"/fapi/v1/{path}", self._klines)
+        app.router.add_get("/fapi/v1/fundingRate", self._funding_rate)
+        app.router.add_get("/futures/data/{name}", self._futures_data)
         for path in ("/stream", "/ws", "/ws/{streams:.*}", "/public/ws", "/public/ws/{n}", "/market/ws",
                      "/market/ws/{n}"):
             app.router.add_get(path, self._websocket)
@@ -235,6 +240,39 @@ class FakeBinance:
 
     async def _time(self, request: web.Request) -> web.Response:
         return web.json_response({"serverTime": self._last_e})
+
+    # ------------------------------------------------------------------ REST history (backfill)
+    history_end = 1_723_161_600_000  # 2024-08-09T00:00Z, the end of the capture
+
+    @staticmethod
+    def kline_row(interval_ms: int, end: int, i: int, limit: int) -> list[Any]:
+        """Bar ``i`` of ``limit`` ending before ``end``: prices 50000 + i, volume 1 (a checkable series)."""
+        t = end - (limit - i) * interval_ms
+        p = f"{50000 + i}.00"
+        return [t, p, f"{50000 + i + 5}.00", f"{50000 + i - 5}.00", p, "1.000", t + interval_ms - 1, "50000.00",
+                10, "0.500", "25000.00", "0"]
+
+    async def _klines(self, request: web.Request) -> web.Response:
+        self.history_calls.append(request.path + "?" + request.query_string)
+        steps = {"1m": 1, "3m": 3, "5m": 5, "15m": 15, "30m": 30, "1h": 60, "2h": 120, "4h": 240, "6h": 360,
+                 "8h": 480, "12h": 720, "1d": 1440, "3d": 4320}
+        interval = request.query.get("interval", "")
+        if interval not in steps:  # 1w and 1M: not served here (a real venue would; the client skips it)
+            return web.json_response({"code": -1120, "msg": "Invalid interval."}, status=400)
+        limit = min(int(request.query.get("limit", "500")), 1500)
+        ms = steps[interval] * 60_000
+        return web.json_response([self.kline_row(ms, self.history_end, i, limit) for i in range(limit)])
+
+    async def _funding_rate(self, request: web.Request) -> web.Response:
+        self.history_calls.append(request.path)
+        rows = [{"symbol": "BTCUSDT", "fundingTime": self.history_end - k * EIGHT_HOURS, "fundingRate": "-0.00002500",
+                 "markPrice": "60000.00000000"} for k in range(3, 0, -1)]
+        return web.json_response(rows)
+
+    async def _futures_data(self, request: web.Request) -> web.Response:
+        self.history_calls.append(request.path + "?" + request.query_string)
+        return web.json_response([{"symbol": request.query.get("symbol"), "sumOpenInterest": "80000.123",
+                                   "sumOpenInterestValue": "4800007380.00", "timestamp": self.history_end}])
 
     # ------------------------------------------------------------------ websocket
     async def _websocket(self, request: web.Request) -> web.WebSocketResponse:
