@@ -10,7 +10,7 @@ async context manager, which ``exchange_sim.runtime.feeds.FeedSupervisor`` does)
 | ``ccxt:<exchange id>`` | any ccxt.pro venue (``feeds.ccxt_pro``); ccxt config via ``ccxt_config=`` |
 | ``mqtt://host:port/topic`` | ticks from an MQTT topic (``feeds.mqtt``) |
 | ``replay:<file>[,<file>...][?speed=N&symbol=S&kind=K&book=L]`` | a recording (``feeds.replay``) |
-| ``synthetic[:walk|flash_crash|squeeze|slow_bleed][?seed=N&steps=N&speed=N]`` | ``feeds.synthetic`` |
+| ``synthetic[:walk|flash_crash|squeeze|slow_bleed][?seed=N&steps=N&speed=N&start=now|MS]`` | ``feeds.synthetic`` |
 | ``manual`` | no feed: prices come from the admin API; ``open_feed`` returns None |
 
 Replay speed: 0 or ``max`` = as fast as possible, 1 or ``realtime`` = real time, N = N× real time;
@@ -33,6 +33,7 @@ from .base import (
     FeedSpecError,
     is_market_event,
     only_market_events,
+    wall_ms,
 )
 
 __all__ = [
@@ -160,7 +161,9 @@ def open_feed(spec: str | FeedSpec, instruments: Sequence[str] | Mapping[str, An
     if fs.kind == "synthetic":
         from .synthetic import SyntheticConfig, SyntheticFeed
 
-        cfg = SyntheticConfig(scenario=fs.target or "walk",
+        start = p.get("start")
+        extra = {"start_ts": wall_ms() if start == "now" else _int(p, "start", 0)} if start else {}
+        cfg = SyntheticConfig(scenario=fs.target or "walk", **extra,
                               seed=seed if seed is not None else (_int(p, "seed", 1) or 0),
                               steps=_int(p, "steps", 600) or None,
                               speed=_speed(p.get("speed", "1")) if speed is None else speed)
