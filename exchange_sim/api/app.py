@@ -23,7 +23,7 @@ from typing import Any, Self
 
 from aiohttp import web
 
-from . import account, admin, errors, futures_data, orders, public, sapi, user_stream
+from . import account, admin, errors, futures_data, orders, public, sapi, user_stream, ws_api
 from .context import CTX, MAX_BODY, ApiConfig, ApiContext, wall_clock_ms
 from .errors import ApiError
 from .market_publisher import MarketPublisher
@@ -88,6 +88,7 @@ def make_app(ctx: ApiContext, extra_routes: Iterable[RouteInstaller] = ()) -> we
     public.add_routes(app)
     futures_data.add_routes(app)
     sapi.add_routes(app)
+    ws_api.add_routes(app)
     orders.add_routes(app)
     account.add_routes(app)
     user_stream.add_routes(app)

@@ -44,7 +44,8 @@ ORDER_PARAMS = SIGNING | {"symbol", "side", "positionSide", "type", "timeInForce
 ALGO_PARAMS = SIGNING | {"algoType", "symbol", "side", "positionSide", "type", "timeInForce", "quantity", "price",
                          "triggerPrice", "workingType", "priceMatch", "closePosition", "priceProtect", "reduceOnly",
                          "activatePrice", "callbackRate", "clientAlgoId", "newOrderRespType",
-                         "selfTradePreventionMode", "goodTillDate"}
+                         "selfTradePreventionMode", "goodTillDate",
+                         "stopPrice"}  # ccxt.pro's algoOrder.place sends it beside triggerPrice: ignored
 
 
 # ----------------------------------------------------------------------------- parsing a new order
