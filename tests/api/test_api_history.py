@@ -15,7 +15,7 @@ import itertools
 
 import pytest
 
-from feeds.history import binance_past, history_source, install
+from feeds.history import binance_past, ccxt_past, history_source, install
 from feeds.synthetic import SyntheticConfig, synthetic_events
 from tests.support.fake_binance import FakeBinance
 from tests.support.shared_data import CRASH_KLINES, SHARED_DATA, require
@@ -132,3 +132,18 @@ async def test_agg_trades_without_from_id_are_the_most_recent(market, clients):
         await market.market([{"type": "trade", "symbol": "BTCUSDT", "price": str(60000 + k), "qty": "0.01"}])
     rows = await clients.async_().fapiPublicGetAggTrades({"symbol": "BTCUSDT", "limit": 2})
     assert [float(r["p"]) for r in rows] == [60003.0, 60004.0]
+
+
+async def test_ccxt_feed_backfill_through_fetch_ohlcv(sim, clients):
+    """``ccxt_past`` (the ``ccxt:<id>`` feeds' backfill) against a venue ccxt reaches: here this very
+    simulator, whose past was backfilled from the Binance stand-in; what ccxt fetches is that series."""
+    async with FakeBinance() as fb:
+        sim.server.ctx.history.load(await binance_past(fb.rest_url, ["BTCUSDT"], kinds=("trade",), pause=0))
+    ex = clients.async_()
+    await ex.load_markets()
+    past = await ccxt_past(ex, {"BTCUSDT": BTC}, limit=100)
+    hours = past.klines[("BTCUSDT", "trade", "1h")]
+    expected = [FakeBinance.kline_row(HOUR, FakeBinance.history_end, i, 1000) for i in range(900, 1000)]
+    assert [(b.open_ts, b.high) for b in hours] == [(r[0], int(float(r[2]) * 10**8)) for r in expected]
+    assert ("BTCUSDT", "trade", "1M") not in past.klines or not past.klines[("BTCUSDT", "trade", "1M")]
+    assert len(past.funding["BTCUSDT"]) == 3
