@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import datetime as dt
 import logging
 import math
 import random
@@ -38,21 +37,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from exchange_sim.core.fixed import SCALE
+from exchange_sim.core.kline_buckets import DAY, INTERVALS, MINUTE, bucket_start, previous_bucket
 
 from .base import FeedFormatError, fixed
 
 log = logging.getLogger(__name__)
 
-MINUTE = 60_000
-DAY = 1440 * MINUTE
-INTERVALS = {  # Binance's kline intervals, in minutes (1M: a calendar month)
-    "1m": 1, "3m": 3, "5m": 5, "15m": 15, "30m": 30, "1h": 60, "2h": 120, "4h": 240, "6h": 360,
-    "8h": 480, "12h": 720, "1d": 1440, "3d": 4320, "1w": 10080, "1M": 43200,
-}
 # interval -> the finer interval it aggregates (Binance's buckets nest along this chain)
 CHAIN = {"3m": "1m", "5m": "1m", "15m": "5m", "30m": "15m", "1h": "30m", "2h": "1h", "4h": "2h",
          "6h": "2h", "8h": "4h", "12h": "4h", "1d": "12h", "3d": "1d", "1w": "1d", "1M": "1d"}
-FUNDING_MS = 8 * 60 * MINUTE
+FUNDING_MS = 8 * 60 * 60_000
 KLINE_KINDS = {"trade": "klines", "mark": "markPriceKlines", "index": "indexPriceKlines",
                "premium": "premiumIndexKlines"}
 
@@ -81,22 +75,7 @@ class MarketPast:
     funding: dict[str, list[tuple[int, int, int]]] = field(default_factory=dict)
 
 
-# ----------------------------------------------------------------------------- buckets
-
-
-def bucket_start(ts: int, interval: str) -> int:
-    """Binance's bar open time for ``ts``: epoch steps, Monday weeks, calendar months."""
-    if interval == "1M":
-        d = dt.datetime.fromtimestamp(ts / 1000, dt.UTC)
-        return int(dt.datetime(d.year, d.month, 1, tzinfo=dt.UTC).timestamp() * 1000)
-    if interval == "1w":
-        return ts - (ts - 4 * DAY) % (7 * DAY)
-    step = INTERVALS[interval] * MINUTE
-    return ts - ts % step
-
-
-def previous_bucket(open_ts: int, interval: str) -> int:
-    return bucket_start(open_ts - 1, interval)
+# ----------------------------------------------------------------------------- aggregation
 
 
 def aggregate(bars: Iterable[HistoryBar], interval: str) -> list[HistoryBar]:
@@ -153,7 +132,7 @@ def _fx(price: float, tick: int) -> int:
 def _walk_back(rng: random.Random, interval: str, end_open: int, end_price: float, count: int, anchor: float,
                shape: PastShape, tick: int, earliest: int) -> list[HistoryBar]:
     """``count`` bars of ``interval`` ending with the bar before ``end_open``, closing at ``end_price``."""
-    minutes = INTERVALS[interval]
+    minutes = INTERVALS[interval] // MINUTE
     out: list[HistoryBar] = []
     close = end_price
     open_ts = end_open

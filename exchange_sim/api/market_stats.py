@@ -5,55 +5,21 @@ and ``MarkPrice`` market events. Candles are kept per minute for ``KEEP_MINUTES`
 and mark / index / premium candles from the mark updates); the 24 h ticker and klines of any
 interval are aggregated from them on request, so memory stays bounded whatever the trade rate.
 The past before the feed started is ``kline_store.KlineHistory``'s. All numbers stay fixed-point
-ints. Buckets are Binance's: fixed steps from the epoch up to 3d, weeks from Monday 00:00 UTC,
-calendar months for 1M (``bucket_start``, ``bucket_end``).
+ints. Buckets are Binance's (``exchange_sim.core.kline_buckets``).
 """
 
 from __future__ import annotations
 
 import collections
-import datetime as dt
 from dataclasses import dataclass, field
 
 from exchange_sim.core import messages as m
 from exchange_sim.core.fixed import SCALE
+from exchange_sim.core.kline_buckets import DAY, INTERVALS, MINUTE, bucket_end, bucket_start
 
-MINUTE = 60_000
-DAY = 24 * 60 * MINUTE
 KEEP_MINUTES = 7 * 24 * 60
 KEEP_TRADES = 1000
 KEEP_FUNDING = 1000
-
-INTERVALS = {
-    "1m": MINUTE, "3m": 3 * MINUTE, "5m": 5 * MINUTE, "15m": 15 * MINUTE, "30m": 30 * MINUTE,
-    "1h": 60 * MINUTE, "2h": 120 * MINUTE, "4h": 240 * MINUTE, "6h": 360 * MINUTE,
-    "8h": 480 * MINUTE, "12h": 720 * MINUTE, "1d": DAY, "3d": 3 * DAY, "1w": 7 * DAY,
-    "1M": 30 * DAY,  # nominal: 1M buckets are calendar months (bucket_start / bucket_end)
-}
-WEEK = 7 * DAY
-MONDAY_OFFSET = 4 * DAY  # 1970-01-01 was a Thursday
-CANDLE_KINDS = ("trade", "mark", "index", "premium")
-
-
-def bucket_start(ts: int, interval: str) -> int:
-    """The open time of the ``interval`` bar holding ``ts`` (ms, UTC)."""
-    if interval == "1M":
-        d = dt.datetime.fromtimestamp(ts / 1000, dt.UTC)
-        return int(dt.datetime(d.year, d.month, 1, tzinfo=dt.UTC).timestamp() * 1000)
-    if interval == "1w":
-        return ts - (ts - MONDAY_OFFSET) % WEEK
-    step = INTERVALS[interval]
-    return ts - ts % step
-
-
-def bucket_end(open_ts: int, interval: str) -> int:
-    """The close time (last ms) of the bar opening at ``open_ts``."""
-    if interval == "1M":
-        d = dt.datetime.fromtimestamp(open_ts / 1000, dt.UTC)
-        year, month = (d.year + 1, 1) if d.month == 12 else (d.year, d.month + 1)
-        return int(dt.datetime(year, month, 1, tzinfo=dt.UTC).timestamp() * 1000) - 1
-    return open_ts + INTERVALS[interval] - 1
-
 
 @dataclass(slots=True)
 class Candle:
@@ -267,3 +233,7 @@ class MarketStats:
         if start is None and len(out) > limit:
             return out[-limit:]
         return out[:limit]
+
+
+__all__ = ["INTERVALS", "Candle", "FundingRecord", "MarketStats", "PublicTrade", "Stats24h", "bucket_end",
+           "bucket_start"]
