@@ -171,7 +171,8 @@ def synthetic_past(symbol: str, end_ts: int, end_price: int, seed: int = 1, *, t
         klines[(symbol, "trade", interval)] = bars
         klines[(symbol, "mark", interval)] = [HistoryBar(b.open_ts, b.open, b.high, b.low, b.close, trades=b.trades)
                                               for b in bars]
-        klines[(symbol, "index", interval)] = klines[(symbol, "mark", interval)]
+        klines[(symbol, "index", interval)] = klines[(symbol, "mark", interval)]  # the synthetic mark is the index
+        klines[(symbol, "premium", interval)] = [HistoryBar(b.open_ts, 0, 0, 0, 0, trades=b.trades) for b in bars]
     hours = series["1h"]
     funding = []
     last = end_ts - end_ts % FUNDING_MS

@@ -7,7 +7,9 @@ feed) for every interval Binance offers, per kind (``trade`` for /klines and con
 ``mark``, ``index``, ``premium``), plus the past funding settlements. ``merge`` combines it with
 the live candles of ``MarketStats``: a bucket present on both sides (the bar that was open when
 the history ends) takes the history's open, the live close, the wider range and the summed
-volumes; so the history continues from live trades.
+volumes; so the history continues from live trades. (A live backfill fetched after the feed
+started counts the trades of those first seconds on both sides of that one bar: the price range
+is right, its volume a little high.)
 
 Buckets are Binance's: fixed steps from the epoch for 1m … 3d, weeks from Monday 00:00 UTC,
 calendar months for 1M (``market_stats.bucket_start`` / ``bucket_end``).
@@ -99,9 +101,6 @@ class KlineHistory:
                     self.load(past)
 
     # ------------------------------------------------------------------ queries
-
-    def has(self, symbol: str, kind: str = "trade") -> bool:
-        return any(key[0] == symbol and key[1] == kind and bars for key, bars in self._bars.items())
 
     def bars(self, symbol: str, kind: str, interval: str) -> dict[int, Candle]:
         return self._bars.get((symbol, kind, interval), {})

@@ -54,6 +54,7 @@ METHODS: dict[str, tuple[Handler, int, bool]] = {
 }
 WS_ONLY_PARAMS = ("apiKey", "returnRateLimits")
 MAX_MESSAGE = 64 * 1024
+SESSIONS = web.AppKey("exchange_sim_ws_api_sessions", set)  # open sessions, closed at shutdown
 
 
 def _text(value: Any) -> str:
@@ -145,9 +146,6 @@ async def _session(ctx: ApiContext, ws: web.WebSocketResponse, address: str) -> 
             log.error("ws-api %s failed: %s", req.get("method"), type(exc).__name__, exc_info=exc)
             reply = {"id": req.get("id"), "status": 500, "error": errors.unknown_error().body()}
         await ws.send_json(reply)
-
-
-SESSIONS = web.AppKey("exchange_sim_ws_api_sessions", set)
 
 
 async def _close_sessions(app: web.Application) -> None:
