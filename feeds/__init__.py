@@ -9,12 +9,15 @@ async context manager, which ``exchange_sim.runtime.feeds.FeedSupervisor`` does)
 | ``binance[?depth=100ms&trades=trade&mark=1]`` | Binance USDⓈ-M websocket (``feeds.binance``) |
 | ``ccxt:<exchange id>`` | any ccxt.pro venue (``feeds.ccxt_pro``); ccxt config via ``ccxt_config=`` |
 | ``mqtt://host:port/topic`` | ticks from an MQTT topic (``feeds.mqtt``) |
-| ``replay:<file>[,<file>...][?speed=N&symbol=S&kind=K&book=L]`` | a recording (``feeds.replay``) |
+| ``replay:<file>[,<file>...][?speed=N&symbol=S&kind=K&book=L&history=K,F]`` | a recording (``feeds.replay``) |
 | ``synthetic[:walk|flash_crash|squeeze|slow_bleed][?seed=N&steps=N&speed=N&start=now|MS]`` | ``feeds.synthetic`` |
 | ``manual`` | no feed: prices come from the admin API; ``open_feed`` returns None |
 
 Replay speed: 0 or ``max`` = as fast as possible, 1 or ``realtime`` = real time, N = N× real time;
-``book=L`` gives klines a synthetic book of L levels, ``kind`` forces an archive layout.
+``book=L`` gives klines a synthetic book of L levels, ``kind`` forces an archive layout,
+``history=<1m klines.csv>,<funding.csv>`` is the kline/funding past served before the replay's
+first event (``feeds.history``); ``synthetic?start=now`` stamps the synthetic market from the wall
+clock (default: 2024-08-05T00:00Z).
 A bad spec raises ``FeedSpecError``; every feed error derives from ``FeedError``.
 """
 
