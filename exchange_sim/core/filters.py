@@ -8,13 +8,14 @@ Specification (Binance USDⓈ-M, error codes of its error-code page):
   must satisfy ``mark × MULTIPLIER_DOWN ≤ price ≤ mark × MULTIPLIER_UP``; above:
   −4016 "Limit price can't be higher than <mark × up>.", below: −4024 "Limit price can't be lower
   than <mark × down>." (the bound unrounded, as the venue prints it). Without a mark (no market
-  data yet) nothing is checked. Conditional orders are checked when they trigger, as limits.
+  data yet) nothing is checked. The limit price of a conditional STOP / TAKE_PROFIT order is
+  not held to this band (the venue bounds it by the trigger price, −4183/−4184: not simulated).
 - **MAX_NUM_ORDERS**: an account holds at most ``MAX_NUM_ORDERS`` open regular orders per symbol;
   one more: −2025 "Reach max open order limit.".
 - **MAX_NUM_ALGO_ORDERS**: at most ``MAX_NUM_ALGO_ORDERS`` open conditional (algo) orders per
   symbol; one more: −4045 "Reach max stop order limit.".
 
-Pure functions of (instrument, order, mark, open orders) → ``(code, msg)`` or None.
+Pure functions of (order, mark, open orders) → ``(code, msg)`` or None.
 """
 
 from __future__ import annotations
