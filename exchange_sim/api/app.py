@@ -141,7 +141,8 @@ class ApiServer:
         now = ctx.now()
         for symbol in ctx.instruments:  # seed the depth mirrors with whatever book exists already
             ctx.depth.refresh(symbol, now)
-        self._publisher = MarketPublisher(ctx.hub, ctx.instruments, ctx.depth, ctx.stats, ctx.ex.market, ctx.clock)
+        self._publisher = MarketPublisher(ctx.hub, ctx.instruments, ctx.depth, ctx.stats, ctx.ex.market, ctx.clock,
+                                          ctx.history)
         ctx.node.add_listener(ctx.event_log)
         ctx.node.add_listener(ctx.history)
         ctx.node.add_listener(self._publisher)

@@ -9,6 +9,7 @@ boundaries, 8-hour funding instants), by the stand-in's series and by the record
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import datetime as dt
 import itertools
@@ -147,3 +148,15 @@ async def test_ccxt_feed_backfill_through_fetch_ohlcv(sim, clients):
     assert [(b.open_ts, b.high) for b in hours] == [(r[0], int(float(r[2]) * 10**8)) for r in expected]
     assert ("BTCUSDT", "trade", "1M") not in past.klines or not past.klines[("BTCUSDT", "trade", "1M")]
     assert len(past.funding["BTCUSDT"]) == 3
+
+
+async def test_the_kline_stream_continues_the_backfilled_bar(sim, clients):
+    async with FakeBinance() as fb:
+        sim.server.ctx.history.load(await binance_past(fb.rest_url, ["BTCUSDT"], kinds=("trade",), pause=0))
+    end = FakeBinance.history_end
+    pro = clients.pro()
+    watching = asyncio.ensure_future(pro.watch_ohlcv(BTC, "1h"))
+    await asyncio.sleep(0.3)
+    await sim.market([{"type": "trade", "symbol": "BTCUSDT", "price": "51200", "qty": "2", "ts": end - HOUR + 10}])
+    bars = await asyncio.wait_for(watching, 10)
+    assert bars[-1] == [end - HOUR, 50999.0, 51200.0, 50994.0, 51200.0, 3.0]  # the REST bar, continued

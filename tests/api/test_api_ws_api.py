@@ -92,3 +92,40 @@ async def test_signature_and_method_are_checked(pro, sim):
         assert json.loads((await ws.receive()).data)["status"] == 400
         await ws.send_str("not json")
         assert json.loads((await ws.receive()).data)["error"]["code"] == -1000
+
+
+async def test_websocket_orders_are_journaled_like_rest_orders(tmp_path):
+    """An order placed over the websocket API is a journaled input: a new node recovering the file
+    has it, with the same id."""
+    from exchange_sim.api import ApiConfig, ApiServer
+    from exchange_sim.journal import Journal, recover
+    from tests.support.journal_session import genesis, start_journaled_node
+
+    journal = Journal(tmp_path / "s.db")
+    exchange, node = await start_journaled_node(journal)
+    server = ApiServer(node, ApiConfig(port=0, admin_token="t"), announce=None)
+    await server.start()
+    try:
+        async with aiohttp.ClientSession(headers={"Authorization": "Bearer t"}) as session:
+            book = {"type": "book", "symbol": "BTCUSDT", "bids": [["59990", "5"]], "asks": [["60010", "5"]]}
+            mark = {"type": "mark", "symbol": "BTCUSDT", "price": "60000"}
+            async with session.post(server.url + "/sim/v1/market", json={"events": [book, mark]}) as r:
+                assert r.status == 200
+            async with session.post(server.url + "/sim/v1/accounts", json={"name": "a", "deposit": "10000"}) as r:
+                alice = await r.json()
+        ex = ccxt_pro.binanceusdm(readme_config(server.url, alice["apiKey"], alice["apiSecret"]))
+        try:
+            placed = await ex.create_order_ws(BTC, "limit", "buy", 0.01, 59000)
+        finally:
+            await ex.close()
+    finally:
+        await server.stop()
+        await node.stop()
+    journal.close()
+    again = Journal(tmp_path / "s.db")
+    try:
+        recovered, _ = recover(again, genesis)
+        (order,) = recovered.open_orders(alice["accountId"])
+        assert str(order.order_id) == placed["id"] and order.price == 59000 * 10**8
+    finally:
+        again.close()
