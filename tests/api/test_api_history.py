@@ -86,7 +86,7 @@ async def test_next_funding_time_is_never_zero_without_feed_funding(market, clie
 
 async def test_live_backfill_from_the_upstream_rest_api_continues_with_live_trades(sim, clients):
     async with FakeBinance() as fb:
-        past = await binance_past(fb.rest_url, ["BTCUSDT"], pause=0)
+        past = await binance_past(fb.rest_url, ["BTCUSDT"], kinds=("trade", "mark"), pause=0)
     sim.server.ctx.history.load(past)
     assert ("BTCUSDT", "trade", "1w") not in past.klines  # the stand-in refuses 1w: skipped, not fatal
     end = FakeBinance.history_end
