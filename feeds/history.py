@@ -32,12 +32,12 @@ import csv
 import logging
 import math
 import random
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from exchange_sim.core.fixed import SCALE
-from exchange_sim.core.kline_buckets import DAY, INTERVALS, MINUTE, bucket_start, previous_bucket
+from exchange_sim.core.candles import DAY, INTERVALS, MINUTE, Candle, aggregate, bucket_start, previous_bucket
 
 from .base import FeedFormatError, fixed
 
@@ -52,44 +52,11 @@ KLINE_KINDS = {"trade": "klines", "mark": "markPriceKlines", "index": "indexPric
 
 
 @dataclass(frozen=True, slots=True)
-class HistoryBar:
-    """One candle, fixed-point (the field names of ``exchange_sim.api.market_stats.Candle``)."""
-
-    open_ts: int
-    open: int
-    high: int
-    low: int
-    close: int
-    volume: int = 0
-    quote_volume: int = 0
-    trades: int = 0
-    taker_buy_volume: int = 0
-    taker_buy_quote: int = 0
-
-
-@dataclass(frozen=True, slots=True)
 class MarketPast:
     """Bars per (symbol, kind, interval) and funding settlements (ts, rate, mark) per symbol."""
 
-    klines: dict[tuple[str, str, str], list[HistoryBar]] = field(default_factory=dict)
+    klines: dict[tuple[str, str, str], list[Candle]] = field(default_factory=dict)
     funding: dict[str, list[tuple[int, int, int]]] = field(default_factory=dict)
-
-
-# ----------------------------------------------------------------------------- aggregation
-
-
-def aggregate(bars: Iterable[HistoryBar], interval: str) -> list[HistoryBar]:
-    """Finer bars (in time order) merged into ``interval`` buckets."""
-    out: dict[int, HistoryBar] = {}
-    for b in bars:
-        key = bucket_start(b.open_ts, interval)
-        got = out.get(key)
-        out[key] = HistoryBar(key, b.open, b.high, b.low, b.close, b.volume, b.quote_volume, b.trades,
-                              b.taker_buy_volume, b.taker_buy_quote) if got is None else HistoryBar(
-            key, got.open, max(got.high, b.high), min(got.low, b.low), b.close, got.volume + b.volume,
-            got.quote_volume + b.quote_volume, got.trades + b.trades, got.taker_buy_volume + b.taker_buy_volume,
-            got.taker_buy_quote + b.taker_buy_quote)
-    return [out[k] for k in sorted(out)]
 
 
 # ----------------------------------------------------------------------------- synthetic
@@ -110,7 +77,7 @@ class PastShape:
 
 
 def _bar(rng: random.Random, open_ts: int, open_p: float, close_p: float, minutes: float, shape: PastShape,
-         tick: int) -> HistoryBar:
+         tick: int) -> Candle:
     wiggle = shape.sigma * math.sqrt(minutes)
     hi = max(open_p, close_p) * (1 + abs(rng.gauss(0, wiggle)) / 2)
     lo = min(open_p, close_p) * (1 - abs(rng.gauss(0, wiggle)) / 2)
@@ -120,7 +87,7 @@ def _bar(rng: random.Random, open_ts: int, open_p: float, close_p: float, minute
     mid = (o + c) // 2
     trades = max(1, int(minutes * (20 + rng.randrange(40))))
     buy = qty // 2
-    return HistoryBar(open_ts, o, max(h, o, c), min(low, o, c), c, qty, qty * mid // SCALE, trades, buy,
+    return Candle(open_ts, o, max(h, o, c), min(low, o, c), c, qty, qty * mid // SCALE, trades, buy,
                       buy * mid // SCALE)
 
 
@@ -130,10 +97,10 @@ def _fx(price: float, tick: int) -> int:
 
 
 def _walk_back(rng: random.Random, interval: str, end_open: int, end_price: float, count: int, anchor: float,
-               shape: PastShape, tick: int, earliest: int) -> list[HistoryBar]:
+               shape: PastShape, tick: int, earliest: int) -> list[Candle]:
     """``count`` bars of ``interval`` ending with the bar before ``end_open``, closing at ``end_price``."""
     minutes = INTERVALS[interval] // MINUTE
-    out: list[HistoryBar] = []
+    out: list[Candle] = []
     close = end_price
     open_ts = end_open
     for _ in range(count):
@@ -154,7 +121,7 @@ def synthetic_past(symbol: str, end_ts: int, end_price: int, seed: int = 1, *, t
     rng = random.Random(f"{seed}:{symbol}")
     price = end_price / SCALE
     earliest = end_ts - shape.years * 365 * DAY
-    klines: dict[tuple[str, str, str], list[HistoryBar]] = {}
+    klines: dict[tuple[str, str, str], list[Candle]] = {}
     first_open = bucket_start(end_ts, "1m")
     minutes = _walk_back(rng, "1m", first_open, price, shape.minutes, price, shape, tick, earliest)
     if end_ts > first_open:  # the bar the first event falls in, up to it
@@ -169,10 +136,10 @@ def synthetic_past(symbol: str, end_ts: int, end_price: int, seed: int = 1, *, t
         series[interval] = before + agg
     for interval, bars in series.items():
         klines[(symbol, "trade", interval)] = bars
-        klines[(symbol, "mark", interval)] = [HistoryBar(b.open_ts, b.open, b.high, b.low, b.close, trades=b.trades)
+        klines[(symbol, "mark", interval)] = [Candle(b.open_ts, b.open, b.high, b.low, b.close, trades=b.trades)
                                               for b in bars]
         klines[(symbol, "index", interval)] = klines[(symbol, "mark", interval)]  # the synthetic mark is the index
-        klines[(symbol, "premium", interval)] = [HistoryBar(b.open_ts, 0, 0, 0, 0, trades=b.trades) for b in bars]
+        klines[(symbol, "premium", interval)] = [Candle(b.open_ts, 0, 0, 0, 0, trades=b.trades) for b in bars]
     hours = series["1h"]
     funding = []
     last = end_ts - end_ts % FUNDING_MS
@@ -190,9 +157,9 @@ def synthetic_past(symbol: str, end_ts: int, end_price: int, seed: int = 1, *, t
 # ----------------------------------------------------------------------------- archives (replay)
 
 
-def read_kline_archive(path: str) -> list[HistoryBar]:
+def read_kline_archive(path: str) -> list[Candle]:
     """1m klines from a Binance archive CSV (12 columns, with or without a header)."""
-    bars: list[HistoryBar] = []
+    bars: list[Candle] = []
     with open(path, newline="", encoding="utf-8") as fh:
         for row in csv.reader(fh):
             if not row or not row[0].strip().isdigit():
@@ -202,7 +169,7 @@ def read_kline_archive(path: str) -> list[HistoryBar]:
             extra = [fixed(row[i]) if len(row) > i and row[i] else 0 for i in (7, 9, 10)]
             trades = int(row[8]) if len(row) > 8 and row[8].isdigit() else 0
             ts = int(row[0])
-            bars.append(HistoryBar(ts // 1000 if ts > 10**14 else ts, fixed(row[1]), fixed(row[2]), fixed(row[3]),
+            bars.append(Candle(ts // 1000 if ts > 10**14 else ts, fixed(row[1]), fixed(row[2]), fixed(row[3]),
                                    fixed(row[4]), fixed(row[5]), extra[0], trades, extra[1], extra[2]))
     bars.sort(key=lambda b: b.open_ts)
     return bars
@@ -223,7 +190,7 @@ def read_funding_csv(path: str) -> list[tuple[int, int]]:
 def archive_past(symbol: str, end_ts: int, klines_path: str | None = None, funding_path: str | None = None,
                  *, keep_minutes: int = 60 * 24 * 60) -> MarketPast:
     """What a kline archive / funding CSV says about the time before ``end_ts`` (replay pre-roll)."""
-    klines: dict[tuple[str, str, str], list[HistoryBar]] = {}
+    klines: dict[tuple[str, str, str], list[Candle]] = {}
     if klines_path:
         minutes = [b for b in read_kline_archive(klines_path) if b.open_ts + MINUTE <= end_ts][-keep_minutes:]
         series = {"1m": minutes}
@@ -240,11 +207,11 @@ def archive_past(symbol: str, end_ts: int, klines_path: str | None = None, fundi
 # ----------------------------------------------------------------------------- live backfill
 
 
-def _row_bar(row: Sequence[Any], *, prices_only: bool = False) -> HistoryBar:
+def _row_bar(row: Sequence[Any], *, prices_only: bool = False) -> Candle:
     if prices_only:
-        return HistoryBar(int(row[0]), fixed(row[1]), fixed(row[2]), fixed(row[3]), fixed(row[4]),
+        return Candle(int(row[0]), fixed(row[1]), fixed(row[2]), fixed(row[3]), fixed(row[4]),
                           trades=int(row[8]) if len(row) > 8 else 0)
-    return HistoryBar(int(row[0]), fixed(row[1]), fixed(row[2]), fixed(row[3]), fixed(row[4]), fixed(row[5]),
+    return Candle(int(row[0]), fixed(row[1]), fixed(row[2]), fixed(row[3]), fixed(row[4]), fixed(row[5]),
                       fixed(row[7]), int(row[8]), fixed(row[9]), fixed(row[10]))
 
 
@@ -265,7 +232,7 @@ async def binance_past(rest_url: str, symbols: Sequence[str], *, limit: int = 10
 
     own = session is None
     http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) if own else session
-    klines: dict[tuple[str, str, str], list[HistoryBar]] = {}
+    klines: dict[tuple[str, str, str], list[Candle]] = {}
     funding: dict[str, list[tuple[int, int, int]]] = {}
 
     async def get(path: str, params: dict[str, Any]) -> Any:
@@ -306,7 +273,7 @@ async def ccxt_past(exchange: Any, symbols: dict[str, str], *, limit: int = 1000
 
     ``symbols``: our symbol → the venue's ccxt symbol.
     """
-    klines: dict[tuple[str, str, str], list[HistoryBar]] = {}
+    klines: dict[tuple[str, str, str], list[Candle]] = {}
     funding: dict[str, list[tuple[int, int, int]]] = {}
     offered = getattr(exchange, "timeframes", None) or {}
     for symbol, venue_symbol in symbols.items():
@@ -319,7 +286,7 @@ async def ccxt_past(exchange: Any, symbols: dict[str, str], *, limit: int = 1000
                 log.warning("backfill %s %s via ccxt failed: %s", symbol, interval, exc)
                 continue
             klines[(symbol, "trade", interval)] = [
-                HistoryBar(int(r[0]), _fx(r[1], 1), _fx(r[2], 1), _fx(r[3], 1), _fx(r[4], 1),
+                Candle(int(r[0]), _fx(r[1], 1), _fx(r[2], 1), _fx(r[3], 1), _fx(r[4], 1),
                            round((r[5] or 0) * SCALE)) for r in rows]
         if (getattr(exchange, "has", {}) or {}).get("fetchFundingRateHistory"):
             try:

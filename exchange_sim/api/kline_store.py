@@ -22,7 +22,8 @@ at the first event's time and price, whichever clock the feed stamps with).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from dataclasses import replace
+from typing import Protocol
 
 from exchange_sim.core import messages as m
 
@@ -31,37 +32,11 @@ from .market_stats import INTERVALS, Candle, FundingRecord, bucket_end
 KINDS = ("trade", "mark", "index", "premium")
 
 
-class BarLike(Protocol):
-    """What a history source yields per bar (fixed-point ints; ``feeds.history.HistoryBar``)."""
-
-    open_ts: int
-    open: int
-    high: int
-    low: int
-    close: int
-    volume: int
-    quote_volume: int
-    trades: int
-    taker_buy_volume: int
-    taker_buy_quote: int
-
-
 class PastLike(Protocol):
     """A history source's answer (``feeds.history.MarketPast``)."""
 
-    klines: dict[tuple[str, str, str], list[Any]]  # (symbol, kind, interval) -> bars
+    klines: dict[tuple[str, str, str], list[Candle]]  # (symbol, kind, interval) -> bars
     funding: dict[str, list[tuple[int, int, int]]]  # symbol -> (ts, rate, mark)
-
-
-def _copy(bar: BarLike) -> Candle:
-    return Candle(bar.open_ts, bar.open, bar.high, bar.low, bar.close, bar.volume, bar.quote_volume,
-                  bar.trades, bar.taker_buy_volume, bar.taker_buy_quote)
-
-
-def _combine(past: Candle, live: Candle) -> Candle:
-    return Candle(past.open_ts, past.open, max(past.high, live.high), min(past.low, live.low), live.close,
-                  past.volume + live.volume, past.quote_volume + live.quote_volume, past.trades + live.trades,
-                  past.taker_buy_volume + live.taker_buy_volume, past.taker_buy_quote + live.taker_buy_quote)
 
 
 FirstTradeHook = Callable[[str, int, int], PastLike | None]
@@ -85,7 +60,7 @@ class KlineHistory:
                 continue
             store = self._bars.setdefault((symbol, kind, interval), {})
             for bar in bars:
-                store[bar.open_ts] = _copy(bar)
+                store[bar.open_ts] = replace(bar)  # our own copy: the store never shares a bar
         for symbol, rows in past.funding.items():
             book = self._funding.setdefault(symbol, {})
             for ts, rate, mark in rows:
@@ -116,7 +91,7 @@ class KlineHistory:
         out = dict(self.bars(symbol, kind, interval))
         for candle in live:
             got = out.get(candle.open_ts)
-            out[candle.open_ts] = candle if got is None else _combine(got, candle)
+            out[candle.open_ts] = candle if got is None else got.then(candle)
         keys = sorted(k for k in out if (start is None or bucket_end(k, interval) >= start)
                       and (end is None or k <= end))
         keys = keys[:limit] if start is not None else keys[-limit:]

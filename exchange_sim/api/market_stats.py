@@ -5,7 +5,7 @@ and ``MarkPrice`` market events. Candles are kept per minute for ``KEEP_MINUTES`
 and mark / index / premium candles from the mark updates); the 24 h ticker and klines of any
 interval are aggregated from them on request, so memory stays bounded whatever the trade rate.
 The past before the feed started is ``kline_store.KlineHistory``'s. All numbers stay fixed-point
-ints. Buckets are Binance's (``exchange_sim.core.kline_buckets``).
+ints. Candles and their buckets are Binance's (``exchange_sim.core.candles``).
 """
 
 from __future__ import annotations
@@ -15,37 +15,11 @@ from dataclasses import dataclass, field
 
 from exchange_sim.core import messages as m
 from exchange_sim.core.fixed import SCALE
-from exchange_sim.core.kline_buckets import DAY, INTERVALS, MINUTE, bucket_end, bucket_start
+from exchange_sim.core.candles import DAY, INTERVALS, MINUTE, Candle, aggregate, bucket_end, bucket_start
 
 KEEP_MINUTES = 7 * 24 * 60
 KEEP_TRADES = 1000
 KEEP_FUNDING = 1000
-
-@dataclass(slots=True)
-class Candle:
-    open_ts: int
-    open: int
-    high: int
-    low: int
-    close: int
-    volume: int = 0
-    quote_volume: int = 0
-    trades: int = 0
-    taker_buy_volume: int = 0
-    taker_buy_quote: int = 0
-
-    def add(self, price: int, qty: int, taker_buy: bool) -> None:
-        self.high = max(self.high, price)
-        self.low = min(self.low, price)
-        self.close = price
-        quote = price * qty // SCALE
-        self.volume += qty
-        self.quote_volume += quote
-        self.trades += 1
-        if taker_buy:
-            self.taker_buy_volume += qty
-            self.taker_buy_quote += quote
-
 
 @dataclass(frozen=True, slots=True)
 class PublicTrade:
@@ -209,27 +183,9 @@ class MarketStats:
         """Candles of ``interval`` (a key of INTERVALS) and ``kind`` built from the 1-minute candles."""
         stats = self._of(symbol)
         minutes = stats.candles if kind == "trade" else stats.price_candles.get(kind, {})
-        merged: dict[int, Candle] = {}
-        for ts, c in minutes.items():
-            bucket = bucket_start(ts, interval)
-            if start is not None and bucket_end(bucket, interval) < start:
-                continue
-            if end is not None and bucket > end:
-                continue
-            got = merged.get(bucket)
-            if got is None:
-                merged[bucket] = Candle(bucket, c.open, c.high, c.low, c.close, c.volume, c.quote_volume,
-                                        c.trades, c.taker_buy_volume, c.taker_buy_quote)
-            else:
-                got.high = max(got.high, c.high)
-                got.low = min(got.low, c.low)
-                got.close = c.close
-                got.volume += c.volume
-                got.quote_volume += c.quote_volume
-                got.trades += c.trades
-                got.taker_buy_volume += c.taker_buy_volume
-                got.taker_buy_quote += c.taker_buy_quote
-        out = [merged[k] for k in sorted(merged)]
+        out = aggregate((c for ts, c in minutes.items()
+                         if (start is None or bucket_end(bucket_start(ts, interval), interval) >= start)
+                         and (end is None or bucket_start(ts, interval) <= end)), interval)
         if start is None and len(out) > limit:
             return out[-limit:]
         return out[:limit]

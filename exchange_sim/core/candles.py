@@ -1,4 +1,5 @@
-"""Binance's kline intervals and their bucket boundaries, on integer UTC milliseconds.
+"""Candles (klines): Binance's intervals, their bucket boundaries on integer UTC milliseconds, and
+the candle itself with the two ways candles combine (a trade into a bar; bars into a longer bar).
 
 - 1m … 3d: fixed steps counted from the epoch (a 4h bar opens at 00, 04, 08 … UTC);
 - 1w: weeks from Monday 00:00 UTC (the epoch, 1970-01-01, was a Thursday);
@@ -9,6 +10,11 @@ only; its buckets come from ``bucket_start`` / ``bucket_end``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+from .fixed import SCALE
 
 MINUTE = 60_000
 DAY = 1440 * MINUTE
@@ -66,3 +72,62 @@ def bucket_end(open_ts: int, interval: str) -> int:
 def previous_bucket(open_ts: int, interval: str) -> int:
     """The open time of the bar before the one opening at ``open_ts``."""
     return bucket_start(open_ts - 1, interval)
+
+
+@dataclass(slots=True)
+class Candle:
+    """One bar in fixed units (prices, base volume, quote volume); mutable while it is being built."""
+
+    open_ts: int
+    open: int
+    high: int
+    low: int
+    close: int
+    volume: int = 0
+    quote_volume: int = 0
+    trades: int = 0
+    taker_buy_volume: int = 0
+    taker_buy_quote: int = 0
+
+    def add(self, price: int, qty: int, taker_buy: bool) -> None:
+        """Count one trade into this bar."""
+        self.high = max(self.high, price)
+        self.low = min(self.low, price)
+        self.close = price
+        quote = price * qty // SCALE
+        self.volume += qty
+        self.quote_volume += quote
+        self.trades += 1
+        if taker_buy:
+            self.taker_buy_volume += qty
+            self.taker_buy_quote += quote
+
+    def extend(self, later: Candle) -> None:
+        """Continue this bar with ``later`` (same bucket): its close, the wider range, summed volumes."""
+        self.high = max(self.high, later.high)
+        self.low = min(self.low, later.low)
+        self.close = later.close
+        self.volume += later.volume
+        self.quote_volume += later.quote_volume
+        self.trades += later.trades
+        self.taker_buy_volume += later.taker_buy_volume
+        self.taker_buy_quote += later.taker_buy_quote
+
+    def then(self, later: Candle) -> Candle:
+        """A new bar: this one continued by ``later`` (this one unchanged)."""
+        out = replace(self)
+        out.extend(later)
+        return out
+
+
+def aggregate(candles: Iterable[Candle], interval: str) -> list[Candle]:
+    """Shorter bars (in time order) merged into ``interval`` bars, oldest first."""
+    out: dict[int, Candle] = {}
+    for c in candles:
+        key = bucket_start(c.open_ts, interval)
+        got = out.get(key)
+        if got is None:
+            out[key] = replace(c, open_ts=key)
+        else:
+            got.extend(c)
+    return [out[k] for k in sorted(out)]

@@ -1,4 +1,4 @@
-"""Kline bucket boundaries against Python's calendar (an independent implementation)."""
+"""Candle bucket boundaries against Python's calendar (an independent implementation)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import datetime as dt
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exchange_sim.core.kline_buckets import INTERVALS, bucket_end, bucket_start, previous_bucket
+from exchange_sim.core.candles import INTERVALS, bucket_end, bucket_start, previous_bucket
 
 UTC = dt.UTC
 
