@@ -338,7 +338,7 @@ async def attach_history(server: Any, spec: str, settings: Settings) -> None:
     instruments = server.node.exchange.instruments
     symbols = {s: instruments[s] for s in settings.feed.symbols if s in instruments}
     try:
-        await install(server.ctx.history, history_source(spec, symbols, rest_url=settings.binance.rest_url))
+        await install(server.ctx.klines, history_source(spec, symbols, rest_url=settings.binance.rest_url))
     except Exception as exc:  # noqa: BLE001 - history is a convenience: the simulator runs without it
         err.print(f"[yellow]exchange-sim:[/yellow] no kline history: {escape(str(exc))}", highlight=False)
 

@@ -117,7 +117,7 @@ def _kline_query(params: Params) -> tuple[str, int, int | None, int | None]:
 def _candles(ctx: ApiContext, symbol: str, kind: str, params: Params) -> tuple[str, list]:
     interval, limit, start, end = _kline_query(params)
     live = ctx.stats.klines(symbol, interval, start, end, 1_000_000, kind=kind)
-    return interval, ctx.history.merge(symbol, kind, interval, live, start, end, limit)
+    return interval, ctx.klines.merge(symbol, kind, interval, live, start, end, limit)
 
 
 async def klines(ctx: ApiContext, params: Params) -> list:
@@ -254,7 +254,7 @@ async def funding_rate_history(ctx: ApiContext, params: Params) -> list:
     assert limit is not None
     rows = []
     for inst in _symbols(ctx, params):
-        for rec in ctx.history.merge_funding(inst.symbol, ctx.stats.funding_history(inst.symbol)):
+        for rec in ctx.klines.merge_funding(inst.symbol, ctx.stats.funding_history(inst.symbol)):
             if (start is None or rec.ts >= start) and (end is None or rec.ts <= end):
                 rows.append({"symbol": inst.symbol, "fundingRate": wire.rate(rec.rate), "fundingTime": rec.ts,
                              "markPrice": wire.price(inst, rec.mark)})

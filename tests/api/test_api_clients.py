@@ -75,7 +75,7 @@ async def test_ccxt_pro_with_the_readme_config(market, sim):
 
 
 async def test_a_bot_starting_on_the_synthetic_feed_has_its_startup_candles(sim):
-    await install(sim.server.ctx.history, history_source("synthetic", sim.exchange.instruments))
+    await install(sim.server.ctx.klines, history_source("synthetic", sim.exchange.instruments))
     await sim.market([{"type": "trade", "symbol": "BTCUSDT", "price": "60000", "qty": "0.01", "side": "BUY"}])
     ex = ccxt.binanceusdm(readme_config(sim.url, "", ""))
     candles = await asyncio.to_thread(ex.fetch_ohlcv, BTC, "1h", None, 200)

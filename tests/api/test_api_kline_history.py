@@ -1,7 +1,7 @@
 """Kline and funding history the moment a bot connects, through real ccxt clients.
 
 Each feed kind's history source (``feeds.history``) is installed the way ``exchange-sim run``
-does it (``install(ctx.history, history_source(spec, ...))``); the market then comes from the
+does it (``install(ctx.klines, history_source(spec, ...))``); the market then comes from the
 feed's own events (the synthetic generator), a local Binance stand-in's REST API (backfill), or
 a real recorded archive (replay pre-roll). What is right is decided by the venue's rules (bucket
 boundaries, 8-hour funding instants), by the stand-in's series and by the recorded files.
@@ -27,7 +27,7 @@ TIMEFRAMES = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h
 
 
 async def _run_synthetic(sim, seed: int, steps: int) -> list:
-    await install(sim.server.ctx.history, history_source(f"synthetic?seed={seed}", sim.exchange.instruments))
+    await install(sim.server.ctx.klines, history_source(f"synthetic?seed={seed}", sim.exchange.instruments))
     events = list(itertools.islice(synthetic_events(["BTCUSDT"], SyntheticConfig(seed=seed, steps=steps)), 3 * steps))
     for ev in events:
         await sim.node.submit(ev)
@@ -87,7 +87,7 @@ async def test_next_funding_time_is_never_zero_without_feed_funding(market, clie
 async def test_live_backfill_from_the_upstream_rest_api_continues_with_live_trades(sim, clients):
     async with FakeBinance() as fb:
         past = await binance_past(fb.rest_url, ["BTCUSDT"], kinds=("trade", "mark"), pause=0)
-    sim.server.ctx.history.load(past)
+    sim.server.ctx.klines.load(past)
     assert ("BTCUSDT", "trade", "1w") not in past.klines  # the stand-in refuses 1w: skipped, not fatal
     end = FakeBinance.history_end
     last_open = end - HOUR
@@ -114,7 +114,7 @@ async def test_replay_pre_roll_from_a_kline_archive_beside_the_recording(sim, cl
     klines = require(CRASH_KLINES)
     funding = require(SHARED_DATA / "binance-usdm_BTCUSDT_funding_8h_2022-01-01_2025-10-27.csv")
     spec = f"replay:recording.jsonl?history={klines},{funding}"
-    await install(sim.server.ctx.history, history_source(spec, sim.exchange.instruments))
+    await install(sim.server.ctx.klines, history_source(spec, sim.exchange.instruments))
     start = 1722816000000  # 2024-08-05T00:00Z; the replay begins at 08:00
     await sim.market([{"type": "trade", "symbol": "BTCUSDT", "price": "54000", "qty": "1", "ts": start + EIGHT_H}])
     ex = clients.async_()
@@ -139,7 +139,7 @@ async def test_ccxt_feed_backfill_through_fetch_ohlcv(sim, clients):
     """``ccxt_past`` (the ``ccxt:<id>`` feeds' backfill) against a venue ccxt reaches: here this very
     simulator, whose past was backfilled from the Binance stand-in; what ccxt fetches is that series."""
     async with FakeBinance() as fb:
-        sim.server.ctx.history.load(await binance_past(fb.rest_url, ["BTCUSDT"], kinds=("trade",), pause=0))
+        sim.server.ctx.klines.load(await binance_past(fb.rest_url, ["BTCUSDT"], kinds=("trade",), pause=0))
     ex = clients.async_()
     await ex.load_markets()
     past = await ccxt_past(ex, {"BTCUSDT": BTC}, limit=100)
@@ -152,7 +152,7 @@ async def test_ccxt_feed_backfill_through_fetch_ohlcv(sim, clients):
 
 async def test_the_kline_stream_continues_the_backfilled_bar(sim, clients):
     async with FakeBinance() as fb:
-        sim.server.ctx.history.load(await binance_past(fb.rest_url, ["BTCUSDT"], kinds=("trade",), pause=0))
+        sim.server.ctx.klines.load(await binance_past(fb.rest_url, ["BTCUSDT"], kinds=("trade",), pause=0))
     end = FakeBinance.history_end
     pro = clients.pro()
     watching = asyncio.ensure_future(pro.watch_ohlcv(BTC, "1h"))
