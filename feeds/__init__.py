@@ -6,7 +6,7 @@ async context manager, which ``exchange_sim.runtime.feeds.FeedSupervisor`` does)
 
 | spec | feed |
 |------|------|
-| ``binance[?depth=100ms&trades=trade&mark=1]`` | Binance USDⓈ-M websocket (``feeds.binance``) |
+| ``binance[?depth=100ms&trades=trade&mark=1]`` | Binance USDⓈ-M websockets, /public + /market (``feeds.binance``) |
 | ``ccxt:<exchange id>`` | any ccxt.pro venue (``feeds.ccxt_pro``); ccxt config via ``ccxt_config=`` |
 | ``mqtt://host:port/topic`` | ticks from an MQTT topic (``feeds.mqtt``) |
 | ``replay:<file>[,<file>...][?speed=N&symbol=S&kind=K&book=L]`` | a recording (``feeds.replay``) |
@@ -111,12 +111,14 @@ def _bool(params: Mapping[str, str], key: str, default: bool) -> bool:
 
 def open_feed(spec: str | FeedSpec, instruments: Sequence[str] | Mapping[str, Any], *,
               ws_url: str | None = None, rest_url: str | None = None,
-              ccxt_config: Mapping[str, Any] | None = None, symbol_map: Mapping[str, str] | None = None,
+              routes: Mapping[str, str] | None = None, ccxt_config: Mapping[str, Any] | None = None,
+              symbol_map: Mapping[str, str] | None = None,
               speed: float | None = None, seed: int | None = None) -> Any:
     """The feed a spec names, for ``instruments`` (symbols, or the core's {symbol: Instrument}).
 
     Keyword arguments override what the spec's query says (``speed``, ``seed``) or give what a
-    spec cannot carry (URLs for the Binance feed, a ccxt config dict). Returns None for ``manual``.
+    spec cannot carry (the Binance feed's root URLs and route paths ``{"public": "/public",
+    "market": "/market"}``, a ccxt config dict). Returns None for ``manual``.
     """
     fs = spec if isinstance(spec, FeedSpec) else parse_spec(spec)
     symbols = list(instruments)
@@ -129,7 +131,8 @@ def open_feed(spec: str | FeedSpec, instruments: Sequence[str] | Mapping[str, An
         from .binance import BinanceFeed
 
         trades = p.get("trades", "trade") or None
-        return BinanceFeed(symbols, ws_url, rest_url, depth=p.get("depth", "100ms") or None, trades=trades,
+        return BinanceFeed(symbols, ws_url, rest_url, **{f"{r}_path": v for r, v in (routes or {}).items()},
+                           depth=p.get("depth", "100ms") or None, trades=trades,
                            mark=_bool(p, "mark", True), book_ticker=_bool(p, "bookTicker", False))
     if fs.kind == "ccxt":
         from .ccxt_pro import CcxtProFeed

@@ -1,4 +1,9 @@
-"""The Binance websocket feed against a local server replaying the raw capture in wire format."""
+"""The Binance websocket feed against the venue-faithful stand-in replaying the raw capture.
+
+The stand-in (tests/support/fake_binance.py) serves what the venue serves since 2026-04-23:
+the /public and /market routes, 404 on the retired /ws and /stream. These tests fail against the
+feed that opened one combined connection on the root.
+"""
 
 import asyncio
 
@@ -6,8 +11,9 @@ import pytest
 
 from exchange_sim.core.messages import BookDelta, BookSnapshot, MarkPrice, Trade
 from feeds import FeedDisconnected, FeedSpecError, open_feed
-from feeds.base import FeedSignal, is_market_event
+from feeds.base import FeedRefused, FeedSignal, is_market_event
 from feeds.binance import BinanceFeed, resolve_urls
+from feeds.binance_routes import MARKET, PUBLIC, ROUTES, event_time
 from feeds.recorder import Recorder
 from feeds.replay import Replay
 from tests.support.fake_binance import CAPTURE, FakeBinance
@@ -46,6 +52,31 @@ async def test_book_equals_the_recording_at_every_diff():
     marks = [e for e in state["events"] if isinstance(e, MarkPrice)]
     assert marks and marks[0].funding_rate == 10_000 and marks[0].next_funding_ts == 1723161600000
     assert state["signals"][0].kind == "connected"
+    assert [s.kind for s in state["signals"]] == ["connected"]
+    assert fb.opened == {PUBLIC: 1, MARKET: 1} and fb.refusals == []
+    assert feed.urls == {PUBLIC: f"{fb.ws_url}/public/stream?streams=btcusdt@depth@100ms/btcusdt@trade",
+                         MARKET: f"{fb.ws_url}/market/stream?streams=btcusdt@markPrice@1s"}
+
+
+async def test_the_routes_are_merged_in_event_time_then_public_before_market():
+    async with FakeBinance(max_diffs=800) as fb, BinanceFeed(["BTCUSDT"], fb.ws_url, fb.rest_url,
+                                                             merge_window=2.0) as feed:
+        merged = []
+        pop = feed.merger.pop_ready
+
+        def recording_pop(now):
+            out = pop(now)
+            merged.extend((event_time(msg), ROUTES.index(route)) for route, msg in out)
+            return out
+
+        feed.merger.pop_ready = recording_pop
+        await consume(feed, lambda s: fb.finished.is_set() and s["book"].update_id == fb.last_sent_u)
+    assert {rank for _, rank in merged} == {0, 1}
+    # each route keeps its own order (the capture's trades and diffs are not sorted by E among
+    # themselves); wherever the merge switches route it goes forward in (event time, route rank)
+    switches = [(a, b) for a, b in zip(merged, merged[1:], strict=False) if a[1] != b[1]]
+    assert len(switches) > 20 and all(a <= b for a, b in switches), [(a, b) for a, b in switches if a > b][:3]
+    assert any(a[0] == b[0] for a, b in switches)  # a synthesised mark shares E with its trade: public first
 
 
 async def test_a_dropped_diff_is_a_gap_and_the_feed_resyncs_from_a_fresh_snapshot():
@@ -71,21 +102,79 @@ async def test_agg_trades_and_urls_from_the_environment(monkeypatch):
         monkeypatch.setenv("EXSIM_BINANCE_WS_URL", fb.ws_url + "/ws")
         monkeypatch.setenv("EXSIM_BINANCE_REST_URL", fb.rest_url)
         feed = open_feed("binance?trades=aggTrade&mark=0", ["BTCUSDT"])
-        assert feed.url.endswith("/stream?streams=btcusdt@depth@100ms/btcusdt@aggTrade")
+        assert feed.urls == {PUBLIC: f"{fb.ws_url}/public/stream?streams=btcusdt@depth@100ms",
+                             MARKET: f"{fb.ws_url}/market/stream?streams=btcusdt@aggTrade"}
         async with feed:
             state = await consume(feed, lambda s: sum(isinstance(e, Trade) for e in s["events"]) >= 20)
     assert not any(isinstance(e, MarkPrice) for e in state["events"])
 
 
-async def test_server_going_away_ends_the_feed_with_feed_disconnected():
+async def test_a_dropped_market_connection_holds_the_symbol_and_reconnects_that_route_only():
+    async def hook(n):
+        if n == 300:
+            fb.refuse(MARKET)  # the venue answers 503 for a while: the feed retries with backoff
+            await fb.kill_connections(MARKET)
+        if n == 600:
+            fb.accept(MARKET)
+
+    async with (FakeBinance(max_diffs=1200, before_diff=hook) as fb,
+                BinanceFeed(["BTCUSDT"], fb.ws_url, fb.rest_url, route_backoff=0.01) as feed):
+        state = await consume(feed, lambda s: fb.finished.is_set() and s["book"].update_id == fb.last_sent_u)
+    kinds = [s.kind for s in state["signals"]]
+    assert kinds == ["connected", "held", "released"]  # no gap, no resync: the book never lost a diff
+    held, released = state["signals"][1], state["signals"][2]
+    assert held.symbol == released.symbol == "BTCUSDT" and "/market connection down" in held.detail
+    assert fb.opened[PUBLIC] == 1 and fb.opened[MARKET] == 2 and fb.snapshots_served == 1
+    assert feed.reconnects[MARKET] >= 2 and feed.reconnects[PUBLIC] == 0
+    assert {(path, status) for path, status, _ in fb.refusals} == {("/market/stream", 503)}
+    events = state["events"]
+    assert not any(isinstance(e, MarkPrice) for e in events[events.index(held):events.index(released)])
+    assert any(isinstance(e, MarkPrice) for e in events[events.index(released):])
+    assert sum(isinstance(e, BookDelta) for e in events[events.index(held):events.index(released)]) > 50
+    assert state["checked"] >= 900  # every diff, during the outage too, matched the recording
+
+
+async def test_a_dropped_public_connection_holds_until_the_book_is_resynced():
+    async def hook(n):
+        if n == 300:
+            await fb.kill_connections(PUBLIC)
+
+    async with (FakeBinance(max_diffs=900, before_diff=hook) as fb,
+                BinanceFeed(["BTCUSDT"], fb.ws_url, fb.rest_url, route_backoff=0.01) as feed):
+        state = await consume(feed, lambda s: fb.finished.is_set() and s["book"].update_id == fb.last_sent_u)
+    kinds = [s.kind for s in state["signals"]]
+    assert kinds == ["connected", "held", "released", "resync"], kinds
+    assert fb.opened == {PUBLIC: 2, MARKET: 1} and fb.snapshots_served == 2
+    events = state["events"]
+    resync = next(s for s in state["signals"] if s.kind == "resync")
+    assert isinstance(events[events.index(resync) + 1], BookSnapshot)  # released with the fresh book
+
+
+async def test_the_venue_gone_for_good_ends_the_feed_with_feed_disconnected():
     async def hook(n):
         if n == 100:
+            fb.refuse(PUBLIC)
+            fb.refuse(MARKET)
             await fb.kill_connections()
 
     async with (FakeBinance(max_diffs=400, before_diff=hook) as fb,
-                BinanceFeed(["BTCUSDT"], fb.ws_url, fb.rest_url) as feed):
-        with pytest.raises(FeedDisconnected):
+                BinanceFeed(["BTCUSDT"], fb.ws_url, fb.rest_url, route_backoff=0.01,
+                            max_route_retries=3) as feed):
+        with pytest.raises(FeedDisconnected, match="gave up after 3 reconnects"):
             await consume(feed, lambda s: False)
+    assert feed.reconnects == {PUBLIC: 3, MARKET: 3}
+
+
+async def test_the_retired_root_paths_are_refused_with_the_url_not_blamed_on_the_network():
+    async with FakeBinance(max_diffs=10) as fb:
+        # public_path="" and market_path="": the URLs the old feed opened (<root>/stream?streams=...)
+        with pytest.raises(FeedRefused) as refused:
+            async with BinanceFeed(["BTCUSDT"], fb.ws_url, fb.rest_url, public_path="", market_path=""):
+                pass
+    message = str(refused.value)
+    assert "HTTP 404" in message and f"{fb.ws_url}/stream?streams=btcusdt@depth@100ms" in message
+    assert "public_path" in message and "internet" not in message
+    assert {(path, status) for path, status, _ in fb.refusals} == {("/stream", 404)}
 
 
 async def test_connection_refused_and_bad_urls():
