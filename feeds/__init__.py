@@ -6,15 +6,16 @@ async context manager, which ``exchange_sim.runtime.feeds.FeedSupervisor`` does)
 
 | spec | feed |
 |------|------|
-| ``binance[?depth=100ms&trades=trade&mark=1]`` | Binance USDⓈ-M websockets, /public + /market (``feeds.binance``) |
+| ``binance[?depth=100ms&trades=trade&mark=1&merge_ms=10]`` | Binance USDⓈ-M websockets, /public + /market (``feeds.binance``) |
 | ``ccxt:<exchange id>`` | any ccxt.pro venue (``feeds.ccxt_pro``); ccxt config via ``ccxt_config=`` |
 | ``mqtt://host:port/topic`` | ticks from an MQTT topic (``feeds.mqtt``) |
 | ``replay:<file>[,<file>...][?speed=N&symbol=S&kind=K&book=L]`` | a recording (``feeds.replay``) |
 | ``synthetic[:walk|flash_crash|squeeze|slow_bleed][?seed=N&steps=N&speed=N]`` | ``feeds.synthetic`` |
 | ``manual`` | no feed: prices come from the admin API; ``open_feed`` returns None |
 
-Replay speed: 0 or ``max`` = as fast as possible, 1 or ``realtime`` = real time, N = N× real time;
-``book=L`` gives klines a synthetic book of L levels, ``kind`` forces an archive layout.
+``merge_ms``: how long a Binance message may wait for the other route so that the two arrive in
+event-time order (0: as they come). Replay speed: 0 or ``max`` = as fast as possible, 1 or
+``realtime`` = real time, N = N× real time; ``book=L`` gives klines a synthetic book of L levels, ``kind`` forces an archive layout.
 A bad spec raises ``FeedSpecError``; every feed error derives from ``FeedError``.
 """
 
@@ -133,7 +134,8 @@ def open_feed(spec: str | FeedSpec, instruments: Sequence[str] | Mapping[str, An
         trades = p.get("trades", "trade") or None
         return BinanceFeed(symbols, ws_url, rest_url, **{f"{r}_path": v for r, v in (routes or {}).items()},
                            depth=p.get("depth", "100ms") or None, trades=trades,
-                           mark=_bool(p, "mark", True), book_ticker=_bool(p, "bookTicker", False))
+                           mark=_bool(p, "mark", True), book_ticker=_bool(p, "bookTicker", False),
+                           merge_window=(_int(p, "merge_ms", 10) or 0) / 1000)
     if fs.kind == "ccxt":
         from .ccxt_pro import CcxtProFeed
 

@@ -105,7 +105,7 @@ class BinanceFeed:
                  public_path: str = DEFAULT_PATHS[PUBLIC], market_path: str = DEFAULT_PATHS[MARKET],
                  depth: str | None = "100ms", trades: str | None = "trade", mark: bool = True,
                  book_ticker: bool = False, snapshot_limit: int = 1000, open_timeout: float = 10.0,
-                 max_snapshot_attempts: int = 10, merge_window: float = 0.02, route_backoff: float = 0.05,
+                 max_snapshot_attempts: int = 10, merge_window: float = 0.01, route_backoff: float = 0.05,
                  route_backoff_max: float = 5.0, max_route_retries: int = 20) -> None:
         self.symbols = check_symbols(symbols)
         self.ws_url, self.rest_url = resolve_urls(ws_url, rest_url)

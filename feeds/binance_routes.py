@@ -78,7 +78,7 @@ class RouteMerger:
     back: a route that is down is not waited for.
     """
 
-    def __init__(self, routes: Sequence[str] = ROUTES, window: float = 0.02) -> None:
+    def __init__(self, routes: Sequence[str] = ROUTES, window: float = 0.01) -> None:
         self.window = window
         self._lanes = {r: _Lane(rank=i) for i, r in enumerate(routes)}
 

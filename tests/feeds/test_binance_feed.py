@@ -211,3 +211,31 @@ async def test_a_live_feed_recorded_replays_as_the_same_events(tmp_path):
     assert rec.count == 500
     assert list(Replay(path).events()) == seen
     assert any(isinstance(e, BookSnapshot) for e in seen) and any(isinstance(e, BookDelta) for e in seen)
+
+
+async def test_the_route_paths_are_configuration_and_a_refusal_is_one_line_naming_the_url(tmp_path):
+    from exchange_sim.cli import _open_feed_factory, build_instruments
+    from exchange_sim.config import ConfigError, parse_config
+    from tests.cli.helpers import cli_command, cli_env
+
+    settings = parse_config({"feeds": {"binance": {"ws_url": "ws://127.0.0.1:9", "public_path": "/v2/public"}}},
+                            env={})
+    feed = _open_feed_factory(settings, "binance", build_instruments(settings))()
+    assert feed.urls[PUBLIC].startswith("ws://127.0.0.1:9/v2/public/stream?streams=btcusdt@depth@100ms/")
+    assert feed.urls[MARKET].startswith("ws://127.0.0.1:9/market/stream?streams=btcusdt@markPrice@1s/")
+    with pytest.raises(ConfigError, match="feeds.binance.market_path"):
+        parse_config({"feeds": {"binance": {"market_path": "market?x=1"}}}, env={})
+
+    async with FakeBinance(max_diffs=10) as fb:
+        (tmp_path / "config.toml").write_text('[feeds.binance]\npublic_path = "/ws"\n')  # a pre-2026 setup
+        proc = await asyncio.create_subprocess_exec(
+            *cli_command("run", "--port", "0", "--no-journal"), cwd=tmp_path,
+            env=cli_env(EXSIM_BINANCE_WS_URL=fb.ws_url, EXSIM_BINANCE_REST_URL=fb.rest_url),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        _, stderr = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 1
+    lines = [ln for ln in stderr.decode().splitlines() if ln.strip()]
+    assert len(lines) == 1, lines
+    assert "HTTP 404" in lines[0] and f"{fb.ws_url}/ws/stream?streams=btcusdt@depth@100ms" in lines[0]
+    assert "internet" not in lines[0] and "Traceback" not in stderr.decode()
+    assert ("/ws/stream", 404) in {(path, status) for path, status, _ in fb.refusals}
