@@ -15,8 +15,9 @@ async context manager, which ``exchange_sim.runtime.feeds.FeedSupervisor`` does)
 
 ``merge_ms``: how long a Binance message may wait for the other route so that the two arrive in
 event-time order (0: as they come). Replay speed: 0 or ``max`` = as fast as possible, 1 or
-``realtime`` = real time, N = N× real time; ``book=L`` gives klines a synthetic book of L levels, ``kind`` forces an archive layout.
-A bad spec raises ``FeedSpecError``; every feed error derives from ``FeedError``.
+``realtime`` = real time, N = N× real time; ``book=L`` gives klines a synthetic book of L levels,
+``kind`` forces an archive layout. A bad spec raises ``FeedSpecError``; every feed error
+derives from ``FeedError``.
 """
 
 from __future__ import annotations
