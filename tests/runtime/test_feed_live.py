@@ -10,6 +10,7 @@ import asyncio
 from exchange_sim.core.exchange import Exchange, ExchangeConfig
 from exchange_sim.core.fixed import to_fixed
 from exchange_sim.core.messages import (
+    BookDelta,
     BookSnapshot,
     CommandRejected,
     CreateAccount,
@@ -50,12 +51,23 @@ class Harness:
     async def __aenter__(self):
         await self.node.start()
         self.node.add_listener(lambda msg, evs: (self.inputs.append(msg), self.events.extend(evs)))
+        self.node.add_listener(self._checkpoint)
         await self.sup.start()
         return self
 
     async def __aexit__(self, *exc):
         await self.sup.stop()
         await self.node.stop()
+
+    checkpoints = 0
+    mismatches: list = []
+
+    def _checkpoint(self, msg, events) -> None:
+        """Every 50th diff the core applied: its book equals the recording's book at that diff."""
+        if isinstance(msg, BookDelta) and msg.final_update_id % 50 == 0:
+            self.checkpoints += 1
+            if not self.book_matches_recording():
+                self.mismatches = [*self.mismatches, msg.final_update_id]
 
     def kinds(self):
         return [n.kind for n in self.sup.recent]
@@ -181,6 +193,7 @@ async def test_a_dropped_market_connection_holds_the_long_and_resumes_without_a_
         await wait_until(h.caught_up, 30, "the node to catch up with the server")
         await wait_until(lambda: not h.ex.market(S).stale, 10, "the /market route back")
         assert h.book_matches_recording()
+    assert h.checkpoints >= 10 and h.mismatches == []  # before, during and after the outage
     kinds = h.kinds()
     assert kinds.count("held") == 1 and kinds.count("released") == 1 and "gap" not in kinds, kinds
     assert h.sup.counters["disconnects"] == 0 and h.sup.counters["reconnects"] == 0
