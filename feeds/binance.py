@@ -21,7 +21,9 @@ One route dropping reconnects that route only (its own visible loop in ``_route`
 ``FeedDisconnected`` for the runtime to reopen the whole feed). Meanwhile every symbol the route
 serves is *held*: ``FeedSignal(kind="held")`` (the runtime marks it stale, so the margin monitor
 holds), and ``FeedSignal(kind="released")`` once that route delivers data for the symbol again
-(for ``/public``, once the book is synced again from a fresh snapshot).
+(for ``/public``, once the book is synced again from a fresh snapshot). A connected route that
+sends nothing about a symbol for ``route_silence`` seconds holds it too (a route that accepts
+streams but delivers none would otherwise go unnoticed while the other keeps the symbol fresh).
 
 URLs: the root (arguments, then ``EXSIM_BINANCE_WS_URL``, then the venue; a legacy ``/ws`` or
 ``/stream`` suffix is dropped) plus the route paths (``public_path``, ``market_path``). A
@@ -106,7 +108,8 @@ class BinanceFeed:
                  depth: str | None = "100ms", trades: str | None = "trade", mark: bool = True,
                  book_ticker: bool = False, snapshot_limit: int = 1000, open_timeout: float = 10.0,
                  max_snapshot_attempts: int = 10, merge_window: float = 0.01, route_backoff: float = 0.05,
-                 route_backoff_max: float = 5.0, max_route_retries: int = 20) -> None:
+                 route_backoff_max: float = 5.0, max_route_retries: int = 20,
+                 route_silence: float = 10.0) -> None:
         self.symbols = check_symbols(symbols)
         self.ws_url, self.rest_url = resolve_urls(ws_url, rest_url)
         if trades not in (None, "trade", "aggTrade"):
@@ -119,6 +122,7 @@ class BinanceFeed:
         self.max_snapshot_attempts = max_snapshot_attempts
         self.route_backoff, self.route_backoff_max = route_backoff, route_backoff_max
         self.max_route_retries = max_route_retries
+        self.route_silence = route_silence
         want = set()
         if depth:
             want.add("depth")
@@ -146,6 +150,8 @@ class BinanceFeed:
         self._down: set[str] = set()
         self._held: dict[str, set[str]] = {r: set() for r in self.routes}
         self._last_ts = 0
+        self._closing = False
+        self._heard: dict[tuple[str, str], float] = {}  # (route, symbol) -> when it last sent about it
 
     def streams(self) -> list[str]:
         """The stream names this feed subscribes to."""
@@ -192,6 +198,7 @@ class BinanceFeed:
 
     async def aclose(self) -> None:
         """Close the websockets, the HTTP session and every task (route loops, snapshot requests)."""
+        self._closing = True
         for ws in list(self._ws.values()):  # first, while the readers still drain: the close handshake gets through
             await ws.close()
         self._ws.clear()
@@ -252,13 +259,17 @@ class BinanceFeed:
             attempt += 1
             self.reconnects[route] += 1
             try:
-                self._ws[route] = await self._connect(route)
+                ws = await self._connect(route)
             except FeedDisconnected as exc:
                 why = str(exc)
                 continue
             except FeedError as exc:  # refused: retrying cannot help
                 self._queue.put_nowait(exc)
                 return
+            if self._closing:
+                await ws.close()
+                return
+            self._ws[route] = ws
             self._queue.put_nowait(_RouteUp(route))
 
     async def _read(self, route: str, ws: ClientConnection) -> tuple[str, bool]:
@@ -292,16 +303,15 @@ class BinanceFeed:
             for s in self.symbols:
                 self._fetch_later(s, 0.0)
         loop = asyncio.get_running_loop()
+        self._heard = {(r, s): loop.time() for r in self.routes for s in self.symbols}
+        check = loop.time() + 1.0
         while True:
             try:
                 item = self._queue.get_nowait()
             except asyncio.QueueEmpty:
-                deadline = self.merger.deadline()
+                deadline = min(check, self.merger.deadline() or check)
                 try:
-                    if deadline is None:
-                        item = await self._queue.get()
-                    else:
-                        item = await asyncio.wait_for(self._queue.get(), max(0.0, deadline - loop.time()))
+                    item = await asyncio.wait_for(self._queue.get(), max(0.0, deadline - loop.time()))
                 except TimeoutError:
                     item = None
             if item is not None:
@@ -310,12 +320,19 @@ class BinanceFeed:
             for route, msg in self.merger.pop_ready(loop.time()):
                 for ev in self._message(route, msg):
                     yield ev
+            if loop.time() >= check:
+                check = loop.time() + min(1.0, self.route_silence / 4)
+                for ev in self._silent(loop.time()):
+                    yield ev
 
     def _take(self, item: Any, now: float) -> list[Any]:
         """One item from the connections or snapshot requests: merged, applied or raised."""
         if isinstance(item, tuple):
             route, msg = item
             self.merger.push(route, event_time(msg), msg, now)
+            data = msg["data"]
+            if isinstance(data, dict) and isinstance(data.get("s"), str):
+                self._heard[route, data["s"].upper()] = now
             return []
         if isinstance(item, BaseException):
             raise item
@@ -329,6 +346,8 @@ class BinanceFeed:
         if isinstance(item, _RouteUp):
             self._down.discard(item.route)
             self.merger.up(item.route)
+            for symbol in self.symbols:
+                self._heard[item.route, symbol] = now
         return []
 
     def _message(self, route: str, msg: dict[str, Any]) -> list[Any]:
@@ -359,14 +378,25 @@ class BinanceFeed:
         for symbol in self.symbols:
             if route == PUBLIC and self.depth:
                 self.decoder.sync(symbol).restart(f"{self.paths[route]} connection down")
-            if symbol in self._held[route]:
-                continue
-            already = any(symbol in held for held in self._held.values())
-            self._held[route].add(symbol)
-            if not already:
-                out.append(FeedSignal(ts=self._last_ts, symbol=symbol, kind=HELD,
-                                      detail=f"{self.paths[route]} connection down ({why}); reconnecting"))
+            out.extend(self._hold(route, symbol, f"{self.paths[route]} connection down ({why}); reconnecting"))
         return out
+
+    def _silent(self, now: float) -> list[Any]:
+        """Hold the symbols a connected route has sent nothing about for ``route_silence`` seconds."""
+        out: list[Any] = []
+        for (route, symbol), heard in self._heard.items():
+            idle = now - heard
+            if idle >= self.route_silence and route not in self._down:
+                out.extend(self._hold(route, symbol, f"no data on {self.paths[route]} for {idle:.1f}s"))
+        return out
+
+    def _hold(self, route: str, symbol: str, why: str) -> list[Any]:
+        """The HELD signal when ``route`` is the first to hold ``symbol``."""
+        if symbol in self._held[route]:
+            return []
+        already = any(symbol in held for held in self._held.values())
+        self._held[route].add(symbol)
+        return [] if already else [FeedSignal(ts=self._last_ts, symbol=symbol, kind=HELD, detail=why)]
 
     def _release(self, route: str, symbol: str) -> list[Any]:
         """The RELEASED signal when ``route`` serves ``symbol`` again and nothing else holds it."""

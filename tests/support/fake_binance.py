@@ -25,7 +25,8 @@ Test hooks: ``before_diff(n)`` (awaited before the n-th diff goes out, to act at
 point of the stream), ``pause()``/``resume()`` (freeze the stream with connections open),
 ``drop_diffs(n)`` (the next n diffs are applied to the server's book but not sent: a gap),
 ``kill_connections(route=None)``, ``refuse(route)``/``accept(route)`` (answer a route's new
-connections 503 meanwhile), ``inject(stream_kind, payload)``, ``max_diffs`` to stop early.
+connections 503 meanwhile), ``mute(route)``/``unmute(route)`` (its connections stay open and
+get nothing), ``inject(stream_kind, payload)``, ``max_diffs`` to stop early.
 ``refusals`` lists every refused handshake as (path, status, reason); ``opened`` counts
 connections per route.
 """
@@ -123,6 +124,7 @@ class FakeBinance:
         self.refusals: list[tuple[str, int, str]] = []
         self.private_subscriptions: list[list[tuple[str, tuple[str, ...]]]] = []
         self._refusing: set[str] = set()
+        self._muted: set[str] = set()
         self.snapshots_served = 0
         self.diffs_sent = 0
         self.diffs_dropped = 0
@@ -206,6 +208,13 @@ class FakeBinance:
 
     def accept(self, route: str) -> None:
         self._refusing.discard(route)
+
+    def mute(self, route: str) -> None:
+        """Keep ``route``'s connections open but send them nothing (until ``unmute``)."""
+        self._muted.add(route)
+
+    def unmute(self, route: str) -> None:
+        self._muted.discard(route)
 
     def routes_of(self) -> list[str]:
         """The route of every open connection."""
@@ -355,6 +364,8 @@ class FakeBinance:
     async def _send(self, symbol: str, kind: str, payload: dict[str, Any]) -> int:
         sent = 0
         for conn in list(self.conns):
+            if conn.route in self._muted:
+                continue
             for name in conn.streams:
                 if _stream_kind(name) == (symbol, kind):
                     data = {"stream": name, "data": payload} if conn.combined else payload
