@@ -14,16 +14,10 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from tests.support.feeds_scripted import wait_until as until
+
 BTC = "BTC/USDT:USDT"
 BOUND = 10  # seconds: a safety bound so a broken stream fails the test instead of hanging it
-
-
-async def until(condition, rounds: int = 1000) -> None:
-    for _ in range(rounds):
-        if condition():
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError("condition never became true")
 
 
 async def frame(ws) -> dict:

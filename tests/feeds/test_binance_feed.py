@@ -42,9 +42,14 @@ async def consume(feed, until, timeout=30.0):
     return state
 
 
+def caught_up(fb):
+    """``until`` for ``consume``: the stand-in sent its last diff and the book has applied it."""
+    return lambda state: fb.finished.is_set() and state["book"].update_id == fb.last_sent_u
+
+
 async def test_book_equals_the_recording_at_every_diff():
     async with FakeBinance(max_diffs=1500) as fb, BinanceFeed(["BTCUSDT"], fb.ws_url, fb.rest_url) as feed:
-        state = await consume(feed, lambda s: fb.finished.is_set() and s["book"].update_id == fb.last_sent_u)
+        state = await consume(feed, caught_up(fb))
     snaps = [e for e in state["events"] if isinstance(e, BookSnapshot)]
     assert len(snaps) == 1 and snaps[0].update_id >= 5123107852948
     assert state["checked"] >= 500  # every diff after the snapshot is checked against the file
@@ -70,7 +75,7 @@ async def test_the_routes_are_merged_in_event_time_then_public_before_market():
             return out
 
         feed.merger.pop_ready = recording_pop
-        await consume(feed, lambda s: fb.finished.is_set() and s["book"].update_id == fb.last_sent_u)
+        await consume(feed, caught_up(fb))
     assert {rank for _, rank in merged} == {0, 1}
     # each route keeps its own order (the capture's trades and diffs are not sorted by E among
     # themselves); wherever the merge switches route it goes forward in (event time, route rank)
@@ -86,7 +91,7 @@ async def test_a_dropped_diff_is_a_gap_and_the_feed_resyncs_from_a_fresh_snapsho
 
     async with (FakeBinance(max_diffs=900, before_diff=hook) as fb,
                 BinanceFeed(["BTCUSDT"], fb.ws_url, fb.rest_url) as feed):
-        state = await consume(feed, lambda s: fb.finished.is_set() and s["book"].update_id == fb.last_sent_u)
+        state = await consume(feed, caught_up(fb))
     kinds = [s.kind for s in state["signals"]]
     assert kinds == ["connected", "gap", "resync"]
     assert fb.diffs_dropped == 1 and fb.snapshots_served == 2 and feed.snapshots == 2
@@ -119,7 +124,7 @@ async def test_a_dropped_market_connection_holds_the_symbol_and_reconnects_that_
 
     async with (FakeBinance(max_diffs=1200, before_diff=hook) as fb,
                 BinanceFeed(["BTCUSDT"], fb.ws_url, fb.rest_url, route_backoff=0.01) as feed):
-        state = await consume(feed, lambda s: fb.finished.is_set() and s["book"].update_id == fb.last_sent_u)
+        state = await consume(feed, caught_up(fb))
     kinds = [s.kind for s in state["signals"]]
     assert kinds == ["connected", "held", "released"]  # no gap, no resync: the book never lost a diff
     held, released = state["signals"][1], state["signals"][2]
@@ -141,7 +146,7 @@ async def test_a_dropped_public_connection_holds_until_the_book_is_resynced():
 
     async with (FakeBinance(max_diffs=900, before_diff=hook) as fb,
                 BinanceFeed(["BTCUSDT"], fb.ws_url, fb.rest_url, route_backoff=0.01) as feed):
-        state = await consume(feed, lambda s: fb.finished.is_set() and s["book"].update_id == fb.last_sent_u)
+        state = await consume(feed, caught_up(fb))
     kinds = [s.kind for s in state["signals"]]
     assert kinds == ["connected", "held", "released", "resync"], kinds
     assert fb.opened == {PUBLIC: 2, MARKET: 1} and fb.snapshots_served == 2
@@ -161,7 +166,7 @@ async def test_a_market_route_that_goes_quiet_holds_the_symbol_until_it_speaks_a
 
     async with (FakeBinance(max_diffs=900, before_diff=hook) as fb,
                 BinanceFeed(["BTCUSDT"], fb.ws_url, fb.rest_url, route_silence=0.3) as feed):
-        state = await consume(feed, lambda s: fb.finished.is_set() and s["book"].update_id == fb.last_sent_u)
+        state = await consume(feed, caught_up(fb))
     kinds = [s.kind for s in state["signals"]]
     assert kinds == ["connected", "held", "released"], kinds
     assert "no data on /market for" in state["signals"][1].detail
