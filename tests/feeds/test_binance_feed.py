@@ -123,7 +123,7 @@ async def test_a_dropped_market_connection_holds_the_symbol_and_reconnects_that_
             fb.accept(MARKET)
 
     async with (FakeBinance(max_diffs=1200, before_diff=hook) as fb,
-                BinanceFeed(["BTCUSDT"], fb.ws_url, fb.rest_url, route_backoff=0.01) as feed):
+                BinanceFeed(["BTCUSDT"], fb.ws_url, fb.rest_url, route_backoff=0.01, route_backoff_max=0.05) as feed):
         state = await consume(feed, caught_up(fb))
     kinds = [s.kind for s in state["signals"]]
     assert kinds == ["connected", "held", "released"]  # no gap, no resync: the book never lost a diff
@@ -160,12 +160,12 @@ async def test_a_market_route_that_goes_quiet_holds_the_symbol_until_it_speaks_a
         if n == 300:
             fb.mute(MARKET)  # connected, subscribed, and silent (what legacy paths did to /market streams)
         if 300 <= n < 600:
-            await asyncio.sleep(0.002)  # /public keeps flowing, in real time
+            await asyncio.sleep(0.003)  # /public keeps flowing, in real time (0.9 s)
         if n == 600:
             fb.unmute(MARKET)
 
     async with (FakeBinance(max_diffs=900, before_diff=hook) as fb,
-                BinanceFeed(["BTCUSDT"], fb.ws_url, fb.rest_url, route_silence=0.3) as feed):
+                BinanceFeed(["BTCUSDT"], fb.ws_url, fb.rest_url, route_silence=0.5) as feed):
         state = await consume(feed, caught_up(fb))
     kinds = [s.kind for s in state["signals"]]
     assert kinds == ["connected", "held", "released"], kinds

@@ -45,8 +45,8 @@ class Harness:
         self.events: list = []
         self.inputs: list = []
         config = SupervisorConfig(**{"backoff_initial": 0.02, "backoff_max": 0.1, "stale_after": 5.0, **cfg})
-        self.sup = FeedSupervisor(self.node, lambda: BinanceFeed([S], fb.ws_url, fb.rest_url, route_backoff=0.02),
-                                  [S], config)
+        feed = {"route_backoff": 0.02, "route_backoff_max": 0.1}  # a route comes back within 0.1 s
+        self.sup = FeedSupervisor(self.node, lambda: BinanceFeed([S], fb.ws_url, fb.rest_url, **feed), [S], config)
 
     async def __aenter__(self):
         await self.node.start()
