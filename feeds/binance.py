@@ -101,6 +101,8 @@ class BinanceFeed:
     ``trades``: ``"trade"`` (on /public), ``"aggTrade"`` (on /market) or None; ``mark``: subscribe
     ``@markPrice@1s``; ``book_ticker``: subscribe ``@bookTicker`` (used as a one-level book only
     when ``depth`` is None). ``merge_window``: seconds a message may wait for the other route.
+    Counters: ``messages`` (wire messages merged), ``snapshots`` (REST snapshots fetched),
+    ``reconnects`` (reconnect attempts per route).
     """
 
     def __init__(self, symbols: Sequence[str], ws_url: str | None = None, rest_url: str | None = None, *,
