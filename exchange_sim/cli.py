@@ -152,7 +152,8 @@ def _open_feed_factory(settings: Settings, spec: str, instruments: dict[str, Any
 
     kwargs: dict[str, Any] = {}
     if spec.startswith("binance"):
-        kwargs = {"ws_url": settings.binance.ws_url, "rest_url": settings.binance.rest_url}
+        kwargs = {"ws_url": settings.binance.ws_url, "rest_url": settings.binance.rest_url,
+                  "routes": {"public": settings.binance.public_path, "market": settings.binance.market_path}}
     symbols = {s: instruments[s] for s in settings.feed.symbols if s in instruments}
     return lambda: open_feed(spec, symbols, **kwargs)
 
@@ -263,8 +264,10 @@ async def _serve(settings: Settings, *, journal: bool = True) -> int:
         if notice.kind == "connected":
             connected = True
         elif notice.kind in ("disconnected", "error") and not connected and kind == "binance":
-            err.print(f"[bold red]exchange-sim:[/bold red] the Binance feed failed ({escape(str(notice.detail))}): no internet? "
-                      f"{NO_INTERNET_HINT}", highlight=False, soft_wrap=True)
+            # "error": the venue answered but refused (e.g. HTTP 404 on a retired URL): the network is fine
+            hint = f": no internet? {NO_INTERNET_HINT}" if notice.kind == "disconnected" else ""
+            err.print(f"[bold red]exchange-sim:[/bold red] the Binance feed failed ({escape(str(notice.detail))})"
+                      f"{hint}", highlight=False, soft_wrap=True)
             exit_code = 1
             stop.set()
         elif notice.kind == "error":

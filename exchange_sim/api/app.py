@@ -27,7 +27,7 @@ from . import account, admin, errors, futures_data, orders, public, sapi, user_s
 from .context import CTX, MAX_BODY, ApiConfig, ApiContext, wall_clock_ms
 from .errors import ApiError
 from .market_publisher import MarketPublisher
-from .streams import WS_CLOSE_TIMEOUT, WS_HEARTBEAT, Connection, serve_connection
+from .streams import MARKET, PUBLIC, WS_CLOSE_TIMEOUT, WS_HEARTBEAT, Connection, serve_connection, wrong_route
 
 log = logging.getLogger(__name__)
 
@@ -96,22 +96,27 @@ async def venue_errors(request: web.Request, handler: Callable) -> web.StreamRes
 
 
 async def market_ws(request: web.Request) -> web.StreamResponse:
-    """``/ws``, ``/ws/<streams|listenKey>``, ``/public/ws/...``, ``/market/ws/...``, ``/stream?streams=``."""
+    """``/public`` and ``/market`` (``/ws[/<streams>]``, ``/stream?streams=``) and the legacy root paths."""
     ctx = request.app[CTX]
     ws = web.WebSocketResponse(timeout=WS_CLOSE_TIMEOUT, heartbeat=WS_HEARTBEAT, max_msg_size=64 * 1024)
     if not ws.can_prepare(request).ok:
         raise ApiError(errors.PATH_INVALID, "This endpoint only accepts websocket connections.")
+    head, _, rest = request.path.strip("/").partition("/")
+    route = head if head in (PUBLIC, MARKET) else ""  # "": legacy /ws and /stream, any stream
     tail = request.match_info.get("tail", "")
-    if tail and "@" not in tail and user_stream.is_listen_key(ctx, tail):
-        return await user_stream._serve_private(request, tail)
-    await ws.prepare(request)
-    combined = request.path.startswith("/stream")
+    if not route and tail and "@" not in tail and user_stream.is_listen_key(ctx, tail):
+        return await user_stream._serve_private(request, [(tail, None)])
+    combined = (rest if route else head).startswith("stream")
     initial: list[str] = []
     if combined:
         initial = [s for s in request.query.get("streams", "").split("/") if s]
     elif "@" in tail:
         initial = [s for s in tail.split("/") if s]
-    conn = Connection(ws=ws, combined=combined)
+    refused = wrong_route(route, initial)
+    if refused:
+        raise ApiError(errors.INVALID_PARAMETER, refused)
+    await ws.prepare(request)
+    conn = Connection(ws=ws, combined=combined, route=route)
     return await serve_connection(request, ctx.hub, conn, initial[:200])
 
 
@@ -127,7 +132,7 @@ def make_app(ctx: ApiContext, extra_routes: Iterable[RouteInstaller] = ()) -> we
     account.add_routes(app)
     user_stream.add_routes(app)
     admin.add_routes(app)
-    for path in ("/ws", "/public/ws", "/market/ws", "/stream"):
+    for path in ("/ws", "/stream", "/public/ws", "/public/stream", "/market/ws", "/market/stream"):
         app.router.add_get(path, market_ws)
         app.router.add_get(path + "/{tail:.*}", market_ws)
     for install in extra_routes:
