@@ -276,7 +276,7 @@ def record(
 async def _record(settings: Settings, out: Path, seconds: float | None, limit: int | None) -> int:
     from rich.progress import Progress, TextColumn, TimeElapsedColumn
 
-    from exchange_sim.runtime.serve import ServeError, build_instruments, check_feed
+    from exchange_sim.runtime.serve import ServeError, binance_kwargs, build_instruments, check_feed
     from feeds import open_feed
     from feeds.base import FeedError, is_market_event
     from feeds.recorder import Recorder
@@ -286,9 +286,7 @@ async def _record(settings: Settings, out: Path, seconds: float | None, limit: i
         raise ServeError("the manual feed has no market data to record")
     instruments = build_instruments(settings, lessons=False)
     await check_feed(settings, spec, instruments)
-    kwargs: dict[str, Any] = {}
-    if spec.startswith("binance"):
-        kwargs = {"ws_url": settings.binance.ws_url, "rest_url": settings.binance.rest_url}
+    kwargs = binance_kwargs(settings) if spec.startswith("binance") else {}
     feed_obj = open_feed(spec, {s: instruments[s] for s in settings.feed.symbols if s in instruments}, **kwargs)
     deadline = None if seconds is None else time.monotonic() + seconds
     stop = asyncio.Event()

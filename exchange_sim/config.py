@@ -55,6 +55,7 @@ Token = Annotated[str, _k(min_length=8, pattern=r"^\S+$", description="a token o
 NonEmpty = Annotated[str, _k(pattern=r"\S", description="a non-empty string")]
 Symbol = Annotated[str, _k(pattern=SYMBOL_PATTERN, description="an upper-case symbol such as BTCUSDT")]
 Ratio = Annotated[float, _k(gt=0.0, le=1.0, description="a number in (0.0, 1.0]")]
+RoutePath = Annotated[str, _k(pattern=r"^(/[A-Za-z0-9._~-]+)+$", description='a URL path such as "/public"')]
 
 
 def _url(*schemes: str) -> Any:
@@ -91,8 +92,10 @@ class FeedSettings(Section):
 class BinanceFeedSettings(Section):
     """[feeds.binance]: the venue's endpoints (more feed URL keys belong here)."""
 
-    ws_url: _url("wss", "ws") = "wss://fstream.binance.com"
+    ws_url: _url("wss", "ws") = "wss://fstream.binance.com"  # the websocket root; the routes below hang off it
     rest_url: _url("https", "http") = "https://fapi.binance.com"
+    public_path: RoutePath = "/public"  # route of depth, bookTicker and trade streams
+    market_path: RoutePath = "/market"  # route of markPrice, aggTrade and the other regular streams
 
 
 class FeedsSettings(Section):

@@ -177,17 +177,46 @@ async def check_feed(settings: Settings, spec: str, instruments: dict[str, Any])
     return fs.kind
 
 
-def _feed_factory(settings: Settings, spec: str, instruments: dict[str, Any], clock: SessionClock,
-                  exchange: Any) -> Callable[[], Any]:
-    """A zero-argument callable opening the feed (``feeds.open_feed``) for the supervisor."""
+def binance_kwargs(settings: Settings) -> dict[str, Any]:
+    """``open_feed``'s keyword arguments for the Binance feed: root URLs and route paths."""
+    b = settings.binance
+    return {"ws_url": b.ws_url, "rest_url": b.rest_url, "routes": {"public": b.public_path, "market": b.market_path}}
+
+
+def feed_factory(settings: Settings, spec: str, instruments: dict[str, Any], clock: SessionClock | None = None,
+                 exchange: Any = None) -> Callable[[], Any]:
+    """A zero-argument callable opening the feed (``feeds.open_feed``) for the supervisor.
+
+    With the session ``clock`` the feed stamps on it; with the ``exchange`` a synthetic walk
+    continues from the market's last price (a shock's end).
+    """
     from feeds import open_feed
 
-    kwargs: dict[str, Any] = {"clock": clock.now_ms, "endless": True,
-                              "anchor": lambda s: exchange.market(s).last_price or None}
+    kwargs: dict[str, Any] = {"endless": True}
+    if clock is not None:
+        kwargs["clock"] = clock.now_ms
+    if exchange is not None:
+        kwargs["anchor"] = lambda s: exchange.market(s).last_price or None
     if spec.startswith("binance"):
-        kwargs |= {"ws_url": settings.binance.ws_url, "rest_url": settings.binance.rest_url}
+        kwargs |= binance_kwargs(settings)
     symbols = {s: instruments[s] for s in settings.feed.symbols if s in instruments}
     return lambda: open_feed(spec, symbols, **kwargs)
+
+
+async def attach_history(server: Any, spec: str, settings: Settings, warn: Callable[[str], None]) -> None:
+    """The feed's kline/funding history into the API (``feeds.history``): a backfill or a first-trade hook."""
+    from feeds import parse_spec
+    from feeds.binance import resolve_urls
+    from feeds.history import history_source, install
+
+    if parse_spec(spec).kind == "binance":  # /futures/data/* from the venue the feed comes from
+        server.ctx.futures_data.upstream = resolve_urls(settings.binance.ws_url, settings.binance.rest_url)[1]
+    instruments = server.node.exchange.instruments
+    symbols = {s: instruments[s] for s in settings.feed.symbols if s in instruments}
+    try:
+        await install(server.ctx.klines, history_source(spec, symbols, rest_url=settings.binance.rest_url))
+    except Exception as exc:  # noqa: BLE001 - history is a convenience: the simulator runs without it
+        warn(f"no kline history: {exc}")
 
 
 # ----------------------------------------------------------------------------- the session file
@@ -247,12 +276,12 @@ async def serve(settings: Settings, *, journal: bool = True, fresh: bool = False
     from exchange_sim.dashboard import add_routes
     from exchange_sim.runtime.feeds import FeedSupervisor, SupervisorConfig
     from exchange_sim.runtime.node import Node
-    from feeds import parse_spec
+    from feeds import parse_spec, replay_times
 
     spec = settings.feed.spec
     instruments = build_instruments(settings)
     kind = await check_feed(settings, spec, instruments)
-    clock = SessionClock(follow_market=kind == "replay" and parse_spec(spec).params.get("times") == "original")
+    clock = SessionClock(follow_market=kind == "replay" and replay_times(parse_spec(spec).params) == "original")
 
     bus_config = None
     if settings.mqtt.url:
@@ -324,6 +353,7 @@ async def serve(settings: Settings, *, journal: bool = True, fresh: bool = False
         raise ServeError(f"cannot listen on {settings.server.host}:{settings.server.port}: "
                          f"{exc.strerror or exc}") from None
 
+    history = asyncio.get_running_loop().create_task(attach_history(server, spec, settings, warn), name="history")
     stop = stop or asyncio.Event()
     exit_code = 0
     supervisor: Any = None
@@ -332,7 +362,8 @@ async def serve(settings: Settings, *, journal: bool = True, fresh: bool = False
         nonlocal exit_code
         flowing = supervisor is not None and (supervisor.counters["submitted"] or supervisor.counters["connects"])
         if notice.kind in ("disconnected", "error") and not flowing:
-            hint = f": no internet? {NO_INTERNET_HINT}" if kind in ("binance", "ccxt") else ""
+            # "error": the venue answered but refused (e.g. HTTP 404 on a retired URL): the network is fine
+            hint = f": no internet? {NO_INTERNET_HINT}" if kind in ("binance", "ccxt") and notice.kind == "disconnected" else ""
             warn(f"feed {spec} cannot start ({notice.detail}){hint}; stopping")
             exit_code = 1
             stop.set()
@@ -342,7 +373,7 @@ async def serve(settings: Settings, *, journal: bool = True, fresh: bool = False
             say(f"feed {spec} ended; the simulator keeps serving (Ctrl-C to stop)")
 
     if kind != "manual":
-        supervisor = FeedSupervisor(node, _feed_factory(settings, spec, instruments, clock, node.exchange),
+        supervisor = FeedSupervisor(node, feed_factory(settings, spec, instruments, clock, node.exchange),
                                     settings.feed.symbols,
                                     SupervisorConfig(stale_after=settings.feed.stale_after_s,
                                                      restart_on_end=kind in ("binance", "ccxt", "mqtt")),
@@ -376,6 +407,7 @@ async def serve(settings: Settings, *, journal: bool = True, fresh: bool = False
         # inputs stop first, then the API; the node applies what is queued; MQTT sends it all last
         if supervisor is not None:
             await supervisor.stop()
+        history.cancel()
         await server.stop()
         await node.stop()
         if publisher is not None and publisher_queue is not None:
