@@ -57,7 +57,7 @@ def test_the_unknown_key_message_users_liked():
     msg = error_of("[feed]\nstale_after = 10.0\n")
     assert msg == ("config.toml: unknown key feed.stale_after = 10.0; allowed keys in [feed]: bad_tick_band, "
                    "spec, stale_after_s, symbols")
-    assert "allowed keys in [feeds.binance]: rest_url, ws_url" in error_of("[feeds.binance]\nurl = 'x'\n")
+    assert "allowed keys in [feeds.binance]: market_path, public_path, rest_url, ws_url" in error_of("[feeds.binance]\nurl = 'x'\n")
 
 
 def test_unknown_key_names_the_key_and_the_allowed_ones():

@@ -80,3 +80,18 @@ def test_the_session_clock_follows_a_replay_with_its_own_times():
     live = SessionClock(wall=lambda: wall[0], monotonic=lambda: mono[0])
     live.observe(MarkPrice(ts=recorded, symbol="BTCUSDT", mark=1), [])
     assert live.now_ms() == wall[0]  # a live session keeps the wall clock
+
+
+def test_a_served_replay_starts_now_unless_its_history_needs_its_own_times():
+    import pytest
+
+    from feeds import FeedSpecError, parse_spec, replay_times
+
+    assert replay_times(parse_spec("replay:day.jsonl").params) == "now"
+    assert replay_times(parse_spec("replay:day.jsonl?times=original").params) == "original"
+    # the history= past comes from the archive's own dates: the recording keeps them too
+    assert replay_times(parse_spec("replay:day.jsonl?history=k.csv,funding.csv").params) == "original"
+    with pytest.raises(FeedSpecError, match="drop times=now"):
+        replay_times(parse_spec("replay:day.jsonl?history=k.csv&times=now").params)
+    with pytest.raises(FeedSpecError, match="'now'"):
+        replay_times(parse_spec("replay:day.jsonl?times=yesterday").params)
