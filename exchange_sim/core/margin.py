@@ -17,6 +17,8 @@ A position leg is described by its signed quantity ``qty`` (+ long, − short) a
 - generalised to any margin-ratio threshold θ (margin call at 80%, warning at 60%):
   the price where MM = θ × margin balance, i.e. LP with W′ scaled by θ:
       P(θ) = [θ·W′ + Σcum − θ·Σ dir·Q·EP] / [Σ Q·MMR − θ·Σ dir·Q]
+  The ratio curve can cross θ more than once (a cross hedge book): ``threshold_crossings`` gives
+  the nearest crossing on each side of the mark, which the margin monitor watches.
 - bankruptcy price: where the leg's equity reaches 0: long EP − W′/Q, short EP + W′/Q.
 - cost to open (margin-rules.md "Orders"): IM + open loss,
   open loss = Q × |min(0, dir × (mark − order price))|.
@@ -103,6 +105,45 @@ def threshold_price(inst: Instrument, legs: list[Leg], wallet: int, theta: int =
             break
         tiers = new
     return price
+
+
+def threshold_crossings(inst: Instrument, legs: list[Leg], wallet: int, theta: int, mark: int) -> tuple[int, int]:
+    """The nearest prices below and above ``mark`` where this symbol's margin ratio reaches θ.
+
+    The ratio curve MM(P) − θ·(W′ + uPnL(P)) is continuous and linear between the prices where a
+    leg changes tier, so it can cross θ more than once: a cross hedge book (long 5,000, short
+    4,000) reaches 100% both below and far above the mark, where the gross maintenance outgrows
+    the net gain. Every root in (0, max price] is found segment by segment; the ones nearest to
+    the mark on either side bound the region the mark can move in without reaching θ. Returns
+    (below rounded down, above rounded up), 0 for no such price on that side.
+    """
+    legs = [(q, c) for q, c in legs if q]
+    if not legs:
+        return 0, 0
+    tiers = inst.tiers
+    breaks = {0}
+    for qty, _ in legs:
+        q = abs(qty)
+        breaks.update(-(-tier.floor * SCALE // q) for tier in tiers[1:])
+    edges = sorted(b for b in breaks if b <= inst.max_price) + [inst.max_price + 1]
+    below = above = 0
+    for lo, hi in zip(edges, edges[1:]):
+        if lo >= hi:
+            continue
+        seg = [(q, c, inst.tier_for_notional(abs(q) * lo // SCALE)) for q, c in legs]
+        num, den = _solve(seg, wallet, theta)
+        if den == 0:
+            continue
+        if den < 0:
+            num, den = -num, -den
+        # the exact root num·SCALE/den must lie in this segment's [lo, hi)
+        if not (lo * den <= num * SCALE < hi * den) or num <= 0:
+            continue
+        if num * SCALE <= mark * den:
+            below = max(below, num * SCALE // den)
+        elif not above:
+            above = -(-num * SCALE // den)
+    return below, above
 
 
 def _price(frac: tuple[int, int], round_up: bool) -> int:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 
 from .accounts import Account, Position
 from .fixed import SCALE
-from .margin import initial_margin, margin_ratio, threshold_price
+from .margin import initial_margin, margin_ratio, threshold_crossings
 from .messages import AutoAddMargin, BalanceUpdate, MarginCall, MarginCallPosition, PositionUpdate
 
 if TYPE_CHECKING:
@@ -67,13 +67,13 @@ class MarginMonitor:
             by_symbol.pop(pos, None)
         if pos.isolated:
             unit = pos.unit
-            if unit is None:
-                if not pos.qty:
-                    return
+            if unit is None and pos.qty:
                 unit = pos.unit = self._new_unit(acct.id, pos)
-            self.dirty_units[unit.id] = unit
-        else:
-            self._account_changed(acct)
+            if unit is not None:
+                self.dirty_units[unit.id] = unit
+        # an isolated position moves money through the cross wallet (its margin, fees, what a close
+        # returns): the cross account is judged again as well
+        self._account_changed(acct)
 
     def _account_changed(self: "Exchange", acct: Account) -> None:
         unit = acct.unit
@@ -258,15 +258,18 @@ class MarginMonitor:
             legs = [(p.qty, p.cost) for p in positions]
             wallet = unit.position.isolated_wallet if unit.position is not None \
                 else self.accounts[unit.account].cross_wallet
-            down = sum(p.qty for p in positions) > 0
-            price = threshold_price(inst, legs, wallet, theta, round_up=not down)
-            if price > 0:
-                self._add_guard(unit, symbol, down, price)
+            mark = self._mark_of(positions[0])
+            # every crossing of θ nearest the mark, on both sides (a hedge book has two)
+            thresholds = [theta]
             rearm = self._rearm_threshold(unit)
             if rearm > 0:
-                price = threshold_price(inst, legs, wallet, rearm, round_up=down)
-                if price > 0:
-                    self._add_guard(unit, symbol, not down, price)
+                thresholds.append(rearm)
+            for level in thresholds:
+                below, above = threshold_crossings(inst, legs, wallet, level, mark)
+                if below > 0:
+                    self._add_guard(unit, symbol, True, below)
+                if above > 0:
+                    self._add_guard(unit, symbol, False, above)
             return
         mm, balance = self._unit_margin(unit, positions)
         slack = theta * balance // SCALE - mm
@@ -288,6 +291,12 @@ class MarginMonitor:
                 self._add_guard(unit, symbol, True, mark - distance)
             if net <= 0:
                 self._add_guard(unit, symbol, False, min(mark + distance, 2 * mark))
+            elif gross * self.instruments[symbol].tiers[-1].mmr > theta * net:
+                # a hedge book long on balance: a rise can still consume the slack once its gross
+                # maintenance grows faster than its net gain (at the latest in a higher tier)
+                rate_up = gross * mmr_bound - theta * net
+                up = mark + budget * SCALE * SCALE // rate_up if rate_up > 0 else INF
+                self._add_guard(unit, symbol, False, min(up, 2 * mark))
 
     def _add_guard(self: "Exchange", unit: RiskUnit, symbol: str, down: bool, price: int) -> None:
         if down:
