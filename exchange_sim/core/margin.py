@@ -127,7 +127,7 @@ def threshold_crossings(inst: Instrument, legs: list[Leg], wallet: int, theta: i
         breaks.update(-(-tier.floor * SCALE // q) for tier in tiers[1:])
     edges = sorted(b for b in breaks if b <= inst.max_price) + [inst.max_price + 1]
     below = above = 0
-    for lo, hi in zip(edges, edges[1:]):
+    for lo, hi in zip(edges, edges[1:], strict=False):
         if lo >= hi:
             continue
         seg = [(q, c, inst.tier_for_notional(abs(q) * lo // SCALE)) for q, c in legs]

@@ -103,7 +103,7 @@ def test_cross_hedge_book_is_watched_at_its_upper_root_too():
 def test_cross_hedge_book_jumping_far_beyond_the_upper_root_liquidates():
     for price, ratio in (("130000", "1.03"), ("150000", "1.19"), ("200000", "1.71"), ("300000", "2.65")):
         ex, c = exchange(fees=False), Clock()
-        a = _hedge_book(ex, c)
+        _hedge_book(ex, c)
         events = mark(ex, c(), "ETHUSDT", price)
         calls = kinds(events, MarginCall)
         assert calls and money(calls[0].margin_ratio) == Decimal(ratio)
