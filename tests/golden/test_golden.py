@@ -28,7 +28,7 @@ def test_session_replays_to_its_event_log(name):
     want = expected(session)
     if got == want:
         return
-    first = next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), min(len(got), len(want)))
+    first = next((i for i, (a, b) in enumerate(zip(got, want, strict=False)) if a != b), min(len(got), len(want)))
     cause = (f"input {lines[first].input_no} of {len(inputs(session))}: {lines[first].input_text}"
              if first < len(lines) else "(replay produced fewer events)")
     diff = "\n".join(difflib.unified_diff(want, got, "events.jsonl (committed)", "replayed", n=2, lineterm=""))
