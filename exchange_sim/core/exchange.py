@@ -29,7 +29,7 @@ import pickle
 from typing import Any, Callable, Mapping
 
 from .account_commands import AccountCommands
-from .accounts import Account, Position
+from .accounts import Position
 from .exchange_config import ExchangeConfig
 from .fixed import SCALE
 from .instruments import Instrument
