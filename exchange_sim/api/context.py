@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from exchange_sim.core import messages as m
+from exchange_sim.core.exchange import Exchange
 from exchange_sim.core.instruments import Instrument
 from exchange_sim.journal.errors import JournalError
 
@@ -214,7 +215,8 @@ class ApiContext:
                                                       else EventLog(config.event_log_size))
 
     @property
-    def ex(self) -> Any:
+    def ex(self) -> Exchange:
+        """The core (read it between inputs only: the node's task owns it)."""
         return self.node.exchange
 
     def now(self) -> int:

@@ -5,14 +5,14 @@ from __future__ import annotations
 from .message_base import BOTH, CONTRACT_PRICE, Message
 
 
-class AccountCreated(Message):
+class AccountCreated(Message, frozen=True):
     ts: int
     account: int
     name: str
     parent: int | None
 
 
-class CommandRejected(Message):
+class CommandRejected(Message, frozen=True):
     """A command changed nothing; ``code``/``msg`` are the venue's."""
 
     ts: int
@@ -24,7 +24,7 @@ class CommandRejected(Message):
     symbol: str = ""
 
 
-class SettingChanged(Message):
+class SettingChanged(Message, frozen=True):
     """Leverage, margin type, position mode or auto-add margin changed."""
 
     ts: int
@@ -35,7 +35,7 @@ class SettingChanged(Message):
     position_side: str = BOTH
 
 
-class OrderUpdate(Message):
+class OrderUpdate(Message, frozen=True):
     """An order's new state, Binance ORDER_TRADE_UPDATE style (``exec_type`` NEW/TRADE/CANCELED/...)."""
 
     ts: int
@@ -66,7 +66,7 @@ class OrderUpdate(Message):
     reason: str = ""
 
 
-class BalanceUpdate(Message):
+class BalanceUpdate(Message, frozen=True):
     """The cross wallet changed by ``change`` for ``reason`` (ORDER, FUNDING_FEE, DEPOSIT, ...)."""
 
     ts: int
@@ -76,7 +76,7 @@ class BalanceUpdate(Message):
     reason: str
 
 
-class PositionUpdate(Message):
+class PositionUpdate(Message, frozen=True):
     ts: int
     account: int
     symbol: str
@@ -89,7 +89,7 @@ class PositionUpdate(Message):
     reason: str
 
 
-class FundingPayment(Message):
+class FundingPayment(Message, frozen=True):
     ts: int
     account: int
     symbol: str
@@ -99,7 +99,7 @@ class FundingPayment(Message):
     amount: int  # signed, + received
 
 
-class MarginCallPosition(Message):
+class MarginCallPosition(Message, frozen=True):
     symbol: str
     position_side: str
     qty: int
@@ -110,7 +110,7 @@ class MarginCallPosition(Message):
     maintenance_margin: int
 
 
-class MarginCall(Message):
+class MarginCall(Message, frozen=True):
     """Margin ratio crossed ``level`` (MARGIN_CALL or WARNING); ``symbol`` empty for a cross account."""
 
     ts: int
@@ -122,7 +122,7 @@ class MarginCall(Message):
     positions: tuple[MarginCallPosition, ...]
 
 
-class Liquidation(Message):
+class Liquidation(Message, frozen=True):
     """A position (or part of it) liquidated: the IOC fill, the fee, the loss, the bankruptcy take-over."""
 
     ts: int
@@ -141,7 +141,7 @@ class Liquidation(Message):
     order_id: int = 0
 
 
-class InsuranceFundChange(Message):
+class InsuranceFundChange(Message, frozen=True):
     ts: int
     symbol: str
     change: int
@@ -150,7 +150,7 @@ class InsuranceFundChange(Message):
     account: int | None = None
 
 
-class Adl(Message):
+class Adl(Message, frozen=True):
     """An opposite-side profitable position reduced at the bankrupt position's price."""
 
     ts: int
@@ -163,7 +163,7 @@ class Adl(Message):
     order_id: int = 0
 
 
-class AutoAddMargin(Message):
+class AutoAddMargin(Message, frozen=True):
     ts: int
     account: int
     symbol: str
@@ -171,7 +171,7 @@ class AutoAddMargin(Message):
     amount: int
 
 
-class MarketStatus(Message):
+class MarketStatus(Message, frozen=True):
     """A symbol's data went stale or came back (the monitor holds while stale)."""
 
     ts: int

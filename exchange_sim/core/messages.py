@@ -63,7 +63,7 @@ from .message_base import (  # noqa: F401
 # ----------------------------------------------------------------------------- market events
 
 
-class BookSnapshot(Message):
+class BookSnapshot(Message, frozen=True):
     """The whole visible book; replaces what was there. Never fills resting orders by itself."""
 
     ts: int
@@ -73,7 +73,7 @@ class BookSnapshot(Message):
     update_id: int = 0
 
 
-class BookDelta(Message):
+class BookDelta(Message, frozen=True):
     """Changed levels (qty 0 deletes a level), with the venue's U/u/pu sequence numbers."""
 
     ts: int
@@ -85,7 +85,7 @@ class BookDelta(Message):
     prev_final_update_id: int = 0
 
 
-class Trade(Message):
+class Trade(Message, frozen=True):
     """A public trade; ``taker_side`` is the aggressor's side."""
 
     ts: int
@@ -96,7 +96,7 @@ class Trade(Message):
     trade_id: int = 0
 
 
-class MarkPrice(Message):
+class MarkPrice(Message, frozen=True):
     """A new mark price (optionally with index, current funding rate and next funding time)."""
 
     ts: int
@@ -107,13 +107,13 @@ class MarkPrice(Message):
     next_funding_ts: int | None = None
 
 
-class IndexPrice(Message):
+class IndexPrice(Message, frozen=True):
     ts: int
     symbol: str
     price: int
 
 
-class Funding(Message):
+class Funding(Message, frozen=True):
     """A funding settlement now, at ``rate``, paid on every position open at this instant."""
 
     ts: int
@@ -121,7 +121,7 @@ class Funding(Message):
     rate: int
 
 
-class FeedStatus(Message):
+class FeedStatus(Message, frozen=True):
     """The runtime says a symbol's feed went stale (or came back): stale holds the margin monitor."""
 
     ts: int
@@ -135,7 +135,7 @@ MARKET_EVENTS = (BookSnapshot, BookDelta, Trade, MarkPrice, IndexPrice, Funding,
 # ----------------------------------------------------------------------------- commands
 
 
-class CreateAccount(Message):
+class CreateAccount(Message, frozen=True):
     ts: int
     name: str
     parent: int | None = None
@@ -144,19 +144,19 @@ class CreateAccount(Message):
     api_secret: str = ""
 
 
-class Deposit(Message):
+class Deposit(Message, frozen=True):
     ts: int
     account: int
     amount: int
 
 
-class Withdraw(Message):
+class Withdraw(Message, frozen=True):
     ts: int
     account: int
     amount: int
 
 
-class Transfer(Message):
+class Transfer(Message, frozen=True):
     """Move cross-wallet funds between a master and one of its sub-accounts (either way)."""
 
     ts: int
@@ -165,7 +165,7 @@ class Transfer(Message):
     amount: int
 
 
-class ResetAccount(Message):
+class ResetAccount(Message, frozen=True):
     """Cancel orders, close positions at mark, and set the wallet to ``deposit`` (classroom reset)."""
 
     ts: int
@@ -173,20 +173,20 @@ class ResetAccount(Message):
     deposit: int | None = None
 
 
-class SetMarginType(Message):
+class SetMarginType(Message, frozen=True):
     ts: int
     account: int
     symbol: str
     isolated: bool
 
 
-class SetPositionMode(Message):
+class SetPositionMode(Message, frozen=True):
     ts: int
     account: int
     hedge: bool
 
 
-class SetLeverage(Message):
+class SetLeverage(Message, frozen=True):
     ts: int
     account: int
     symbol: str
@@ -194,7 +194,7 @@ class SetLeverage(Message):
     position_side: str = BOTH
 
 
-class AdjustIsolatedMargin(Message):
+class AdjustIsolatedMargin(Message, frozen=True):
     """Add (``add=True``) or remove isolated margin of a position (Binance positionMargin type 1/2)."""
 
     ts: int
@@ -205,7 +205,7 @@ class AdjustIsolatedMargin(Message):
     position_side: str = BOTH
 
 
-class SetAutoAddMargin(Message):
+class SetAutoAddMargin(Message, frozen=True):
     ts: int
     account: int
     symbol: str
@@ -213,7 +213,7 @@ class SetAutoAddMargin(Message):
     position_side: str = BOTH
 
 
-class PlaceOrder(Message):
+class PlaceOrder(Message, frozen=True):
     """A new order. Conditional types wait for ``stop_price`` (on mark or contract price)."""
 
     ts: int
@@ -237,7 +237,7 @@ class PlaceOrder(Message):
     price_protect: bool = False
 
 
-class CancelOrder(Message):
+class CancelOrder(Message, frozen=True):
     ts: int
     account: int
     symbol: str
@@ -245,7 +245,7 @@ class CancelOrder(Message):
     client_order_id: str = ""
 
 
-class ModifyOrder(Message):
+class ModifyOrder(Message, frozen=True):
     """Change a resting limit order's price and quantity (Binance PUT /fapi/v1/order): it keeps its
     id, loses its queue place, and is re-checked for margin; it may execute at the new price."""
 
@@ -259,7 +259,7 @@ class ModifyOrder(Message):
     client_order_id: str = ""
 
 
-class CancelAllOrders(Message):
+class CancelAllOrders(Message, frozen=True):
     """Cancel a symbol's open orders: ``which`` is ALL, REGULAR (not conditional) or CONDITIONAL."""
 
     ts: int
