@@ -53,6 +53,7 @@ from .message_base import (  # noqa: F401
     TAKE_PROFIT,
     TAKE_PROFIT_MARKET,
     TRAILING_STOP_MARKET,
+    _REGISTRY,
     decode,
     dumps,
     encode,
