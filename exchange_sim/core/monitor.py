@@ -181,6 +181,7 @@ class MarginMonitor:
         if ratio >= SCALE:
             if unit.level < 2:
                 verdicts.append(self._margin_call(CALL, unit, positions, ratio, view, now))
+                unit.level = 2  # called: a partial liquidation that leaves it above 80% calls no second time
             verdicts.append(Verdict(LIQUIDATE, unit, tuple(positions)))
             return verdicts
         call, warn, hyst = cfg.margin_call_ratio, cfg.warning_ratio, cfg.margin_call_hysteresis
