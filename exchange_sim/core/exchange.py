@@ -113,7 +113,8 @@ class Exchange(Queries):
         out = handler(self, msg)
         if len(out) == 1 and type(out[0]) is CommandRejected:
             self.now = before  # a refused command leaves no trace, not even its time
-        self._judge(out)
+        if self.ledger.changes or self.monitor.dirty:
+            self._judge(out)
         return out
 
     def _judge(self, out: list) -> None:

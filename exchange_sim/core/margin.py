@@ -26,6 +26,8 @@ A position leg is described by its signed quantity ``qty`` (+ long, − short) a
 
 from __future__ import annotations
 
+from bisect import bisect_right
+
 from .fixed import SCALE
 from .instruments import Instrument, Tier
 
@@ -126,24 +128,51 @@ def threshold_crossings(inst: Instrument, legs: list[Leg], wallet: int, theta: i
         q = abs(qty)
         breaks.update(-(-tier.floor * SCALE // q) for tier in tiers[1:])
     edges = sorted(b for b in breaks if b <= inst.max_price) + [inst.max_price + 1]
+    here = max(0, bisect_right(edges, mark) - 1)
+    # on each piece the curve's slope is its denominator Σ Q·MMR − θ·net qty, bounded by the lowest
+    # and highest MMR: a side where it cannot turn towards the other sign holds no crossing
+    num, den = _piece(inst, legs, wallet, theta, edges[here])
+    sign = den * mark - num * SCALE  # the curve's sign at the mark
+    net = sum(q for q, _ in legs)
+    gross = sum(abs(q) for q, _ in legs)
+    slope_min = gross * tiers[0].mmr - theta * net
+    slope_max = gross * tiers[-1].mmr - theta * net
+    up = slope_max > 0 if sign < 0 else slope_min < 0 if sign > 0 else True
+    down = slope_min < 0 if sign < 0 else slope_max > 0 if sign > 0 else True
     below = above = 0
-    for lo, hi in zip(edges, edges[1:], strict=False):
-        if lo >= hi:
-            continue
-        seg = [(q, c, inst.tier_for_notional(abs(q) * lo // SCALE)) for q, c in legs]
-        num, den = _solve(seg, wallet, theta)
-        if den == 0:
-            continue
-        if den < 0:
-            num, den = -num, -den
-        # the exact root num·SCALE/den must lie in this segment's [lo, hi)
-        if not (lo * den <= num * SCALE < hi * den) or num <= 0:
-            continue
-        if num * SCALE <= mark * den:
-            below = max(below, num * SCALE // den)
-        elif not above:
-            above = -(-num * SCALE // den)
+    if down:
+        for k in range(here, -1, -1):
+            root = _root_in(inst, legs, wallet, theta, edges[k], edges[k + 1])
+            if root is not None and root[0] * SCALE <= mark * root[1]:
+                below = root[0] * SCALE // root[1]
+                break
+    if up:
+        for k in range(here, len(edges) - 1):
+            root = _root_in(inst, legs, wallet, theta, edges[k], edges[k + 1])
+            if root is not None and root[0] * SCALE > mark * root[1]:
+                above = -(-root[0] * SCALE // root[1])
+                break
     return below, above
+
+
+def _piece(inst: Instrument, legs: list[Leg], wallet: int, theta: int, lo: int) -> tuple[int, int]:
+    """P(θ)'s numerator and denominator with each leg in the tier holding its notional at ``lo``."""
+    return _solve([(q, c, inst.tier_for_notional(abs(q) * lo // SCALE)) for q, c in legs], wallet, theta)
+
+
+def _root_in(inst: Instrument, legs: list[Leg], wallet: int, theta: int, lo: int,
+             hi: int) -> tuple[int, int] | None:
+    """The crossing on the piece [lo, hi) as an exact fraction (num, den > 0), or None."""
+    if lo >= hi:
+        return None
+    num, den = _piece(inst, legs, wallet, theta, lo)
+    if den == 0:
+        return None
+    if den < 0:
+        num, den = -num, -den
+    if num <= 0 or not (lo * den <= num * SCALE < hi * den):
+        return None
+    return num, den
 
 
 def _price(frac: tuple[int, int], round_up: bool) -> int:
