@@ -42,7 +42,7 @@ from .messages import (
     MarketStatus, MarkPrice, ModifyOrder, PlaceOrder, PositionUpdate, ResetAccount, SetAutoAddMargin,
     SetLeverage, SetMarginType, SetPositionMode, Trade, Transfer, Withdraw,
 )
-from .monitor import AUTO_ADD, INF, LIQUIDATE, MarginMonitor, RiskUnit
+from .monitor import AUTO_ADD, LIQUIDATE, MarginMonitor, RiskUnit
 from .order_manager import OrderManager
 from .queries import Queries
 from .risk_view import RiskView
@@ -156,8 +156,7 @@ class Exchange(Queries):
         if mkt is None:
             return out
         price = msg.price
-        mkt.last_price = price
-        mkt.ts = msg.ts
+        mkt.on_trade(price, msg.ts)
         if mkt.best_bid_order >= price or mkt.best_ask_order <= price:
             out += self.orders.execute_resting(mkt.trade_fills(price, msg.qty, msg.taker_side), self.now)
         if mkt.trig_up_min[CONTRACT_PRICE] <= price or mkt.trig_down_max[CONTRACT_PRICE] >= price \
@@ -173,20 +172,14 @@ class Exchange(Queries):
         if mkt is None:
             return out
         self.mark_fed.add(msg.symbol)
-        if msg.index is not None:
-            mkt.index = msg.index
-        if msg.funding_rate is not None:
-            mkt.funding_rate = msg.funding_rate
-        if msg.next_funding_ts is not None:
-            mkt.next_funding_ts = msg.next_funding_ts
+        mkt.on_mark_stream(msg.index, msg.funding_rate, msg.next_funding_ts)
         self._new_mark(out, mkt, msg.mark, msg.ts)
         return out
 
     def _new_mark(self, out: list, mkt: SymbolMarket, mark: int, ts: int) -> None:
         if mark <= 0:
             return
-        mkt.mark = mark
-        mkt.ts = ts
+        mkt.set_mark(mark, ts)
         if mkt.trig_up_min[MARK_PRICE] <= mark or mkt.trig_down_max[MARK_PRICE] >= mark or mkt.trailing:
             out += self.orders.on_price(mkt, MARK_PRICE, mark, ts)
         if not mkt.stale:
@@ -200,33 +193,22 @@ class Exchange(Queries):
     def _on_index(self, msg: IndexPrice) -> list:
         mkt = self.markets.get(msg.symbol)
         if mkt is not None:
-            mkt.index = msg.price
+            mkt.set_index(msg.price)
         return []
 
     def _on_snapshot(self, msg: BookSnapshot) -> list:
         mkt = self.markets.get(msg.symbol)
         if mkt is None:
             return []
-        mkt.book.apply_snapshot(msg.bids, msg.asks, msg.update_id, msg.ts)
-        mkt.has_book = not mkt.book.empty  # an empty snapshot: the feed carries no depth
-        for queue in list(mkt.resting_bids.values()) + list(mkt.resting_asks.values()):
-            for order in queue:
-                shown = mkt.book.displayed_at(order.is_buy, order.price)
-                if order.queue_ahead > shown:
-                    order.queue_ahead = shown
+        mkt.apply_snapshot(msg.bids, msg.asks, msg.update_id, msg.ts)
         return []
 
     def _on_delta(self, msg: BookDelta) -> list:
         mkt = self.markets.get(msg.symbol)
         if mkt is None:
             return []
-        mkt.book.apply_delta(msg.bids, msg.asks, msg.final_update_id, msg.ts)
-        mkt.has_book = True
-        if mkt.best_bid_order >= 0 or mkt.best_ask_order < INF:
-            mkt.lower_queues(msg.bids, msg.asks)
-            if mkt.crossed_by_book():
-                return self.orders.execute_resting(mkt.cross_fills(), self.now)
-        return []
+        fills = mkt.apply_delta(msg.bids, msg.asks, msg.final_update_id, msg.ts)
+        return self.orders.execute_resting(fills, self.now) if fills else []
 
     def _on_funding(self, msg: Funding) -> list:
         """Settle funding: every open position of the symbol pays or receives notional × rate."""
@@ -234,7 +216,7 @@ class Exchange(Queries):
         mkt = self.markets.get(msg.symbol)
         if mkt is None:
             return out
-        mkt.funding_rate = msg.rate
+        mkt.set_funding_rate(msg.rate)
         for pos in sorted(self.ledger.positions_by_symbol[msg.symbol], key=lambda p: (p.account, p.side)):
             mark = self.view.mark_of(pos)
             signed_notional = pos.qty * mark // SCALE
@@ -246,10 +228,8 @@ class Exchange(Queries):
 
     def _on_feed_status(self, msg: FeedStatus) -> list:
         mkt = self.markets.get(msg.symbol)
-        if mkt is None or mkt.stale == msg.stale:
+        if mkt is None or not mkt.set_stale(msg.stale, msg.reason):
             return []
-        mkt.stale = msg.stale
-        mkt.stale_reason = msg.reason if msg.stale else ""
         out: list = [MarketStatus(msg.ts, msg.symbol, msg.stale, msg.reason)]
         if not msg.stale:
             # re-judge the units held while the feed was stale, then look at the fresh mark
