@@ -27,12 +27,12 @@ from .views import AccountView, IncomeRecord, MarketView, OrderView, PositionVie
 class Queries:
     """The read side of the Exchange."""
 
-    def __init__(self, instruments: Mapping[str, Instrument], config: ExchangeConfig, ledger: Ledger,
-                 markets: Mapping[str, SymbolMarket], view: RiskView, accounts_by_key: Mapping[str, int]) -> None:
-        self.instruments = dict(instruments)
+    def __init__(self, instruments: dict[str, Instrument], config: ExchangeConfig, ledger: Ledger,
+                 markets: dict[str, SymbolMarket], view: RiskView, accounts_by_key: Mapping[str, int]) -> None:
+        self.instruments = instruments
         self.config = config
         self.ledger = ledger
-        self.markets = dict(markets)
+        self.markets = markets
         self.view = view
         self._accounts_by_key = accounts_by_key
 
