@@ -70,7 +70,6 @@ class Exchange(Queries):
         self.liquidation = LiquidationEngine(instruments, cfg, markets, ledger, self.orders, view)
         self.account_commands = AccountCommands(instruments, cfg, ledger, self.orders, view)
         super().__init__(instruments, cfg, ledger, markets, view, self.account_commands.accounts_by_key)
-        self.mark_fed: set[str] = set()  # symbols with their own mark stream (else last price marks)
         self.now = 0
 
     # ------------------------------------------------------------------ what others read
@@ -162,7 +161,7 @@ class Exchange(Queries):
         if mkt.trig_up_min[CONTRACT_PRICE] <= price or mkt.trig_down_max[CONTRACT_PRICE] >= price \
                 or mkt.trailing:
             out += self.orders.on_price(mkt, CONTRACT_PRICE, price, msg.ts)
-        if msg.symbol not in self.mark_fed:
+        if not mkt.mark_fed:
             self._new_mark(out, mkt, price, msg.ts)
         return out
 
@@ -171,7 +170,6 @@ class Exchange(Queries):
         mkt = self.markets.get(msg.symbol)
         if mkt is None:
             return out
-        self.mark_fed.add(msg.symbol)
         mkt.on_mark_stream(msg.index, msg.funding_rate, msg.next_funding_ts)
         self._new_mark(out, mkt, msg.mark, msg.ts)
         return out

@@ -73,7 +73,7 @@ class SymbolMarket:
         "symbol", "inst", "book", "last_price", "mark", "index", "funding_rate", "next_funding_ts",
         "stale", "ts", "resting_bids", "resting_asks", "best_bid_order", "best_ask_order",
         "triggers_up", "triggers_down", "trig_up_min", "trig_down_max", "trailing", "has_book",
-        "stale_reason",
+        "stale_reason", "mark_fed",
     )
 
     def __init__(self, inst: Instrument) -> None:
@@ -88,6 +88,7 @@ class SymbolMarket:
         self.next_funding_ts = 0
         self.stale = False
         self.stale_reason = ""
+        self.mark_fed = False  # the symbol has its own mark stream (else the last price marks)
         self.ts = 0
         self.resting_bids: SortedDict = SortedDict()  # -price -> [orders in time priority]
         self.resting_asks: SortedDict = SortedDict()  # price -> [orders]
@@ -109,6 +110,7 @@ class SymbolMarket:
 
     def on_mark_stream(self, index: int | None, funding_rate: int | None, next_funding_ts: int | None) -> None:
         """What a mark-price stream carries besides the mark (None: not sent)."""
+        self.mark_fed = True
         if index is not None:
             self.index = index
         if funding_rate is not None:
