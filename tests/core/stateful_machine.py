@@ -350,8 +350,8 @@ class CoreVersusModel(RuleBasedStateMachine):
         for move in moves:
             self.move_mark(symbol, move, False)
         if not stays:
+            self.stale.discard(symbol)  # before: the input that frees the feed is checked (held units judged)
             self.apply(FeedStatus(self.tick(), symbol, False, ""))
-            self.stale.discard(symbol)
 
     @precondition(lambda self: self.focus.isolated)
     @rule(i=st.integers(0, 7), cross_btc=st.booleans(), buys=st.tuples(st.booleans(), st.booleans()),
