@@ -57,7 +57,7 @@ def test_cross_hedge_books_against_the_model():
 def test_long_run_of_everything_against_the_model():
     """At least 20,000 steps (and inputs) in all; prints the figures (steps, accounts, liquidations checked)."""
     STATS.clear()
-    examples = int(os.environ.get("EXSIM_SLOW_EXAMPLES", "400"))
+    examples = int(os.environ.get("EXSIM_SLOW_EXAMPLES", "700"))
     Everything.TestCase.settings = settings(max_examples=examples, stateful_step_count=60, **(CI | {"derandomize": False}))
     Everything.TestCase().runTest()
     print("\nlong run:", dict(sorted(STATS.items())))
