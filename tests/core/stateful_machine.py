@@ -128,6 +128,7 @@ class CoreVersusModel(RuleBasedStateMachine):
 
     # ------------------------------------------------------------------ rules
 
+
     @initialize(setups=st.lists(st.tuples(st.sampled_from(DEPOSITS), st.booleans(), st.booleans(), st.booleans(),
                                           st.sampled_from(LEVERAGES), st.sampled_from(LEVERAGES)),
                                 min_size=2, max_size=4))
@@ -154,6 +155,7 @@ class CoreVersusModel(RuleBasedStateMachine):
     def create(self, deposit: int, parent: int | None) -> None:
         events = self.apply(CreateAccount(self.tick(), f"a{len(self.accounts)}", parent, deposit * UNIT))
         aid = events[0].account
+        STATS["accounts"] += 1
         self.accounts.append(aid)
         self.hedge[aid] = False
         if parent is not None:
@@ -344,13 +346,14 @@ class CoreVersusModel(RuleBasedStateMachine):
                                                           max_size=3), stays=st.booleans())
     def stale_spell(self, symbol, moves, stays):
         """The feed goes stale (the monitor holds), marks move meanwhile, and (unless ``stays``) it comes back."""
+        # ``self.stale`` changes before the input, so the check after it already judges by the new state
         if symbol not in self.stale:
-            self.apply(FeedStatus(self.tick(), symbol, True, "test"))
             self.stale.add(symbol)
+            self.apply(FeedStatus(self.tick(), symbol, True, "test"))
         for move in moves:
             self.move_mark(symbol, move, False)
         if not stays:
-            self.stale.discard(symbol)  # before: the input that frees the feed is checked (held units judged)
+            self.stale.discard(symbol)
             self.apply(FeedStatus(self.tick(), symbol, False, ""))
 
     @precondition(lambda self: self.focus.isolated)
@@ -498,7 +501,7 @@ class CoreVersusModel(RuleBasedStateMachine):
         self.level[unit.key] = new
 
     def check_liquidations(self, msg, events, before, marks_before, marks, liquidated) -> None:
-        for key, liqs in liquidated.items():
+        for key in liquidated:
             STATS["liquidations"] += 1
             aid = key[0]
             if not isinstance(msg, MarkPrice) or self.other_activity(aid, events):

@@ -7,7 +7,8 @@ including imports inside functions and under ``TYPE_CHECKING``):
     core  <-  profiles, journal, feeds  <-  config  <-  runtime  <-  api, bus, lessons  <-  dashboard  <-  cli
 
 ``profiles`` is the venue data the core is built from, ``config`` validates settings (it knows
-the feed specs), the dashboard plays lessons on the node, and the cli wires everything.
+the feed specs), the dashboard plays lessons on the node and answers in the API's errors, and the
+cli wires everything.
 """
 
 import ast
@@ -29,7 +30,7 @@ ALLOWED: dict[str, set[str]] = {
     "api": _FOUNDATION | {"runtime"},
     "bus": _FOUNDATION | {"runtime"},
     "lessons": _FOUNDATION | {"runtime"},
-    "dashboard": _FOUNDATION | {"runtime", "lessons"},
+    "dashboard": _FOUNDATION | {"runtime", "api", "lessons"},
     "cli": _FOUNDATION | {"runtime", "api", "bus", "lessons", "dashboard"},
     "__init__": set(),
 }
