@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Callable, Mapping
 
+from . import filters
 from .accounts import Account
 from .exchange_config import ExchangeConfig
 from .fixed import SCALE
@@ -59,6 +60,9 @@ class OrderManager:
             return [rejected(cmd, ERR["duplicate_client_id"])]
         mkt = self.markets[cmd.symbol]
         order = Order(0, cmd, cmd.client_order_id)
+        err = filters.placement_error(cmd, order.conditional, mkt.mark, acct.open_orders.values())
+        if err:
+            return [rejected(cmd, err)]
         out: list = []
         if order.conditional:
             self.place_conditional(out, acct, order, mkt, now)
@@ -93,6 +97,9 @@ class OrderManager:
         if cmd.qty <= order.filled:
             return [rejected(cmd, ERR["modify_filled"])]
         mkt = self.markets[cmd.symbol]
+        err = filters.price_band_error(LIMIT, cmd.price, mkt.mark)
+        if err:
+            return [rejected(cmd, err)]
         old = (order.price, order.qty, order.reserved, order.queue_ahead)
         mkt.unrest(order)
         self._release(acct, order)
