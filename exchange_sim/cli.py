@@ -8,7 +8,7 @@
     exchange-sim accounts create|list|show|deposit|withdraw|transfer|reset ...   (a running server's admin API)
 
 Errors a user can fix (bad config, no internet, a server that is not running) are one red line
-and exit code 1 or 2, never a traceback. The work is done elsewhere: ``runtime.serve`` (run),
+and exit code 1 or 2, never a traceback. The work is done elsewhere: ``serve`` (run),
 ``runtime.recording_replay`` (replay), ``lessons`` (lesson), ``client`` (accounts, --live).
 """
 
@@ -76,7 +76,7 @@ def run(
     no_journal: bool = typer.Option(False, "--no-journal", help="keep state in memory only."),
 ) -> None:
     """Start the simulator: feed -> core -> API, admin API and dashboard, until Ctrl-C."""
-    from exchange_sim.runtime.serve import ServeError, serve
+    from exchange_sim.serve import ServeError, serve
 
     settings = _settings(config, feed_spec=feed, host=host, port=port, admin_token=admin_token,
                          db=str(db) if db is not None else None)
@@ -188,7 +188,7 @@ def replay(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from exchange_sim.runtime.recording_replay import RecordingReplay
-    from exchange_sim.runtime.serve import new_exchange
+    from exchange_sim.serve import new_exchange
     from feeds.base import FeedError, is_market_event
     from feeds.replay import Replay
 
@@ -263,7 +263,7 @@ def record(
     config: Path | None = typer.Option(None, "--config"),
 ) -> None:
     """Record a feed's market events to a file that `replay` and `--feed replay:` read."""
-    from exchange_sim.runtime.serve import ServeError
+    from exchange_sim.serve import ServeError
 
     settings = _settings(config, feed_spec=feed)
     try:
@@ -276,7 +276,7 @@ def record(
 async def _record(settings: Settings, out: Path, seconds: float | None, limit: int | None) -> int:
     from rich.progress import Progress, TextColumn, TimeElapsedColumn
 
-    from exchange_sim.runtime.serve import ServeError, binance_kwargs, build_instruments, check_feed
+    from exchange_sim.serve import ServeError, binance_kwargs, build_instruments, check_feed
     from feeds import open_feed
     from feeds.base import FeedError, is_market_event
     from feeds.recorder import Recorder

@@ -61,7 +61,7 @@ def test_config_error_keeps_section_names_in_brackets(tmp_path):
 
 
 def test_run_hands_the_journal_keys_to_the_journal():
-    from exchange_sim.runtime.serve import journal_config
+    from exchange_sim.serve import journal_config
     from exchange_sim.config import parse_config
     from exchange_sim.journal import JournalConfig
 

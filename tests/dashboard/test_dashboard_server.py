@@ -214,7 +214,7 @@ async def test_a_lesson_on_a_live_feed_plays_on_the_lesson_instruments_and_leave
     from exchange_sim.core import messages as m
     from exchange_sim.dashboard import make_app
     from exchange_sim.runtime.node import Node
-    from exchange_sim.runtime.serve import new_exchange
+    from exchange_sim.serve import new_exchange
 
     node = Node(new_exchange(load_config(None, env={})))
     await node.start()

@@ -1,4 +1,4 @@
-"""``runtime.serve``: the composition root the CLI calls, here called in process.
+"""``exchange_sim.serve``: the composition root the CLI calls, here called in process.
 
 It serves a manual market whose injected events take the session clock, stops when asked, and
 stops by itself (exit code 1, one line) when its feed fails before it ever delivered data.
@@ -12,7 +12,7 @@ import time
 from exchange_sim.client import SimClient
 from exchange_sim.config import parse_config
 from exchange_sim.core.messages import MarkPrice
-from exchange_sim.runtime.serve import ServeInfo, SessionClock, serve
+from exchange_sim.serve import ServeInfo, SessionClock, serve
 
 TOKEN = "serve-test-token"
 

@@ -1,5 +1,7 @@
 """The composition root: settings → feed → node (+ journal) → API, dashboard and MQTT, until stopped.
 
+The layer just inside the CLI (tests/core/test_architecture.py): it may import every other part.
+
     code = await serve(settings, on_ready=print_banner)       # what `exchange-sim run` does
     code = await serve(settings, stop=event)                  # tests stop it by setting the event
 
