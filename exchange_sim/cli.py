@@ -284,7 +284,7 @@ async def _serve(settings: Settings, *, journal: bool = True) -> int:
     publisher = None
     if bus_config is not None and publisher_queue is not None:
         from exchange_sim.bus import MqttPublisher
-        publisher = MqttPublisher(bus_config, publisher_queue, account_view=node.exchange.account_view)
+        publisher = MqttPublisher(bus_config, publisher_queue, account_view=lambda aid: node.exchange.account_view(aid))
         await publisher.start()
 
     loop = asyncio.get_running_loop()

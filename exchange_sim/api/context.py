@@ -22,6 +22,7 @@ from aiohttp import web
 from exchange_sim.core import messages as m
 from exchange_sim.core.instruments import Instrument
 from exchange_sim.journal.errors import JournalError
+from exchange_sim.runtime.node import InputRefused
 
 from . import errors
 from .auth import API_KEY_RE, Caller, RateLimiter, RateLimits, api_key_of, verify_signed
@@ -223,11 +224,15 @@ class ApiContext:
     async def apply(self, msg: Any) -> list:
         """Apply ``msg`` through the node and return its events (a rejection is just an event here).
 
-        If the node cannot take it (stopped, journal failure, core fault) nothing was applied and
-        the caller gets the venue's "try again" answer: −1001, HTTP 503.
+        If the node cannot take it (stopped, journal failure) nothing was applied and the caller
+        gets the venue's "try again" answer: −1001, HTTP 503. If the core raised on it (a bug) the
+        input was refused for good (journaled as refused, nothing kept): −1000, HTTP 400.
         """
         try:
             return await self.node.submit(msg)
+        except InputRefused:
+            raise ApiError(errors.UNKNOWN, "An unknown error occured while processing the request: the "
+                           "simulator refused it after an internal error and kept nothing of it.", 400) from None
         except Exception as exc:  # noqa: BLE001 - NodeError, JournalError or a core fault: all "not applied"
             if isinstance(exc, JournalError):  # its text names the file and the SQLite error, never a secret
                 log.error("node refused %s: %s: %s", type(msg).__name__, type(exc).__name__, exc)

@@ -17,6 +17,9 @@ Tables (one file, ``PRAGMA journal_mode=WAL``):
 ``events(seq, input_seq, type, account, ts, body)``
     The core's output events in order (canonical JSON), with the input that caused them; what
     ``/sim/v1/events`` and ``replay-session`` read.
+``refused(seq, reason)``
+    Inputs the core raised on (a bug): stored, but never part of the session. ``inputs`` and
+    every replay skip them; the live node rebuilt its core without them (``refuse``).
 ``meta(key, value)``
     ``format`` and ``events_through`` (the last input whose events are in ``events``).
 
@@ -88,6 +91,7 @@ CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, input_seq INTEGER NO
 CREATE INDEX IF NOT EXISTS events_by_input ON events (input_seq);
 CREATE INDEX IF NOT EXISTS events_by_account ON events (account, seq);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS refused (seq INTEGER PRIMARY KEY, reason TEXT NOT NULL);
 """
 
 
@@ -167,6 +171,9 @@ class Journal:
             self._last_event = self._scalar("SELECT COALESCE(MAX(seq), 0) FROM events")
             self._last_snapshot = self._scalar("SELECT COALESCE(MAX(seq), -1) FROM snapshots")
             self._events_through = int(self._meta("events_through") or 0)
+            # a file written before refused inputs existed, opened read-only, has no such table
+            self._refused_table = bool(self._scalar(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'refused'"))
             self._stored_through = self._events_through  # what the meta row says (or will, at commit)
         except sqlite3.Error as exc:
             self._unlock()
@@ -302,6 +309,29 @@ class Journal:
                 return
             self.save_snapshot(seq, state)
 
+    def refuse(self, seq: int, reason: str) -> None:
+        """Mark input ``seq`` (the last appended) refused: the core raised on it, so it is not part of
+        the session. Committed with that input (group commit) or at once; no events are recorded."""
+        self._writable()
+        try:
+            if not self._db.in_transaction:
+                self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("INSERT OR REPLACE INTO refused VALUES (?, ?)", (seq, reason[:500]))
+            if self._pending_record == seq:
+                self._pending_record = None
+            self._events_through = max(self._events_through, seq)
+            self._stage_events_through()
+            if not self.config.group_commit:
+                self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._fail(f"could not mark input {seq} refused", exc)
+
+    def rebuild(self, exchange_type: Any = None) -> Any:
+        """The exchange after every appended input but the refused ones (``recovery.rebuild``)."""
+        from .recovery import rebuild  # recovery builds on the store: imported when used
+
+        return rebuild(self, exchange_type)
+
     def flush(self) -> None:
         """Commit everything staged (``record`` rows, group-committed inputs); durable on return."""
         if self.failure is not None:
@@ -365,6 +395,7 @@ class Journal:
         oldest_kept = seqs[self.config.keep_snapshots - 1]
         self._db.execute("DELETE FROM snapshots WHERE seq < ?", (oldest_kept,))
         self._db.execute("DELETE FROM inputs WHERE seq <= ?", (oldest_kept,))
+        self._db.execute("DELETE FROM refused WHERE seq <= ?", (oldest_kept,))
         if self.config.compact_events:
             self._db.execute("DELETE FROM events WHERE input_seq <= ?", (oldest_kept,))
 
@@ -389,12 +420,19 @@ class Journal:
     # ------------------------------------------------------------------ reading
 
     def inputs(self, after: int = 0, upto: int | None = None) -> Iterator[tuple[int, Any]]:
-        """Stored inputs with ``after < seq <= upto``, in order, decoded."""
+        """Stored inputs with ``after < seq <= upto``, in order, decoded; refused ones left out."""
         hi = self._last_seq if upto is None else upto
-        cursor = self._db.execute("SELECT seq, body FROM inputs WHERE seq > ? AND seq <= ? ORDER BY seq",
+        skip = " AND seq NOT IN (SELECT seq FROM refused)" if self._refused_table else ""
+        cursor = self._db.execute(f"SELECT seq, body FROM inputs WHERE seq > ? AND seq <= ?{skip} ORDER BY seq",
                                   (after, hi))
         for seq, body in cursor:
             yield seq, _decode(self.path, "input", seq, body)
+
+    def refused_seqs(self, after: int = 0) -> set[int]:
+        """Seqs of the refused inputs after ``after`` (see ``refuse``)."""
+        if not self._refused_table:
+            return set()
+        return {r[0] for r in self._db.execute("SELECT seq FROM refused WHERE seq > ?", (after,))}
 
     def first_input_seq(self) -> int:
         """The oldest input still stored (0 if there is none)."""
