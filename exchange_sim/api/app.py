@@ -141,6 +141,7 @@ class ApiServer:
         self._publisher = MarketPublisher(ctx.hub, ctx.instruments, ctx.depth, ctx.stats, ctx.ex.market, ctx.clock)
         ctx.node.add_listener(ctx.event_log)
         ctx.node.add_listener(self._publisher)
+        ctx.node.add_commit_hook(self._publisher.on_commit)  # frames leave once their batch is stored
         self._user_queue = ctx.node.subscribe()
         self._user_task = asyncio.get_running_loop().create_task(
             user_stream.UserStreamPublisher(ctx).run(self._user_queue), name="user-stream-publisher")
@@ -195,6 +196,7 @@ class ApiServer:
             self._user_queue = None
         if self._publisher is not None:
             ctx.node.remove_listener(self._publisher)
+            ctx.node.remove_commit_hook(self._publisher.on_commit)
             self._publisher = None
         ctx.node.remove_listener(ctx.event_log)
 
