@@ -60,7 +60,7 @@ async def test_frames_of_a_batch_whose_commit_failed_never_leave(tmp_path):
                 async with http.post(server.url + "/sim/v1/market", json={"events": events}, headers=auth) as r:
                     return r.status
 
-            async with http.post(server.url + "/sim/v1/accounts", json={"name": "bob", "deposit": "1000"},
+            async with http.post(server.url + "/sim/v1/accounts", json={"name": "bob", "deposit": "100"},
                                  headers=auth) as resp:
                 bob = await resp.json()
             aid = bob["accountId"]
