@@ -240,7 +240,11 @@ async def _serve(settings: Settings, *, journal: bool = True) -> int:
                    warning_ratio=settings.margin.warning_ratio, chart_js=settings.dashboard.chart_js,
                    shock_moves_book=kind in ("manual", "synthetic"), lessons=kind == "manual")
 
-    server = ApiServer(node, ApiConfig(host=settings.server.host, port=settings.server.port, admin_token=token),
+    from exchange_sim.core.fixed import to_fixed
+    from exchange_sim.runtime.market_guard import GuardConfig
+    guard = GuardConfig(band=to_fixed(str(settings.feed.bad_tick_band)))
+    server = ApiServer(node, ApiConfig(host=settings.server.host, port=settings.server.port, admin_token=token,
+                                       bad_tick_band=guard.band),
                        extra_routes=[dashboard_routes] if settings.dashboard.enabled else [], announce=None)
     try:
         await server.start()
@@ -276,10 +280,15 @@ async def _serve(settings: Settings, *, journal: bool = True) -> int:
     symbols = list(settings.feed.symbols)
     if kind != "manual":
         supervisor = FeedSupervisor(node, _open_feed_factory(settings, spec, node.exchange.instruments), symbols,
-                                    SupervisorConfig(stale_after=settings.feed.stale_after_s,
+                                    SupervisorConfig(stale_after=settings.feed.stale_after_s, guard=guard,
                                                      restart_on_end=kind in ("binance", "ccxt", "mqtt")),
                                     on_notice=on_notice, name=kind)
         await supervisor.start()
+    manual_feed = None
+    if kind == "manual":  # the instructor's feed: stale after stale_after_s without prices, as live feeds
+        from exchange_sim.runtime.manual_feed import ManualFeed
+        manual_feed = ManualFeed(node, symbols, settings.feed.stale_after_s)
+        await manual_feed.start()
 
     publisher = None
     if bus_config is not None and publisher_queue is not None:
@@ -313,6 +322,8 @@ async def _serve(settings: Settings, *, journal: bool = True) -> int:
         # inputs stop first, then the API; the node applies what is queued; MQTT sends it all last
         if supervisor is not None:
             await supervisor.stop()
+        if manual_feed is not None:
+            await manual_feed.stop()
         await server.stop()
         await node.stop()
         if publisher is not None and publisher_queue is not None:

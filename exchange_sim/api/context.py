@@ -22,6 +22,7 @@ from aiohttp import web
 from exchange_sim.core import messages as m
 from exchange_sim.core.instruments import Instrument
 from exchange_sim.journal.errors import JournalError
+from exchange_sim.runtime.market_guard import GuardConfig
 from exchange_sim.runtime.node import InputRefused
 
 from . import errors
@@ -53,6 +54,7 @@ class ApiConfig:
     depth_levels: int = DEFAULT_LEVELS
     listen_key_ttl_ms: int = 60 * 60 * 1000
     event_log_size: int = 100_000
+    bad_tick_band: int = GuardConfig().band  # injected market data this far from the market is refused
 
 
 @dataclass(frozen=True, slots=True)

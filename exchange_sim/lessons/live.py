@@ -113,8 +113,10 @@ class AdminClient:
     def reset(self, account: int) -> Any:
         return self.admin("POST", f"/sim/v1/accounts/{account}/reset", {})
 
-    def market(self, events: list[dict[str, Any]]) -> Any:
-        return self.admin("POST", "/sim/v1/market", {"events": events})
+    def market(self, events: list[dict[str, Any]], *, force: bool = False) -> Any:
+        """Inject market events; ``force`` moves the market past the bad-tick band on purpose."""
+        body: dict[str, Any] = {"events": events, "force": True} if force else {"events": events}
+        return self.admin("POST", "/sim/v1/market", body)
 
 
 def _book(symbol: str, bid: str, ask: str) -> dict[str, Any]:
@@ -143,7 +145,7 @@ def play_live(scenario: Scenario, client: AdminClient, *, step_seconds: float = 
         else:
             start.append(_book(symbol, _plus_tick(price, "-" + tick), price))
         start.append({"type": "mark", "symbol": symbol, "price": price})
-    client.market(start)
+    client.market(start, force=True)  # the lesson sets its own market, wherever the session was
 
     stamp = time.strftime("%H%M%S")
     parent = client.create_account(f"lesson {scenario.name} {stamp}", "0")
@@ -164,7 +166,7 @@ def play_live(scenario: Scenario, client: AdminClient, *, step_seconds: float = 
             events.append(_book(symbol, price, _plus_tick(price, ticks[symbol])))
             events.append({"type": "mark", "symbol": symbol, "price": price})
             events.append({"type": "trade", "symbol": symbol, "price": price, "qty": "0.001", "side": "SELL"})
-        client.market(events)
+        client.market(events, force=True)  # a scripted move, however steep, is deliberate
         if on_step is not None:
             on_step(step, prices)
     return creds
