@@ -93,14 +93,15 @@ def journal_config(settings: Settings) -> Any:
     Group commit is on: the node acknowledges and publishes a batch of inputs only after the
     journal has committed it (exchange_sim/runtime/node.py), so one commit serves every client
     whose input arrived meanwhile and nothing acknowledged is ever unstored. WAL checkpoints run
-    in a background thread (journal/checkpoint.py), not inside the commit a liquidation waits on.
+    in a background thread (journal/checkpoint.py), not inside the commit a liquidation waits on,
+    and snapshots are pickled by a forked child (journal/forked_snapshot.py), not on the loop.
     """
     from exchange_sim.journal import JournalConfig
 
     j = settings.journal
     return JournalConfig(snapshot_every=j.snapshot_every, keep_snapshots=j.keep_snapshots,
                          synchronous=j.synchronous, compact_events=j.compact_events, group_commit=True,
-                         background_checkpoint=True)
+                         background_checkpoint=True, background_snapshot=True)
 
 
 def new_exchange(settings: Settings) -> Any:
