@@ -20,6 +20,15 @@ together they show what the journal costs and where.
     EXSIM_BENCH_SMOKE=1 python scripts/bench/api_roundtrip.py
     python scripts/bench/api_roundtrip.py --profile DIR     # also pyinstrument the simulator (text reports)
     EXSIM_BENCH_REPEAT=5 python scripts/bench/api_roundtrip.py   # repeats per variant (default 3; smoke 1)
+    EXSIM_BENCH_SUSTAINED_S=60 EXSIM_BENCH_ONLY_SUSTAINED=1 python scripts/bench/api_roundtrip.py
+
+Sustained load (``*_16c_<N>s_*``, after the repeats; ``EXSIM_BENCH_SUSTAINED_S``, default 60, smoke
+2, 0 skips it): 16 clients (16 accounts) place resting limit orders back to back for N seconds
+against the stub, the simulator as configured (``sim``) and the simulator with its snapshots taken
+inline on the event loop (``sim_inline_snapshot``, how it was before forked snapshots); p50, p99,
+**max** latency and how many took over 100 ms. The simulators run with a stall probe
+(``EXSIM_BENCH_STALL_PROBE``): every collector pass, journal call or event-loop block over 20 ms
+is logged, and the worst five are reported (``*_worst_stalls``), naming what stalled.
 
 Internal: ``api_roundtrip.py serve-sim [--profile FILE] run ...`` is the launcher described above.
 Everything talks to 127.0.0.1 only; every loop is bounded; servers are stopped at the end.
@@ -29,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import secrets
@@ -64,7 +74,14 @@ def serve_sim(argv: list[str]) -> None:
     from exchange_sim.api.auth import RateLimits
 
     api.ApiConfig = functools.partial(api.ApiConfig, rate_limits=RateLimits(10**9, 10**9, 10**9))  # type: ignore[misc]
+    import exchange_sim.cli as cli
     from exchange_sim.cli import app
+
+    if os.environ.get("EXSIM_BENCH_INLINE_SNAPSHOT") == "1":  # the old way, for the comparison row
+        configured = cli.journal_config
+        cli.journal_config = lambda settings: dataclasses.replace(configured(settings), background_snapshot=False)
+    if os.environ.get("EXSIM_BENCH_STALL_PROBE") == "1":
+        install_stall_probe()
 
     profile_out = None
     if argv[:1] == ["--profile"]:
@@ -81,6 +98,64 @@ def serve_sim(argv: list[str]) -> None:
         if profiler is not None:
             profiler.stop()
             Path(profile_out).write_text(profiler.output_text(unicode=False, color=False, show_all=False))
+
+
+def install_stall_probe(threshold_s: float = 0.02) -> None:
+    """Log to stderr what holds the simulator's event loop for more than ``threshold_s``: collector
+    passes (``gc.callbacks``), journal snapshots and commits, and any other slow loop step (asyncio's
+    own slow-callback report, debug mode off: a ticker measures how late it wakes up)."""
+    import gc
+
+    from exchange_sim.journal import store
+
+    started: dict[int, float] = {}
+
+    def on_gc(phase: str, info: dict) -> None:
+        if phase == "start":
+            started[info["generation"]] = time.perf_counter()
+        else:
+            took = time.perf_counter() - started.pop(info["generation"], time.perf_counter())
+            if took > threshold_s:
+                print(f"stall-probe gc gen{info['generation']} {took * 1000:.1f} ms", file=sys.stderr, flush=True)
+
+    gc.callbacks.append(on_gc)
+
+    def timed(cls: type, name: str) -> None:
+        inner = getattr(cls, name)
+
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return inner(self, *args, **kwargs)
+            finally:
+                took = time.perf_counter() - t0
+                if took > threshold_s:
+                    print(f"stall-probe {cls.__name__}.{name} {took * 1000:.1f} ms", file=sys.stderr, flush=True)
+
+        setattr(cls, name, wrapper)
+
+    for name in ("record", "flush", "append", "save_snapshot"):
+        timed(store.Journal, name)
+    original_run = asyncio.run
+
+    async def ticker() -> None:
+        while True:
+            t0 = time.perf_counter()
+            await asyncio.sleep(0.005)
+            late = time.perf_counter() - t0 - 0.005
+            if late > threshold_s:
+                print(f"stall-probe loop blocked {late * 1000:.1f} ms", file=sys.stderr, flush=True)
+
+    def run(main: Any, **kwargs: Any) -> Any:
+        async def with_ticker() -> Any:
+            task = asyncio.get_running_loop().create_task(ticker())
+            try:
+                return await main
+            finally:
+                task.cancel()
+        return original_run(with_ticker(), **kwargs)
+
+    asyncio.run = run  # type: ignore[assignment]
 
 
 # ----------------------------------------------------------------------------- processes
@@ -244,6 +319,53 @@ async def load(base: str, creds: list[tuple[str, str]], per_client: int, warmup:
             "last_tenth_p50_ms": round(1000 * statistics.median(last), 3)}
 
 
+async def sustained(base: str, creds: list[tuple[str, str]], seconds: float) -> dict[str, float]:
+    """Every client places resting limit buys back to back for ``seconds``; p50/p99/max latency."""
+    clients = [client(base, k, s) for k, s in creds]
+    latencies: list[float] = []
+
+    async def one(c: Any, end: float) -> None:
+        i = 0
+        while time.perf_counter() < end:
+            t0 = time.perf_counter()
+            await c.create_order(SYMBOL, "limit", "buy", 0.01, 59000 - (i % 100) * 0.1)
+            latencies.append(time.perf_counter() - t0)
+            i += 1
+
+    try:
+        await asyncio.gather(*(c.load_markets() for c in clients))
+        end = time.perf_counter() + seconds
+        await asyncio.gather(*(one(c, end) for c in clients))
+    finally:
+        await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
+    return {"p50_ms": round(1000 * statistics.median(latencies), 3), "p99_ms": round(1000 * pct(latencies, 0.99), 3),
+            "max_ms": round(1000 * max(latencies), 3), "over_100ms": sum(1 for v in latencies if v > 0.1),
+            "orders": len(latencies), "orders_per_s": round(len(latencies) / seconds)}
+
+
+SUSTAINED_VARIANTS = {"sim": {}, "sim_inline_snapshot": {"EXSIM_BENCH_INLINE_SNAPSHOT": "1"}}
+
+
+async def run_sustained(workdir: Path, seconds: float, exchange_info: bytes) -> dict[str, Any]:
+    """16 clients for ``seconds`` against the stub, the simulator, and the simulator snapshotting inline."""
+    out: dict[str, Any] = {}
+    stub_creds = [(secrets.token_hex(32), secrets.token_hex(32)) for _ in range(16)]
+    async with stub_server(workdir, exchange_info, stub_creds) as stub:
+        for k, v in (await sustained(stub.url, stub_creds, seconds)).items():
+            out[f"stub_16c_{seconds:g}s_{k}"] = v
+    for name, env in SUSTAINED_VARIANTS.items():
+        probe = {"EXSIM_BENCH_STALL_PROBE": "1"}
+        async with sim_process(workdir, f"sustained-{name}", env={**env, **probe}) as sim:
+            creds = await sim_accounts(sim.url, 16)
+            for k, v in (await sustained(sim.url, creds, seconds)).items():
+                out[f"{name}_16c_{seconds:g}s_{k}"] = v
+            log = sim.log
+        stalls = [line.split("stall-probe ", 1)[1] for line in log.read_text().splitlines() if "stall-probe" in line]
+        out[f"{name}_16c_stalls_over_20ms"] = len(stalls)
+        out[f"{name}_16c_worst_stalls"] = sorted(stalls, key=lambda t: -float(t.split()[-2]))[:5]
+    return out
+
+
 async def measure(server: ServerProcess, creds: list[tuple[str, str]], sizes: dict[str, int]) -> dict[str, dict]:
     one = await load(server.url, creds[:1], sizes["one"], sizes["warmup"])
     eight = await load(server.url, creds[:8], sizes["eight"], sizes["warmup"])
@@ -298,10 +420,16 @@ async def bench(profile_dir: Path | None) -> dict[str, Any]:
                     exchange_info = await resp.read()
         # the variants take turns (rotated each repeat) so a noisy minute on this shared box
         # does not land on one of them only; each figure is the median over the repeats
-        for rep in range(repeats):
-            order = VARIANTS[rep % len(VARIANTS):] + VARIANTS[:rep % len(VARIANTS)]
-            for name in order:
-                runs[name].append(await run_variant(name, workdir, rep, sizes, exchange_info, profile_dir))
+        if not os.environ.get("EXSIM_BENCH_ONLY_SUSTAINED"):
+            for rep in range(repeats):
+                order = VARIANTS[rep % len(VARIANTS):] + VARIANTS[:rep % len(VARIANTS)]
+                for name in order:
+                    runs[name].append(await run_variant(name, workdir, rep, sizes, exchange_info, profile_dir))
+        seconds = float(os.environ.get("EXSIM_BENCH_SUSTAINED_S", "2" if SMOKE else "60"))
+        if seconds > 0:
+            figures.update(await run_sustained(workdir, seconds, exchange_info))
+    if not runs["sim"]:
+        return figures
     results: dict[str, dict[str, dict[str, float]]] = {}
     for name, reps in runs.items():
         results[name] = {clients: {key: round(statistics.median(r[clients][key] for r in reps), 3)
