@@ -14,7 +14,6 @@ and exit code 1 or 2, never a traceback.
 from __future__ import annotations
 
 import asyncio
-import gc
 import secrets
 import signal
 import sys
@@ -227,12 +226,12 @@ async def _serve(settings: Settings, *, journal: bool = True) -> int:
     node = Node(exchange, store)
     if store is not None:
         node.add_listener(store.record)
-    # the recovered state is long-lived: keep it out of the collector's young generations, and
-    # collect less often, so a liquidation is not held up by a pass over millions of objects
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 50)
     await node.start()
+    # short collector passes: the recovered state is frozen, the oldest generation is re-frozen
+    # every few seconds, full collections run while the class is idle (runtime/collector.py)
+    from exchange_sim.runtime.collector import CollectorPolicy
+    collector = CollectorPolicy(node)
+    collector.start()
     # MQTT sees every event from the start; room for a burst, so the last events still go out at stop
     publisher_queue = node.subscribe(maxsize=100_000) if bus_config is not None else None
 
@@ -252,6 +251,7 @@ async def _serve(settings: Settings, *, journal: bool = True) -> int:
     except OSError as exc:
         await server.stop()
         await node.stop()
+        await collector.stop()
         if store is not None:
             store.close()
         raise CliError(f"cannot listen on {settings.server.host}:{settings.server.port}: "
@@ -327,6 +327,7 @@ async def _serve(settings: Settings, *, journal: bool = True) -> int:
             await manual_feed.stop()
         await server.stop()
         await node.stop()
+        await collector.stop()
         if publisher is not None and publisher_queue is not None:
             await publisher.stop()
             node.unsubscribe(publisher_queue)

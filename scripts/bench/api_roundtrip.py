@@ -81,7 +81,7 @@ def serve_sim(argv: list[str]) -> None:
         configured = cli.journal_config
         cli.journal_config = lambda settings: dataclasses.replace(configured(settings), background_snapshot=False)
     if os.environ.get("EXSIM_BENCH_STALL_PROBE") == "1":
-        install_stall_probe()
+        install_stall_probe(float(os.environ.get("EXSIM_BENCH_STALL_MS", "20")) / 1000)
 
     profile_out = None
     if argv[:1] == ["--profile"]:
@@ -138,11 +138,13 @@ def install_stall_probe(threshold_s: float = 0.02) -> None:
         timed(store.Journal, name)
     original_run = asyncio.run
 
+    period = min(0.005, max(0.001, threshold_s / 4))
+
     async def ticker() -> None:
         while True:
             t0 = time.perf_counter()
-            await asyncio.sleep(0.005)
-            late = time.perf_counter() - t0 - 0.005
+            await asyncio.sleep(period)
+            late = time.perf_counter() - t0 - period
             if late > threshold_s:
                 print(f"stall-probe loop blocked {late * 1000:.1f} ms", file=sys.stderr, flush=True)
 
