@@ -21,6 +21,12 @@ together they show what the journal costs and where.
     python scripts/bench/api_roundtrip.py --profile DIR     # also pyinstrument the simulator (text reports)
     EXSIM_BENCH_REPEAT=5 python scripts/bench/api_roundtrip.py   # repeats per variant (default 3; smoke 1)
     EXSIM_BENCH_SUSTAINED_S=60 EXSIM_BENCH_ONLY_SUSTAINED=1 python scripts/bench/api_roundtrip.py
+    EXSIM_BENCH_VARIANTS=sim,stub EXSIM_BENCH_SUSTAINED_S=0 python scripts/bench/api_roundtrip.py  # a subset
+
+Side by side (``side_by_side_*``; ``EXSIM_BENCH_SIDE_ROUNDS``, default 15 rounds of 200 orders,
+0 skips it): the stub, the simulator and the simulator without its journal (``sim_nojournal``)
+run at once, and one ccxt client takes turns on them round by round; the median of the per-round p50s and of the
+per-round sim/stub ratios. This is the fair 1-client comparison on a shared, loaded machine.
 
 Sustained load (``*_16c_<N>s_*``, after the repeats; ``EXSIM_BENCH_SUSTAINED_S``, default 60, smoke
 2, 0 skips it): 16 clients (16 accounts) place resting limit orders back to back for N seconds
@@ -345,6 +351,44 @@ async def sustained(base: str, creds: list[tuple[str, str]], seconds: float) -> 
             "orders": len(latencies), "orders_per_s": round(len(latencies) / seconds)}
 
 
+async def side_by_side(workdir: Path, exchange_info: bytes, rounds: int, per_round: int) -> dict[str, Any]:
+    """One client, the stub and the simulators all running at once, taking turns every ``per_round``
+    orders for ``rounds`` rounds: a noisy minute on a shared machine hits them all alike. The
+    figure is the median over the rounds of each round's p50 (and of the per-round ratio)."""
+    stub_creds = [(secrets.token_hex(32), secrets.token_hex(32))]
+    names = ("stub", "sim", "sim_nojournal")
+    p50s: dict[str, list[float]] = {n: [] for n in names}
+    async with contextlib.AsyncExitStack() as stack:
+        stub = await stack.enter_async_context(stub_server(workdir, exchange_info, stub_creds))
+        servers: dict[str, tuple[ServerProcess, list[tuple[str, str]]]] = {"stub": (stub, stub_creds)}
+        for name, journal in (("sim", True), ("sim_nojournal", False)):
+            sim = await stack.enter_async_context(sim_process(workdir, f"side-{name}", journal=journal))
+            servers[name] = (sim, await sim_accounts(sim.url, 1))
+        clients = {n: client(srv.url, *creds[0]) for n, (srv, creds) in servers.items()}
+        try:
+            for c in clients.values():
+                await c.load_markets()
+                for i in range(20):  # warm up
+                    await c.create_order(SYMBOL, "limit", "buy", 0.01, 59000 - i * 0.1)
+            for r in range(rounds):
+                for name in names[r % len(names):] + names[:r % len(names)]:
+                    lat = []
+                    for i in range(per_round):
+                        t0 = time.perf_counter()
+                        await clients[name].create_order(SYMBOL, "limit", "buy", 0.01, 59000 - (i % 100) * 0.1)
+                        lat.append(time.perf_counter() - t0)
+                    p50s[name].append(statistics.median(lat))
+        finally:
+            await asyncio.gather(*(c.close() for c in clients.values()), return_exceptions=True)
+    out: dict[str, Any] = {"side_by_side_rounds": rounds, "side_by_side_orders_per_round": per_round}
+    for name in names:
+        out[f"side_by_side_{name}_1c_p50_ms"] = round(1000 * statistics.median(p50s[name]), 3)
+    for name in names[1:]:
+        ratios = [a / b for a, b in zip(p50s[name], p50s["stub"], strict=True)]
+        out[f"side_by_side_ratio_p50_1c_{name}_over_stub"] = round(statistics.median(ratios), 2)
+    return out
+
+
 SUSTAINED_VARIANTS = {"sim": {}, "sim_inline_snapshot": {"EXSIM_BENCH_INLINE_SNAPSHOT": "1"}}
 
 
@@ -422,17 +466,22 @@ async def bench(profile_dir: Path | None) -> dict[str, Any]:
                     exchange_info = await resp.read()
         # the variants take turns (rotated each repeat) so a noisy minute on this shared box
         # does not land on one of them only; each figure is the median over the repeats
+        chosen = tuple(v for v in os.environ.get("EXSIM_BENCH_VARIANTS", ",".join(VARIANTS)).split(",") if v)
         if not os.environ.get("EXSIM_BENCH_ONLY_SUSTAINED"):
             for rep in range(repeats):
-                order = VARIANTS[rep % len(VARIANTS):] + VARIANTS[:rep % len(VARIANTS)]
+                order = chosen[rep % len(chosen):] + chosen[:rep % len(chosen)]
                 for name in order:
                     runs[name].append(await run_variant(name, workdir, rep, sizes, exchange_info, profile_dir))
+        rounds = int(os.environ.get("EXSIM_BENCH_SIDE_ROUNDS", "2" if SMOKE else "15"))
+        if rounds > 0:
+            figures.update(await side_by_side(workdir, exchange_info, rounds, 30 if SMOKE else 200))
         seconds = float(os.environ.get("EXSIM_BENCH_SUSTAINED_S", "2" if SMOKE else "60"))
         if seconds > 0:
             figures.update(await run_sustained(workdir, seconds, exchange_info))
     if not runs["sim"]:
         return figures
     results: dict[str, dict[str, dict[str, float]]] = {}
+    runs = {name: reps for name, reps in runs.items() if reps}
     for name, reps in runs.items():
         results[name] = {clients: {key: round(statistics.median(r[clients][key] for r in reps), 3)
                                    for key in reps[0][clients]} for clients in ("1c", "8c")}
@@ -441,6 +490,8 @@ async def bench(profile_dir: Path | None) -> dict[str, Any]:
                 figures[f"{name}_{clients}_{key}"] = value
     r = results["stub"]
     for name, short in (("sim", "sim"), ("sim_nojournal", "nojournal"), ("sim_journal_full", "journal_full")):
+        if name not in results:
+            continue
         v = results[name]
         figures[f"ratio_p50_1c_{short}_over_stub"] = round(v["1c"]["p50_ms"] / r["1c"]["p50_ms"], 2)
         figures[f"ratio_p99_1c_{short}_over_stub"] = round(v["1c"]["p99_ms"] / r["1c"]["p99_ms"], 2)
