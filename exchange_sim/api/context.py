@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 from aiohttp import web
 
 from exchange_sim.core import messages as m
@@ -275,8 +276,12 @@ async def _raw(request: web.Request) -> tuple[str, str]:
         raise ApiError(errors.ILLEGAL_CHARS, "Illegal characters found in a parameter.") from None
 
 
+_encode = msgspec.json.Encoder().encode
+
+
 def _json(result: Any, used_weight: int | None = None) -> web.Response:
-    response = web.json_response(result)
+    # msgspec encodes the reply several times faster than json.dumps (it is on every request's path)
+    response = web.Response(body=_encode(result), content_type="application/json", charset="utf-8")
     if used_weight is not None:
         response.headers["X-MBX-USED-WEIGHT-1M"] = str(used_weight)
     return response
