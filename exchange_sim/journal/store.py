@@ -34,8 +34,7 @@ Durability: "acknowledged means stored"
     Group commit (``JournalConfig(group_commit=True)``): ``append`` only stages the row and
     ``flush`` commits. This is allowed only if the caller acknowledges and publishes nothing
     before ``flush`` returned, and fails every command of the batch if ``flush`` raises. The
-    runtime node in this repository resolves futures before it flushes, so it must run with
-    the default.
+    runtime node does exactly that (``runtime/node.py``), and ``exchange-sim run`` turns it on.
 
     ``record`` (the events of an input) is staged and committed with the next ``append`` or
     ``flush``: events are a pure function of the inputs, so ``recover`` rewrites any that a

@@ -34,7 +34,8 @@ against the stub, the simulator as configured (``sim``) and the simulator with i
 inline on the event loop (``sim_inline_snapshot``, how it was before forked snapshots); p50, p99,
 **max** latency and how many took over 100 ms. The simulators run with a stall probe
 (``EXSIM_BENCH_STALL_PROBE``): every collector pass, journal call or event-loop block over 20 ms
-is logged, and the worst five are reported (``*_worst_stalls``), naming what stalled.
+is logged, and those within the measured 16-client window are counted and the worst five
+reported (``*_worst_stalls``), naming what stalled.
 
 Internal: ``api_roundtrip.py serve-sim [--profile FILE] run ...`` is the launcher described above.
 Everything talks to 127.0.0.1 only; every loop is bounded; servers are stopped at the end.
@@ -122,7 +123,7 @@ def install_stall_probe(threshold_s: float = 0.02) -> None:
         else:
             took = time.perf_counter() - started.pop(info["generation"], time.perf_counter())
             if took > threshold_s:
-                print(f"stall-probe gc gen{info['generation']} {took * 1000:.1f} ms", file=sys.stderr, flush=True)
+                print(f"{time.time():.3f} stall-probe gc gen{info['generation']} {took * 1000:.1f} ms", file=sys.stderr, flush=True)
 
     gc.callbacks.append(on_gc)
 
@@ -136,7 +137,7 @@ def install_stall_probe(threshold_s: float = 0.02) -> None:
             finally:
                 took = time.perf_counter() - t0
                 if took > threshold_s:
-                    print(f"stall-probe {cls.__name__}.{name} {took * 1000:.1f} ms", file=sys.stderr, flush=True)
+                    print(f"{time.time():.3f} stall-probe {cls.__name__}.{name} {took * 1000:.1f} ms", file=sys.stderr, flush=True)
 
         setattr(cls, name, wrapper)
 
@@ -152,7 +153,7 @@ def install_stall_probe(threshold_s: float = 0.02) -> None:
             await asyncio.sleep(period)
             late = time.perf_counter() - t0 - period
             if late > threshold_s:
-                print(f"stall-probe loop blocked {late * 1000:.1f} ms", file=sys.stderr, flush=True)
+                print(f"{time.time():.3f} stall-probe loop blocked {late * 1000:.1f} ms", file=sys.stderr, flush=True)
 
     def run(main: Any, **kwargs: Any) -> Any:
         async def with_ticker() -> Any:
@@ -389,6 +390,16 @@ async def side_by_side(workdir: Path, exchange_info: bytes, rounds: int, per_rou
     return out
 
 
+def probe_lines(log: Path, start: float, end: float) -> list[str]:
+    """The stall probe's reports logged between ``start`` and ``end`` (wall time): the measured window."""
+    out = []
+    for line in log.read_text().splitlines():
+        stamp, sep, what = line.partition(" stall-probe ")
+        if sep and stamp.replace(".", "", 1).isdigit() and start <= float(stamp) <= end:
+            out.append(what)
+    return out
+
+
 SUSTAINED_VARIANTS = {"sim": {}, "sim_inline_snapshot": {"EXSIM_BENCH_INLINE_SNAPSHOT": "1"}}
 
 
@@ -403,10 +414,12 @@ async def run_sustained(workdir: Path, seconds: float, exchange_info: bytes) -> 
         probe = {"EXSIM_BENCH_STALL_PROBE": "1"}
         async with sim_process(workdir, f"sustained-{name}", env={**env, **probe}) as sim:
             creds = await sim_accounts(sim.url, 16)
+            start = time.time()
             for k, v in (await sustained(sim.url, creds, seconds)).items():
                 out[f"{name}_16c_{seconds:g}s_{k}"] = v
+            end = time.time()
             log = sim.log
-        stalls = [line.split("stall-probe ", 1)[1] for line in log.read_text().splitlines() if "stall-probe" in line]
+        stalls = probe_lines(log, start, end)
         out[f"{name}_16c_stalls_over_20ms"] = len(stalls)
         out[f"{name}_16c_worst_stalls"] = sorted(stalls, key=lambda t: -float(t.split()[-2]))[:5]
     return out

@@ -31,8 +31,8 @@ liquidation messages as they arrive (sender and receivers are this process: one 
     EXSIM_BENCH_RUNS=5 python scripts/bench/tick_to_liquidation.py  # the spread over 5 runs
 
 The simulators run with api_roundtrip's stall probe at 2 ms: ``*_stalls_over_2ms`` counts the
-collector passes, journal calls and event-loop blocks over 2 ms during the run (startup
-included), ``*_worst_stalls`` names the five worst. With ``EXSIM_BENCH_RUNS`` > 1 the whole
+collector passes, journal calls and event-loop blocks over 2 ms during the measured rounds
+(set-up and start-up excluded), ``*_worst_stalls`` names the five worst. With ``EXSIM_BENCH_RUNS`` > 1 the whole
 measurement is repeated and every run's p99 and max are listed (``*_p99_ms_runs``), so the spread
 is visible, not just the best run.
 """
@@ -56,7 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import WSMsgType, web
-from api_roundtrip import SMOKE, SYMBOL, admin, client, free_port, pct, sim_process
+from api_roundtrip import SMOKE, SYMBOL, admin, client, free_port, pct, probe_lines, sim_process
 
 MOSQUITTO = os.environ.get("MOSQUITTO", "/usr/sbin/mosquitto")
 NEXT_FUNDING = 4_102_444_800_000  # far away: no funding settlement during the benchmark
@@ -332,10 +332,10 @@ async def bench(profile_dir: Path | None = None) -> dict[str, Any]:
                 with mosquitto(workdir) as (mqtt_url, mqtt_port):
                     profile = profile_dir / f"{name}.txt" if profile_dir else None
                     async with running(workdir, name, journal, fake, mqtt_url, profile) as sim:
+                        start = time.time()
                         for k, v in (await measure(sim, fake, mqtt_port, rounds)).items():
                             figures[f"{name}_{k}"] = v
-                        stalls = [line.split("stall-probe ", 1)[1] for line in sim.log.read_text().splitlines()
-                                  if "stall-probe" in line]
+                        stalls = probe_lines(sim.log, start, time.time())
                         figures[f"{name}_stalls_over_2ms"] = len(stalls)
                         figures[f"{name}_worst_stalls"] = sorted(stalls, key=lambda t: -float(t.split()[-2]))[:5]
     figures["target"] = "p99 <= 5 ms (user-data stream and MQTT), journal on, in every run"
