@@ -22,6 +22,10 @@ Tables (one file, ``PRAGMA journal_mode=WAL``):
     every replay skip them; the live node rebuilt its core without them (``refuse``).
 ``meta(key, value)``
     ``format`` and ``events_through`` (the last input whose events are in ``events``).
+``history_orders``, ``history_trades``, ``history_income``, ``history_liquidations``
+    The session's history, a read model of ``events`` kept by ``history.History``
+    (``journal.history``): ``record`` and ``write_events`` derive its rows in the same
+    transaction as the events; a file without these tables gets them rebuilt when opened.
 
 Durability: "acknowledged means stored"
     ``append`` returns only after its own transaction committed. With ``synchronous=NORMAL`` (the
@@ -83,6 +87,7 @@ from exchange_sim.core.messages import dumps, loads
 from . import forked_snapshot
 from .checkpoint import SAFETY_AUTOCHECKPOINT_PAGES, Checkpointer
 from .errors import JournalCorruptError, JournalError, JournalWriteError
+from .history import History, rebuild
 
 FORMAT = "1"
 log = logging.getLogger(__name__)
@@ -173,6 +178,9 @@ class Journal:
                 self._db.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (FORMAT,))
                 self._db.execute("INSERT OR IGNORE INTO meta VALUES ('events_through', '0')")
             fmt = self._meta("format")
+            # closed orders, fills, income, liquidations: derived from the events, in the same transactions
+            fresh = self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'history_orders'").fetchone() is None
+            self.history = History(self._db, create=not read_only)
             self._last_seq = self._scalar("SELECT COALESCE(MAX(seq), 0) FROM inputs")
             self._last_seq = max(self._last_seq, self._scalar("SELECT COALESCE(MAX(seq), 0) FROM snapshots"))
             self._last_event = self._scalar("SELECT COALESCE(MAX(seq), 0) FROM events")
@@ -182,6 +190,8 @@ class Journal:
             self._refused_table = bool(self._scalar(
                 "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'refused'"))
             self._stored_through = self._events_through  # what the meta row says (or will, at commit)
+            if fresh and not read_only and self._last_event:  # a file from before the history tables
+                self.history = rebuild(self._db)
         except sqlite3.Error as exc:
             self._unlock()
             raise JournalError(f"journal {self.path}: cannot open: {_describe(exc)}") from None
@@ -321,6 +331,7 @@ class Journal:
                 if not self._db.in_transaction:
                     self._db.execute("BEGIN IMMEDIATE")
                 self._insert_events(seq, events)
+                self.history.record(msg, events)
             except sqlite3.Error as exc:
                 self._fail(f"could not store the events of input {seq}", exc)
         else:  # nothing to write now: the next transaction (an append) carries events_through along
@@ -418,6 +429,7 @@ class Journal:
             if not self._db.in_transaction:
                 self._db.execute("BEGIN IMMEDIATE")
             self._insert_events(input_seq, events)
+            self.history.record(self._input(input_seq), events)
         except sqlite3.Error as exc:
             self._fail(f"could not store the events of input {input_seq}", exc)
 
@@ -485,6 +497,10 @@ class Journal:
         if not self._refused_table:
             return set()
         return {r[0] for r in self._db.execute("SELECT seq FROM refused WHERE seq > ?", (after,))}
+    def _input(self, seq: int) -> Any:
+        """The stored input ``seq`` decoded, or None if it is not stored (compacted)."""
+        row = self._db.execute("SELECT body FROM inputs WHERE seq = ?", (seq,)).fetchone()
+        return _decode(self.path, "input", seq, row[0]) if row else None
 
     def first_input_seq(self) -> int:
         """The oldest input still stored (0 if there is none)."""
