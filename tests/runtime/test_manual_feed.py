@@ -67,10 +67,14 @@ async def test_a_typo_mark_is_refused_by_the_api_and_force_moves_the_market():
         await sim.node.submit(m.PlaceOrder(ts=2, account=bob["accountId"], symbol=BTC, side="BUY",
                                            order_type="MARKET", qty=F("0.2")))
         before = business_state(sim.exchange)
-        for typo in ("30000", "1000000000000"):  # 50 % away, and 10^12
+        for typo in ("30000", "600000"):  # 50 % away, and a digit too many
             status, body = await sim.admin("POST", "/sim/v1/market",
                                            {"events": [{"type": "mark", "symbol": BTC, "price": typo}]})
             assert status == 400 and body["code"] == -1130 and "bad-tick band" in body["msg"]
+        # 10^12 is past the instrument's price filter: refused as a bad parameter before the band
+        status, body = await sim.admin("POST", "/sim/v1/market",
+                                       {"events": [{"type": "mark", "symbol": BTC, "price": "1000000000000"}]})
+        assert status == 400 and body["code"] == -1130
         status, body = await sim.admin("POST", "/sim/v1/market", {"events": [
             {"type": "mark", "symbol": BTC, "price": "59000"},  # fine on its own ...
             {"type": "trade", "symbol": BTC, "price": "20000", "qty": "1", "side": "SELL"}]})  # ... not this
