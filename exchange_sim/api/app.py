@@ -172,7 +172,9 @@ class ApiServer:
         now = ctx.now()
         for symbol in ctx.instruments:  # seed the depth mirrors with whatever book exists already
             ctx.depth.refresh(symbol, now)
-        self._publisher = MarketPublisher(ctx.hub, ctx.instruments, ctx.depth, ctx.stats, ctx.ex.market, ctx.clock)
+        # ``ctx.ex`` read at each call: the node replaces its core when it rebuilds it after a core bug
+        self._publisher = MarketPublisher(ctx.hub, ctx.instruments, ctx.depth, ctx.stats,
+                                          lambda symbol: ctx.ex.market(symbol), ctx.clock)
         ctx.node.add_listener(ctx.event_log)
         if ctx.history_listener is not None:
             ctx.node.add_listener(ctx.history_listener)
