@@ -156,3 +156,36 @@ async def test_a_symbol_without_prices_goes_stale_and_comes_back_with_the_next_p
             assert not isinstance(filled[0], m.CommandRejected)
         finally:
             await feed.stop()
+
+
+async def test_exchange_sim_run_with_the_manual_feed_marks_a_silent_symbol_stale(tmp_path):
+    """The CLI wires the watchdog: ``[feed] stale_after_s`` without prices → stale, next price → fresh."""
+    from tests.cli.helpers import running_server
+
+    (tmp_path / "config.toml").write_text('[feed]\nsymbols = ["BTCUSDT"]\nstale_after_s = 0.5\n')
+    auth = {"Authorization": "Bearer test-admin-token"}
+    async with running_server(tmp_path, "--feed", "manual") as server, aiohttp.ClientSession() as http:
+        async def statuses() -> list[dict]:
+            async with http.get(server.url + "/sim/v1/events", params={"type": "MarketStatus"}, headers=auth) as r:
+                assert r.status == 200
+                return (await r.json())["events"]
+
+        async def wait_statuses(n: int) -> list[dict]:
+            for _ in range(200):  # bounded: 10 s
+                found = await statuses()
+                if len(found) >= n:
+                    return found
+                await asyncio.sleep(0.05)
+            return await statuses()
+
+        async with http.post(server.url + "/sim/v1/market", headers=auth, json={"events": [
+                {"type": "mark", "symbol": BTC, "price": "60000"}]}) as r:
+            assert r.status == 200
+        found = await wait_statuses(1)
+        assert [(e["symbol"], e["stale"]) for e in found] == [(BTC, True)]
+        assert "no market data" in found[0]["reason"] and "manual feed" in found[0]["reason"]
+        async with http.post(server.url + "/sim/v1/market", headers=auth, json={"events": [
+                {"type": "mark", "symbol": BTC, "price": "60010"}]}) as r:
+            assert r.status == 200
+        found = await wait_statuses(2)
+        assert [(e["symbol"], e["stale"]) for e in found[:2]] == [(BTC, True), (BTC, False)]
