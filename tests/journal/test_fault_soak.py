@@ -92,7 +92,8 @@ class Trader(Client):
 
     def step(self) -> None:
         rng, acks = self.rng, self.acks
-        mine = [oid for oid, (acct, _, _) in list(acks.orders.items()) if acct == self.account]
+        with acks.lock:
+            mine = [oid for oid, (acct, _, _) in acks.orders.items() if acct == self.account]
         if mine and rng.random() < 0.25:
             order_id = rng.choice(mine)
             self.client.signed("DELETE", "/fapi/v1/order", {"symbol": "BTCUSDT", "orderId": order_id})
