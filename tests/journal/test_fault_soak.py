@@ -6,7 +6,8 @@ cancels) and a treasurer (admin API: deposits, and transfers between the master 
 two sub-accounts, each
 with an amount no other action uses, so every acknowledgement names exactly one event). The
 server is SIGKILLed at a seeded random moment ``EXSIM_SOAK_KILLS`` times (default 12; some
-while it is still starting, i.e. recovering) and restarted on the same file.
+while it is still starting, i.e. recovering) and restarted on the same file. It snapshots every
+300 inputs (forked children) and compacts to two snapshots, so kills also land mid-snapshot.
 
 After every kill the file is recovered as a restart would and checked:
 
@@ -38,6 +39,7 @@ from tests.support.journal_server import ApiFailure, RestClient, SimServer, writ
 from tests.support.journal_session import observable_state
 
 KILLS = int(os.environ.get("EXSIM_SOAK_KILLS", "12"))
+SNAPSHOT_EVERY = 300
 F = to_fixed
 
 
@@ -183,6 +185,8 @@ def test_sigkill_under_mixed_load_loses_nothing_acknowledged(tmp_path):
     rng = random.Random(20_261_201)
     recording = write_recording(tmp_path / "btc.jsonl", seed=11)
     db = tmp_path / "session.db"
+    # snapshots (forked children) and compaction every few hundred inputs: kills land during them too
+    (tmp_path / "config.toml").write_text(f"[journal]\nsnapshot_every = {SNAPSHOT_EVERY}\nkeep_snapshots = 2\n")
     server = SimServer(db, f"replay:{recording}?speed=1", tmp_path)
     acks = Acks()
     credentials: list[tuple[int, str, str]] = []
@@ -223,11 +227,14 @@ def test_sigkill_under_mixed_load_loses_nothing_acknowledged(tmp_path):
         assert server.terminate() == 0
     finally:
         server.kill()
+    with Journal(db, read_only=True) as journal:
+        snapshots = journal.snapshot_seqs()
     print(f"\nfault soak: {kills} SIGKILLs, {acks.actions} acknowledged actions "
           f"({len(acks.orders)} orders, {len(acks.cancels)} cancels, {len(acks.deposits)} deposits, "
           f"{len(acks.transfers)} transfers; {acks.rejected} venue rejections), {stored[-1]} inputs stored, "
-          f"lost {lost}, 5xx {len(acks.server_errors)}")
+          f"lost {lost}, 5xx {len(acks.server_errors)}; snapshots kept {snapshots}")
     assert kills >= 10 and acks.orders and acks.deposits and acks.transfers and acks.cancels
+    assert snapshots and snapshots[-1] >= SNAPSHOT_EVERY  # forked snapshots were taken (and compacted)
     assert lost == 0
     assert acks.server_errors == []
     assert stored == sorted(stored)
