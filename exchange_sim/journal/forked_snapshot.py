@@ -13,8 +13,8 @@ none of them; the journal's writer lock is a POSIX lock, never inherited), then 
 signal handling (so a Ctrl-C meant for the simulator does not reach
 the parent's event loop through the inherited wakeup fd). A child whose parent was killed
 finishes its file and exits; the file is left over and removed when the journal is next opened
-(``remove_leftovers``). Only where ``os.fork`` exists (POSIX); otherwise the journal snapshots
-inline.
+(``remove_leftovers``). A child still working after ``max_seconds`` (hung) is killed and the next
+snapshot is tried. Only where ``os.fork`` exists (POSIX); otherwise the journal snapshots inline.
 """
 
 from __future__ import annotations
@@ -51,9 +51,11 @@ def remove_leftovers(db_path: Path) -> None:
 class ForkedSnapshot:
     """At most one snapshot being taken by a child process at a time (see module doc)."""
 
-    def __init__(self, db_path: Path) -> None:
+    def __init__(self, db_path: Path, max_seconds: float = 120.0) -> None:
         self.db_path = db_path
+        self.max_seconds = max_seconds  # a child still working after this long is killed (hung)
         self._pid = 0
+        self._started_at = 0.0
         self._seq = 0
         self._file: Path | None = None
         self.started = 0
@@ -91,6 +93,7 @@ class ForkedSnapshot:
             finally:
                 os._exit(code)
         self._pid, self._seq, self._file = pid, seq, path
+        self._started_at = time.monotonic()
         self.started += 1
 
     def poll(self, wait: bool = False) -> tuple[int, bytes] | None:
@@ -102,7 +105,15 @@ class ForkedSnapshot:
         except ChildProcessError:  # reaped elsewhere: look for its file all the same
             pid, status = self._pid, 0
         if pid == 0:
-            return None
+            if time.monotonic() - self._started_at <= self.max_seconds:
+                return None
+            log.error("journal %s: the snapshot child for input %d is still working after %.0f s; killed",
+                      self.db_path, self._seq, self.max_seconds)
+            with contextlib.suppress(OSError):
+                os.kill(self._pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self._pid, 0)
+            status = 1
         seq, path = self._seq, self._file
         self._pid, self._file = 0, None
         assert path is not None
@@ -112,8 +123,9 @@ class ForkedSnapshot:
         except OSError:
             data = None
         finally:
-            with contextlib.suppress(OSError):
-                path.unlink()
+            for leftover in (path, path.with_name(path.name + ".tmp")):
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
         if data is None:
             self.failed += 1
             log.error("journal %s: the snapshot child for input %d failed (status %d); the next one retries",

@@ -8,9 +8,11 @@ its input (compared with an uninterrupted run), and files a killed process left 
 from __future__ import annotations
 
 import os
+import time
 
 from exchange_sim.core.exchange import Exchange
 from exchange_sim.journal import Journal, JournalConfig, recover
+from exchange_sim.journal.forked_snapshot import ForkedSnapshot
 from exchange_sim.runtime import Node
 from tests.support.journal_session import genesis, observable_state, reference_run, session_inputs
 
@@ -65,3 +67,18 @@ def test_leftover_snapshot_files_of_a_killed_process_are_removed(tmp_path):
     with Journal(db, JournalConfig(background_snapshot=True)):
         assert not any(p.exists() for p in stray)
     assert keep.exists() and os.path.exists(db)
+
+
+class Hangs:
+    def snapshot(self) -> bytes:
+        time.sleep(30)  # in the child: never finishes in time
+        return b""
+
+
+def test_a_hung_child_is_killed_and_the_next_snapshot_can_start(tmp_path):
+    forked = ForkedSnapshot(tmp_path / "s.db", max_seconds=0.2)
+    forked.start(10, Hangs())
+    assert forked.busy and forked.poll() is None  # still working, within its time
+    time.sleep(0.3)
+    assert forked.poll() is None and not forked.busy and forked.failed == 1
+    assert not list(tmp_path.glob("s.db-snapshot-*"))
