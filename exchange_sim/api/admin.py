@@ -37,6 +37,7 @@ from aiohttp import web
 
 from exchange_sim.core import messages as m
 from exchange_sim.core.fixed import SCALE, fmt_trim
+from exchange_sim.core.views import AccountView
 from exchange_sim.runtime.manual_feed import off_band
 
 from . import errors, wire
@@ -110,8 +111,16 @@ def _position_json(ctx: ApiContext, p: Any) -> dict:
     }
 
 
+def _view(ctx: ApiContext, aid: int) -> AccountView:
+    """The account's view (404 for an account the core does not know)."""
+    view = ctx.ex.account_view(aid)
+    if view is None:
+        raise ApiError(errors.INVALID_PARAMETER, f"Unknown account {aid}.", 404)
+    return view
+
+
 def _account_summary(ctx: ApiContext, aid: int) -> dict:
-    v = ctx.ex.account_view(aid)
+    v = _view(ctx, aid)
     return {
         "accountId": v.account, "name": v.name, "parent": v.parent, "hedgeMode": v.hedge_mode,
         "walletBalance": wire.money(v.wallet_balance), "crossWallet": wire.money(v.cross_wallet),
@@ -142,7 +151,7 @@ async def list_accounts(ctx: ApiContext, request: web.Request) -> list:
 
 async def show_account(ctx: ApiContext, request: web.Request) -> dict:
     aid = _account_id(ctx, request.match_info["id"])
-    v = ctx.ex.account_view(aid)
+    v = _view(ctx, aid)
     out = _account_summary(ctx, aid)
     out.update({
         "maintMargin": wire.money(v.maintenance_margin),

@@ -21,6 +21,7 @@ import msgspec
 from aiohttp import web
 
 from exchange_sim.core import messages as m
+from exchange_sim.core.exchange import Exchange
 from exchange_sim.core.instruments import Instrument
 from exchange_sim.journal.errors import JournalError
 from exchange_sim.runtime.market_guard import GuardConfig
@@ -228,7 +229,8 @@ class ApiContext:
         self.history_listener = None if self.history is journal_history else self.history.record_committed
 
     @property
-    def ex(self) -> Any:
+    def ex(self) -> Exchange:
+        """The core (read it between inputs only: the node's task owns it)."""
         return self.node.exchange
 
     def now(self) -> int:

@@ -41,16 +41,26 @@ def _exchange_type(exchange_type: Any) -> Any:
     return Exchange
 
 
-def _restore_newest(journal: Journal, seqs: list[int], exchange_type: Any) -> tuple[Any, int]:
-    """The newest snapshot (of ``seqs``) that restores, and its seq; older ones if newer are bad."""
+def _restore_newest(journal: Journal, seqs: list[int], exchange_type: Any,
+                    genesis: Callable[[], Any] | None = None) -> tuple[Any, int]:
+    """The newest snapshot (of ``seqs``) that restores, and its seq; older ones if newer are bad.
+
+    When none restores but the journal still holds every input from the first one, and
+    ``genesis`` is given, the session is rebuilt from ``genesis()`` and the whole journal (snapshots
+    written by another core version are refused by ``Exchange.restore``).
+    """
     for seq in reversed(seqs):
         try:
             return exchange_type.restore(journal.snapshot_at(seq)), seq
         except JournalError:
             raise
         except Exception as exc:  # noqa: BLE001 - a snapshot the core cannot read: fall back to an older one
-            log.error("journal %s: snapshot after input %d cannot be restored (%r); trying an older one",
+            log.error("journal %s: snapshot after input %d cannot be restored (%s); trying an older one",
                       journal.path, seq, exc)
+    if genesis is not None and (not journal.last_seq or journal.first_input_seq() == 1):
+        log.warning("journal %s: no snapshot can be restored; replaying the whole journal from genesis",
+                    journal.path)
+        return genesis(), 0
     raise JournalCorruptError(f"journal {journal.path}: no snapshot can be restored")
 
 
@@ -102,7 +112,7 @@ def recover(journal: Journal | str | os.PathLike[str], genesis: Callable[[], Any
         # events of inputs up to events_through are logged; if a snapshot lies beyond that (a file
         # written without record()), start from an older one so the missing events can be rebuilt
         usable = [s for s in seqs if s <= journal.events_through] or seqs
-        exchange, start = _restore_newest(journal, usable, _exchange_type(exchange_type))
+        exchange, start = _restore_newest(journal, usable, _exchange_type(exchange_type), genesis)
     replayed = 0
     for seq, events in _replay(journal, exchange, start):
         replayed += 1

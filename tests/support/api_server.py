@@ -138,7 +138,7 @@ async def seed_book(sim: Sim, symbol: str = "BTCUSDT", mid: str = "60000", sprea
 
 def business_state(exchange: Exchange) -> bytes:
     """``exchange.snapshot()`` with the last-seen timestamp zeroed: equal before/after = nothing changed."""
-    ex = pickle.loads(exchange.snapshot())
+    ex = type(exchange).restore(exchange.snapshot())
     ex.now = 0
     return pickle.dumps(ex, protocol=pickle.HIGHEST_PROTOCOL)
 
