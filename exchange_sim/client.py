@@ -136,8 +136,10 @@ class SimClient:
     def reset(self, account: int, deposit: str | None = None) -> Any:
         return self.admin("POST", f"/sim/v1/accounts/{account}/reset", {} if deposit is None else {"deposit": deposit})
 
-    def market(self, events: list[dict[str, Any]]) -> Any:
-        return self.admin("POST", "/sim/v1/market", {"events": events})
+    def market(self, events: list[dict[str, Any]], *, force: bool = False) -> Any:
+        """Inject market events; ``force`` moves the market past the bad-tick band on purpose."""
+        body: dict[str, Any] = {"events": events, "force": True} if force else {"events": events}
+        return self.admin("POST", "/sim/v1/market", body)
 
     def events(self, **params: Any) -> Any:
         query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-import gc
 import os
 import secrets
 import signal
@@ -74,14 +73,15 @@ def journal_config(settings: Settings) -> Any:
     Group commit is on: the node acknowledges and publishes a batch of inputs only after the
     journal has committed it (exchange_sim/runtime/node.py), so one commit serves every client
     whose input arrived meanwhile and nothing acknowledged is ever unstored. WAL checkpoints run
-    in a background thread (journal/checkpoint.py), not inside the commit a liquidation waits on.
+    in a background thread (journal/checkpoint.py), not inside the commit a liquidation waits on,
+    and snapshots are pickled by a forked child (journal/forked_snapshot.py), not on the loop.
     """
     from exchange_sim.journal import JournalConfig
 
     j = settings.journal
     return JournalConfig(snapshot_every=j.snapshot_every, keep_snapshots=j.keep_snapshots,
                          synchronous=j.synchronous, compact_events=j.compact_events, group_commit=True,
-                         background_checkpoint=True)
+                         background_checkpoint=True, background_snapshot=True)
 
 
 def new_exchange(settings: Settings, *, lessons: bool = True) -> Any:
@@ -186,11 +186,12 @@ def binance_kwargs(settings: Settings) -> dict[str, Any]:
 
 
 def feed_factory(settings: Settings, spec: str, instruments: dict[str, Any], clock: SessionClock | None = None,
-                 exchange: Any = None) -> Callable[[], Any]:
+                 exchange: Callable[[], Any] | None = None) -> Callable[[], Any]:
     """A zero-argument callable opening the feed (``feeds.open_feed``) for the supervisor.
 
-    With the session ``clock`` the feed stamps on it; with the ``exchange`` a synthetic walk
-    continues from the market's last price (a shock's end).
+    With the session ``clock`` the feed stamps on it; with ``exchange`` (a callable returning the
+    node's current core: the node may replace it) a synthetic walk continues from the market's
+    last price (a shock's end).
     """
     from feeds import open_feed
 
@@ -198,7 +199,7 @@ def feed_factory(settings: Settings, spec: str, instruments: dict[str, Any], clo
     if clock is not None:
         kwargs["clock"] = clock.now_ms
     if exchange is not None:
-        kwargs["anchor"] = lambda s: exchange.market(s).last_price or None
+        kwargs["anchor"] = lambda s: exchange().market(s).last_price or None
     if spec.startswith("binance"):
         kwargs |= binance_kwargs(settings)
     symbols = {s: instruments[s] for s in settings.feed.symbols if s in instruments}
@@ -327,12 +328,12 @@ async def serve(settings: Settings, *, journal: bool = True, fresh: bool = False
     if store is not None:
         node.add_listener(store.record)
     node.add_listener(clock.observe)
-    # the recovered state is long-lived: keep it out of the collector's young generations, and
-    # collect less often, so a liquidation is not held up by a pass over millions of objects
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 50)
     await node.start()
+    # short collector passes: the recovered state is frozen, the oldest generation is re-frozen
+    # every few seconds, full collections run while the class is idle (runtime/collector.py)
+    from exchange_sim.runtime.collector import CollectorPolicy
+    collector = CollectorPolicy(node)
+    collector.start()
     # MQTT sees every event from the start; room for a burst, so the last events still go out at stop
     publisher_queue = node.subscribe(maxsize=100_000) if bus_config is not None else None
 
@@ -342,7 +343,11 @@ async def serve(settings: Settings, *, journal: bool = True, fresh: bool = False
                    shock_moves_book=kind in ("manual", "synthetic"), lessons=True, feed=kind,
                    clock=clock.now_ms)
 
-    server = ApiServer(node, ApiConfig(host=settings.server.host, port=settings.server.port, admin_token=token),
+    from exchange_sim.core.fixed import to_fixed
+    from exchange_sim.runtime.market_guard import GuardConfig
+    guard = GuardConfig(band=to_fixed(str(settings.feed.bad_tick_band)))
+    server = ApiServer(node, ApiConfig(host=settings.server.host, port=settings.server.port, admin_token=token,
+                                       bad_tick_band=guard.band),
                        clock=clock.now_ms, extra_routes=[dashboard_routes] if settings.dashboard.enabled else [],
                        announce=None)
     try:
@@ -350,6 +355,7 @@ async def serve(settings: Settings, *, journal: bool = True, fresh: bool = False
     except OSError as exc:
         await server.stop()
         await node.stop()
+        await collector.stop()
         if store is not None:
             store.close()
         raise ServeError(f"cannot listen on {settings.server.host}:{settings.server.port}: "
@@ -375,17 +381,22 @@ async def serve(settings: Settings, *, journal: bool = True, fresh: bool = False
             say(f"feed {spec} ended; the simulator keeps serving (Ctrl-C to stop)")
 
     if kind != "manual":
-        supervisor = FeedSupervisor(node, feed_factory(settings, spec, instruments, clock, node.exchange),
+        supervisor = FeedSupervisor(node, feed_factory(settings, spec, instruments, clock, lambda: node.exchange),
                                     settings.feed.symbols,
-                                    SupervisorConfig(stale_after=settings.feed.stale_after_s,
+                                    SupervisorConfig(stale_after=settings.feed.stale_after_s, guard=guard,
                                                      restart_on_end=kind in ("binance", "ccxt", "mqtt")),
                                     on_notice=on_notice, name=kind)
         await supervisor.start()
+    manual_feed = None
+    if kind == "manual":  # the instructor's feed: stale after stale_after_s without prices, as live feeds
+        from exchange_sim.runtime.manual_feed import ManualFeed
+        manual_feed = ManualFeed(node, list(settings.feed.symbols), settings.feed.stale_after_s)
+        await manual_feed.start()
 
     publisher = None
     if bus_config is not None and publisher_queue is not None:
         from exchange_sim.bus import MqttPublisher
-        publisher = MqttPublisher(bus_config, publisher_queue, account_view=node.exchange.account_view)
+        publisher = MqttPublisher(bus_config, publisher_queue, account_view=lambda aid: node.exchange.account_view(aid))
         await publisher.start()
 
     loop = asyncio.get_running_loop()
@@ -409,9 +420,12 @@ async def serve(settings: Settings, *, journal: bool = True, fresh: bool = False
         # inputs stop first, then the API; the node applies what is queued; MQTT sends it all last
         if supervisor is not None:
             await supervisor.stop()
+        if manual_feed is not None:
+            await manual_feed.stop()
         history.cancel()
         await server.stop()
         await node.stop()
+        await collector.stop()
         if publisher is not None and publisher_queue is not None:
             await publisher.stop()
             node.unsubscribe(publisher_queue)

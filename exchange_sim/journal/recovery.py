@@ -6,7 +6,8 @@
 ``recover`` restores the newest snapshot and applies every input stored after it, in order, to
 the restored core. The core is a pure function of its inputs, so the result is the state the
 crashed process had after its last stored input, exactly; inputs that were not stored were never
-applied nor acknowledged (the node journals before it applies). Events that the crash kept out
+applied nor acknowledged (the node journals before it applies). Inputs marked refused (the core
+raised on them live) are skipped, as the live node skipped them (``rebuild``). Events that the crash kept out
 of the event log are regenerated and written. ``genesis`` makes the exchange for a new file; its
 snapshot becomes snapshot 0, so the file alone is enough to replay the session later, with the
 same profile and configuration.
@@ -64,9 +65,13 @@ def _restore_newest(journal: Journal, seqs: list[int], exchange_type: Any,
 
 
 def _replay(journal: Journal, exchange: Any, after: int) -> Iterator[tuple[int, list[Any]]]:
-    """Apply every stored input after ``after`` to ``exchange``; yield (seq, events) per input."""
+    """Apply every stored input after ``after`` to ``exchange`` (refused ones skipped: the live core
+    was rebuilt without them); yield (seq, events) per input."""
+    refused = journal.refused_seqs(after)
     expected = after + 1
     for seq, msg in journal.inputs(after=after):
+        while expected in refused:
+            expected += 1
         if seq != expected:
             raise JournalCorruptError(f"journal {journal.path}: inputs {expected}..{seq - 1} are missing")
         try:
@@ -75,6 +80,8 @@ def _replay(journal: Journal, exchange: Any, after: int) -> Iterator[tuple[int, 
             raise JournalCorruptError(f"journal {journal.path}: replaying input {seq} ({type(msg).__name__}) "
                                       f"raised {exc!r}") from exc
         yield seq, events
+        expected += 1
+    while expected in refused:
         expected += 1
     if expected <= journal.last_seq:
         raise JournalCorruptError(f"journal {journal.path}: inputs {expected}..{journal.last_seq} are missing")
@@ -116,6 +123,23 @@ def recover(journal: Journal | str | os.PathLike[str], genesis: Callable[[], Any
     log.info("journal %s: recovered from snapshot %d + %d inputs; next input %d",
              journal.path, start, replayed, journal.next_seq)
     return exchange, journal.next_seq
+
+
+def rebuild(journal: Journal, exchange_type: Any = None) -> Any:
+    """The exchange after every input appended so far except the refused ones (staged ones too).
+
+    What the live node does when ``apply`` raised: the core may be half-changed, so it is thrown
+    away and made again from the newest snapshot plus the inputs after it, exactly as a restart
+    would. The journal is bound to the new exchange. Events are not written again.
+    """
+    seqs = journal.snapshot_seqs()
+    if not seqs:
+        raise JournalCorruptError(f"journal {journal.path}: no snapshot to rebuild the exchange from")
+    exchange, start = _restore_newest(journal, seqs, _exchange_type(exchange_type))
+    replayed = sum(1 for _ in _replay(journal, exchange, start))
+    journal.bind(exchange)
+    log.warning("journal %s: exchange rebuilt from snapshot %d + %d inputs", journal.path, start, replayed)
+    return exchange
 
 
 def replay_session(db: Journal | str | os.PathLike[str], *, exchange_type: Any = None) -> Iterator[Any]:

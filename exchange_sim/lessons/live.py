@@ -78,7 +78,7 @@ def play_live(scenario: Scenario, client: SimClient, *, step_seconds: float = 1.
         else:
             start.append(_book(symbol, _plus_tick(price, "-" + tick), price))
         start.append({"type": "mark", "symbol": symbol, "price": price})
-    client.market(start)
+    client.market(start, force=True)  # the lesson sets its own market, wherever the session was
 
     creds: dict[str, Credentials] = {}
     for plan in scenario.accounts:
@@ -97,7 +97,7 @@ def play_live(scenario: Scenario, client: SimClient, *, step_seconds: float = 1.
             events.append(_book(symbol, price, _plus_tick(price, ticks[symbol])))
             events.append({"type": "mark", "symbol": symbol, "price": price})
             events.append({"type": "trade", "symbol": symbol, "price": price, "qty": "0.001", "side": "SELL"})
-        client.market(events)
+        client.market(events, force=True)  # a scripted move, however steep, is deliberate
         if on_step is not None:
             on_step(step, prices)
     if not keep:

@@ -90,8 +90,10 @@ class Sim:
         assert status == 200, data
         return data
 
-    async def market(self, events: list[dict]) -> dict:
-        status, data = await self.admin("POST", "/sim/v1/market", {"events": events})
+    async def market(self, events: list[dict], *, force: bool = False) -> dict:
+        """Inject market events; ``force`` moves the market past the bad-tick band on purpose."""
+        body: dict[str, Any] = {"events": events, "force": True} if force else {"events": events}
+        status, data = await self.admin("POST", "/sim/v1/market", body)
         assert status == 200, data
         return data
 
