@@ -16,59 +16,60 @@
    REST snapshot) + applying it, one account holding 0.5 BTC; its trades mark the position.
 4. ``order_commands``: submit a resting limit order and cancel the previous one, repeatedly.
 
-If ``nautilus_trader`` is importable its reference figures (nautilus_reference.py, its own
-workload) are printed alongside; no ratio is computed unless the workloads are the same.
+The one-account walk is defined in walk_workload.py, which nautilus_reference.py runs too: if
+``nautilus_trader`` is importable, Nautilus's figures for the same ticks, orders and strategy
+steps are printed alongside (``nautilus_walk_one_account_*``), with the ratio only when both saw
+the same price range and sent the same number of strategy commands; also Nautilus's figure for 4.
 """
 
 from __future__ import annotations
 
 import gc
-import math
 import random
 import time
 from collections import Counter
 
+import walk_workload as workload
 from _common import SHARED_DATA, SMOKE, F, emit, exchange
 
+from exchange_sim.core.events import OrderUpdate
 from exchange_sim.core.messages import (
     BookSnapshot, CancelAllOrders, CancelOrder, CreateAccount, PlaceOrder, SetLeverage, SetMarginType, Trade,
 )
 
 SYM = "BTCUSDT"
 TICK = F("0.1")
-SIGMA = 2e-4
+POSITION = F(workload.POSITION_BTC)
+LIMIT_QTY = F(workload.LIMIT_QTY_BTC)
+ONE_ACCOUNT_TICKS = 50_000 if SMOKE else 1_000_000
 
 
-def walk(n: int, seed: int, start: float = 60_000.0, ts0: int = 1_000) -> list[Trade]:
-    """``n`` trade ticks on p ← p·exp(N(0, σ)), 1 ms apart (built before timing)."""
-    rng = random.Random(seed)
-    p = start
-    out = []
-    for i in range(n):
-        p *= math.exp(rng.gauss(0.0, SIGMA))
-        price = int(p * 10) * TICK
-        out.append(Trade(ts0 + i, SYM, price, F("0.001") * rng.randint(1, 500),
-                         "BUY" if rng.random() < 0.5 else "SELL", i + 1))
-    return out
+def walk(n: int, seed: int, ts0: int = 1_000) -> list[Trade]:
+    """``n`` trade ticks of walk_workload.ticks, 1 ms apart (built before timing)."""
+    return [Trade(ts0 + i, SYM, price * TICK, qty * F("0.001"), "BUY" if buyer else "SELL", i + 1)
+            for i, (price, qty, buyer) in enumerate(workload.ticks(n, seed))]
 
 
 def protect(ex, aid: int, ts: int, price: int) -> int:
-    """Open (or top up to) 1 BTC long at 20x with a stop, a take-profit and two resting limits; commands sent."""
+    """Open (or top up to) 1 BTC long at 20x with a stop, a take-profit and two resting limits.
+
+    Returns the commands sent (the book snapshots that let the top-up fill at ``price`` are data).
+    """
     ex.apply(BookSnapshot(ts, SYM, ((price - TICK, F("100")),), ((price, F("100")),), ts))
     pos = ex.positions(aid, SYM)
     have = pos[0].qty if pos else 0
-    sent = 1
-    if have < F("1"):
-        ex.apply(PlaceOrder(ts, aid, SYM, "BUY", "MARKET", qty=F("1") - have))
+    sent = 0
+    if have < POSITION:
+        ex.apply(PlaceOrder(ts, aid, SYM, "BUY", "MARKET", qty=POSITION - have))
         sent += 1
     ex.apply(BookSnapshot(ts, SYM, (), (), ts))  # trade-only data from here: fills at the last price
-    step = lambda frac: int(price * frac) // TICK * TICK  # noqa: E731
+    at = {name: tenths * TICK for name, tenths in workload.levels(price // TICK).items()}
     for msg in (
-        PlaceOrder(ts, aid, SYM, "SELL", "STOP_MARKET", qty=F("1"), stop_price=step(0.97), reduce_only=True,
+        PlaceOrder(ts, aid, SYM, "SELL", "STOP_MARKET", qty=POSITION, stop_price=at["stop"], reduce_only=True,
                    working_type="MARK_PRICE"),
-        PlaceOrder(ts, aid, SYM, "SELL", "TAKE_PROFIT_MARKET", qty=F("1"), stop_price=step(1.03), reduce_only=True),
-        PlaceOrder(ts, aid, SYM, "BUY", "LIMIT", qty=F("0.05"), price=step(0.995)),
-        PlaceOrder(ts, aid, SYM, "SELL", "LIMIT", qty=F("0.05"), price=step(1.005), reduce_only=True),
+        PlaceOrder(ts, aid, SYM, "SELL", "TAKE_PROFIT_MARKET", qty=POSITION, stop_price=at["take"], reduce_only=True),
+        PlaceOrder(ts, aid, SYM, "BUY", "LIMIT", qty=LIMIT_QTY, price=at["buy_limit"]),
+        PlaceOrder(ts, aid, SYM, "SELL", "LIMIT", qty=LIMIT_QTY, price=at["sell_limit"], reduce_only=True),
     ):
         ex.apply(msg)
         sent += 1
@@ -77,18 +78,23 @@ def protect(ex, aid: int, ts: int, price: int) -> int:
 
 def walk_one_account(n: int) -> dict:
     ex = exchange()
-    aid = ex.apply(CreateAccount(1, "bench", None, F("1000000")))[0].account
-    ex.apply(SetLeverage(1, aid, SYM, 20))
-    ticks = walk(n, seed=3)
-    commands = protect(ex, aid, 2, F("60000"))
+    aid = ex.apply(CreateAccount(1, "bench", None, F(str(workload.WALLET))))[0].account
+    ex.apply(SetLeverage(1, aid, SYM, workload.LEVERAGE))
+    ticks = walk(n, seed=workload.SEED)
+    commands = protect(ex, aid, 2, F(str(int(workload.START))))
     counts: Counter = Counter()
+    fills: Counter = Counter()
+    filled: set[int] = set()
     apply = ex.apply
-    every = 5_000
+    every = workload.RESET_EVERY
     gc.disable()
     t0 = time.perf_counter()
     for i, tick in enumerate(ticks):
         for e in apply(tick):
             counts[type(e).__name__] += 1
+            if type(e) is OrderUpdate and e.exec_type == "TRADE":
+                fills[e.order_type] += 1
+                filled.add(e.order_id)
         if i % every == every - 1:
             apply(CancelAllOrders(tick.ts, aid, SYM))
             commands += 1 + protect(ex, aid, tick.ts, tick.price)
@@ -102,6 +108,9 @@ def walk_one_account(n: int) -> dict:
         "walk_one_account_price_range": [round(min(prices) / 1e8, 1), round(max(prices) / 1e8, 1)],
         "walk_one_account_events": sum(counts.values()),
         "walk_one_account_events_by_type": dict(sorted(counts.items())),
+        "walk_one_account_fills": sum(fills.values()),
+        "walk_one_account_fills_by_order_type": dict(sorted(fills.items())),
+        "walk_one_account_orders_filled": len(filled),
     }
 
 
@@ -195,7 +204,7 @@ def order_commands(n: int) -> float:
 
 
 def main() -> None:
-    figures = walk_one_account(50_000 if SMOKE else 1_000_000)
+    figures = walk_one_account(ONE_ACCOUNT_TICKS)
     figures |= walk_many_accounts(200 if SMOKE else 1_000, 50_000 if SMOKE else 300_000)
     rate, count, produced = raw_capture(20_000 if SMOKE else None)
     figures["raw_capture_decode_and_apply_events_per_s"] = round(rate)
@@ -205,11 +214,21 @@ def main() -> None:
     try:
         import nautilus_trader  # noqa: F401
     except ImportError:
-        figures["nautilus_reference"] = "not installed (pip install nautilus_trader to measure it in the same run)"
+        figures["nautilus_reference"] = ("not installed (optional; see nautilus_reference.py: a venv with "
+                                         "nautilus_trader, then PYTHON=<its python> run_all)")
     else:
-        from nautilus_reference import order_commands_per_s, trade_ticks_per_s
-        figures["nautilus_trade_ticks_per_s_its_own_workload"] = round(trade_ticks_per_s(20_000 if SMOKE else 200_000))
-        figures["nautilus_order_commands_per_s"] = round(order_commands_per_s(2_000 if SMOKE else 20_000))
+        import nautilus_reference
+
+        figures |= nautilus_reference.walk_one_account(ONE_ACCOUNT_TICKS)
+        same = (figures["nautilus_walk_one_account_price_range"] == figures["walk_one_account_price_range"]
+                and figures["nautilus_walk_one_account_strategy_commands"]
+                == figures["walk_one_account_strategy_commands"])
+        figures["nautilus_walk_same_ticks_and_commands"] = same
+        if same:
+            figures["ratio_vs_nautilus_walk_one_account"] = round(
+                figures["walk_one_account_trade_ticks_per_s"] / figures["nautilus_walk_one_account_trade_ticks_per_s"], 2)
+        figures["nautilus_order_commands_per_s"] = round(nautilus_reference.order_commands_per_s(
+            2_000 if SMOKE else 20_000))
         figures["ratio_vs_nautilus_orders"] = round(figures["order_commands_per_s"]
                                                     / figures["nautilus_order_commands_per_s"], 2)
     emit("core_throughput", figures)

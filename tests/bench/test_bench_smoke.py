@@ -109,10 +109,28 @@ def test_run_all_prints_each_benchmark_line() -> None:
     assert figures["bench"] == "monitor_scaling"
 
 
-def test_nautilus_reference_when_installed() -> None:
-    if importlib.util.find_spec("nautilus_trader") is None:
-        pytest.skip("nautilus_trader is not installed (optional reference, not a project dependency; "
-                    "see scripts/bench/nautilus_reference.py)")
-    proc = run_script([sys.executable, "nautilus_reference.py", "2000"])
-    figures = one_json_line(proc)
-    assert figures["trade_ticks_per_s"] > 0 and figures["order_commands_per_s"] > 0
+def _nautilus_python() -> str | None:
+    """An interpreter that has nautilus_trader: $EXSIM_NAUTILUS_PYTHON (e.g. a venv's), else this one if it has it."""
+    if os.environ.get("EXSIM_NAUTILUS_PYTHON"):
+        return os.environ["EXSIM_NAUTILUS_PYTHON"]
+    return sys.executable if importlib.util.find_spec("nautilus_trader") is not None else None
+
+
+def test_nautilus_reference_runs_the_core_workload() -> None:
+    """The Nautilus row is comparable: same ticks, same strategy commands, and its ticks filled orders."""
+    python = _nautilus_python()
+    if python is None:
+        pytest.skip("nautilus_trader is not installed here (optional reference, not a project dependency): "
+                    "set EXSIM_NAUTILUS_PYTHON to a venv's python that has it (see scripts/bench/nautilus_reference.py)")
+    n = 20_000
+    theirs = one_json_line(run_script([python, "nautilus_reference.py", str(n)]))
+    ours = one_json_line(run_script([sys.executable, "-c", "import json, core_throughput; "
+                                     f"print(json.dumps(core_throughput.walk_one_account({n})))"]))
+    assert theirs["nautilus_walk_one_account_price_range"] == ours["walk_one_account_price_range"]
+    assert theirs["nautilus_walk_one_account_strategy_commands"] == ours["walk_one_account_strategy_commands"]
+    assert theirs["nautilus_walk_one_account_ticks"] == n + 2  # the walk and two priming ticks
+    # the ticks did work on both sides: resting limits filled (and positions moved)
+    assert ours["walk_one_account_fills_by_order_type"].get("LIMIT")
+    assert theirs["nautilus_walk_one_account_fills_by_order_type"].get("LIMIT")
+    assert theirs["nautilus_walk_one_account_events_by_type"].get("OrderRejected", 0) == 0, theirs
+    assert theirs["nautilus_walk_one_account_trade_ticks_per_s"] > 0 and theirs["nautilus_order_commands_per_s"] > 0
