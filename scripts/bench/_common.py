@@ -51,7 +51,9 @@ def machine() -> str:
 
 
 def emit(name: str, figures: dict) -> None:
-    print(json.dumps({"bench": name, "machine": machine(), **figures}, sort_keys=False))
+    """The benchmark's JSON line, with the machine and its 1-minute load average as the figures were taken."""
+    load = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+    print(json.dumps({"bench": name, "machine": machine(), "load_avg_1m_at_end": load, **figures}, sort_keys=False))
 
 
 F = to_fixed
