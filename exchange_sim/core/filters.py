@@ -6,9 +6,12 @@ Specification (Binance USDⓈ-M, error codes of its error-code page):
 
 - **PERCENT_PRICE** (LIMIT orders, new or modified): with a mark price known, the limit price
   must satisfy ``mark × MULTIPLIER_DOWN ≤ price ≤ mark × MULTIPLIER_UP``; above:
-  −4016 "Limit price can't be higher than <mark × up>.", below: −4024 "Limit price can't be lower
-  than <mark × down>." (the bound unrounded, as the venue prints it). Without a mark (no market
-  data yet) nothing is checked. The limit price of a conditional STOP / TAKE_PROFIT order is
+  −4016 "Limit price can't be higher than <cap>.", below: −4024 "Limit price can't be lower
+  than <floor>.". The venue prints the bound at the symbol's ``pricePrecision`` (BTCUSDT, tick
+  0.1 and precision 2: "Limit price can't be lower than 63113.16."), so the bound is printed
+  with that many decimals, the cap rounded down and the floor up: the printed bound is itself a
+  price the band accepts (the check is exact). Without a mark (no market data yet) nothing is
+  checked. The limit price of a conditional STOP / TAKE_PROFIT order is
   not held to this band (the venue bounds it by the trigger price, −4183/−4184: not simulated).
 - **MAX_NUM_ORDERS**: an account holds at most ``MAX_NUM_ORDERS`` open regular orders per symbol;
   one more: −2025 "Reach max open order limit.".
@@ -23,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from .fixed import fmt_trim
+from .fixed import DECIMALS, fmt
 from .messages import LIMIT, PlaceOrder
 
 MULTIPLIER_DECIMAL = 4
@@ -37,14 +40,20 @@ MAX_OPEN_ORDERS = (-2025, "Reach max open order limit.")
 MAX_STOP_ORDERS = (-4045, "Reach max stop order limit.")
 
 
-def price_band_error(order_type: str, price: int, mark: int) -> tuple[int, str] | None:
-    """PERCENT_PRICE for a limit ``price`` against the ``mark`` (fixed units), or None."""
+def price_band_error(order_type: str, price: int, mark: int, precision: int) -> tuple[int, str] | None:
+    """PERCENT_PRICE for a limit ``price`` against the ``mark`` (fixed units), or None.
+
+    ``precision``: the symbol's price precision (decimals), at which the bound is printed.
+    """
     if order_type != LIMIT or mark <= 0 or price <= 0:
         return None
+    step = _ONE * 10 ** max(0, DECIMALS - precision)  # one unit of the last printed decimal, × _ONE
     if price * _ONE > mark * MULTIPLIER_UP:
-        return -4016, f"Limit price can't be higher than {fmt_trim(mark * MULTIPLIER_UP // _ONE)}."
+        cap = mark * MULTIPLIER_UP // step * step // _ONE
+        return -4016, f"Limit price can't be higher than {fmt(cap, precision)}."
     if price * _ONE < mark * MULTIPLIER_DOWN:
-        return -4024, f"Limit price can't be lower than {fmt_trim(-(-mark * MULTIPLIER_DOWN // _ONE))}."
+        floor = -(-mark * MULTIPLIER_DOWN // step) * step // _ONE
+        return -4024, f"Limit price can't be lower than {fmt(floor, precision)}."
     return None
 
 
@@ -59,6 +68,8 @@ def open_count_error(cmd: PlaceOrder, conditional: bool, open_orders: Iterable[A
     return MAX_OPEN_ORDERS if same >= MAX_NUM_ORDERS else None
 
 
-def placement_error(cmd: PlaceOrder, conditional: bool, mark: int, open_orders: Iterable[Any]) -> tuple[int, str] | None:
+def placement_error(cmd: PlaceOrder, conditional: bool, mark: int, open_orders: Iterable[Any],
+                    precision: int) -> tuple[int, str] | None:
     """Every filter of this module for a new order (counts first, as the venue answers)."""
-    return open_count_error(cmd, conditional, open_orders) or price_band_error(cmd.order_type, cmd.price, mark)
+    return open_count_error(cmd, conditional, open_orders) or price_band_error(cmd.order_type, cmd.price, mark,
+                                                                               precision)

@@ -29,9 +29,9 @@ async def test_percent_price_band_around_the_mark(market, clients, sim):
     top, bottom = mark * Decimal(band["multiplierUp"]), mark * Decimal(band["multiplierDown"])
     assert (top, bottom) == (63000, 57000)
     before = business_state(sim.exchange)
-    with pytest.raises(ccxt.ExchangeError, match="-4024.*Limit price can't be lower than 57000."):
+    with pytest.raises(ccxt.ExchangeError, match=r"-4024.*Limit price can't be lower than 57000\.00\."):
         await ex.create_order(BTC, "limit", "buy", 0.01, 30000)  # the issue's case: 30,000 with mark 60,000
-    with pytest.raises(ccxt.ExchangeError, match="-4016.*Limit price can't be higher than 63000."):
+    with pytest.raises(ccxt.ExchangeError, match=r"-4016.*Limit price can't be higher than 63000\.00\."):
         await ex.create_order(BTC, "limit", "sell", 0.01, 63000.1)
     assert business_state(sim.exchange) == before
     low = await ex.create_order(BTC, "limit", "buy", 0.01, float(bottom))  # the bounds themselves are inside
@@ -43,6 +43,32 @@ async def test_percent_price_band_around_the_mark(market, clients, sim):
     # the band moves with the mark (a deliberate 17% move: past the manual feed's bad-tick band)
     await sim.market([{"type": "mark", "symbol": "BTCUSDT", "price": "50000"}], force=True)
     assert (await ex.create_order(BTC, "limit", "buy", 0.01, 48000))["status"] == "open"
+
+
+async def test_percent_price_bounds_are_printed_at_the_price_precision(market, clients, sim):
+    """The venue prints the bound at the symbol's pricePrecision (BTCUSDT: 2, though its tick is 0.1),
+    the cap rounded down and the floor up, so the printed bound is itself inside the band."""
+    alice = await sim.create_account("alice", deposit="100000")
+    ex = clients.async_(alice)
+    markets = await ex.load_markets()
+    info = markets[BTC]["info"]
+    band = _filters(markets)["PERCENT_PRICE"]
+    assert (info["pricePrecision"], _filters(markets)["PRICE_FILTER"]["tickSize"]) == (2, "0.1")
+    await sim.market([{"type": "mark", "symbol": "BTCUSDT", "price": "47678.69"}], force=True)
+    mark = Decimal("47678.69")
+    top, bottom = mark * Decimal(band["multiplierUp"]), mark * Decimal(band["multiplierDown"])
+    assert (top, bottom) == (Decimal("50062.624500"), Decimal("45294.755500"))
+    before = business_state(sim.exchange)
+    with pytest.raises(ccxt.ExchangeError, match=r"-4016.*Limit price can't be higher than 50062\.62\."):
+        await ex.create_order(BTC, "limit", "sell", 0.01, 50062.7)
+    with pytest.raises(ccxt.ExchangeError, match=r"-4024.*Limit price can't be lower than 45294\.76\."):
+        await ex.create_order(BTC, "limit", "buy", 0.01, 45294.7)
+    assert business_state(sim.exchange) == before
+    assert Decimal("45294.76") >= bottom and Decimal("50062.62") <= top  # the printed bounds are acceptable
+    high = await ex.create_order(BTC, "limit", "sell", 0.01, 50062.6)  # the last tick inside the band
+    low = await ex.create_order(BTC, "limit", "buy", 0.01, 45294.8)
+    # accepted: the sell crosses the book, still near 60,000 (only the mark moved); the buy rests
+    assert (high["status"], low["status"]) == ("closed", "open")
 
 
 async def test_max_open_orders_per_symbol(market, clients, sim):
