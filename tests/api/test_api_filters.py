@@ -2,7 +2,8 @@
 
 What is right comes from the published filter values themselves (read back through
 ``load_markets`` / exchangeInfo) and the venue's error-code page: −4016/−4024 PERCENT_PRICE,
-−2025 MAX_NUM_ORDERS, −4045 MAX_NUM_ALGO_ORDERS, −4014 tick size; a refused order changes nothing.
+−4183/−4184 a conditional limit order's price against its trigger price, −2025 MAX_NUM_ORDERS,
+−4045 MAX_NUM_ALGO_ORDERS, −4014 tick size; a refused order changes nothing.
 """
 
 from __future__ import annotations
@@ -69,6 +70,30 @@ async def test_percent_price_bounds_are_printed_at_the_price_precision(market, c
     low = await ex.create_order(BTC, "limit", "buy", 0.01, 45294.8)
     # accepted: the sell crosses the book, still near 60,000 (only the mark moved); the buy rests
     assert (high["status"], low["status"]) == ("closed", "open")
+
+
+async def test_a_conditional_limit_price_is_bounded_by_its_trigger_price(market, clients, sim):
+    """STOP / TAKE_PROFIT with a price: the band is the trigger price's (−4183/−4184), not the mark's."""
+    alice = await sim.create_account("alice", deposit="100000")
+    ex = clients.async_(alice)
+    band = _filters(await ex.load_markets())["PERCENT_PRICE"]
+    trigger = Decimal("55000.1")  # the mark is 60,000
+    top, bottom = trigger * Decimal(band["multiplierUp"]), trigger * Decimal(band["multiplierDown"])
+    assert (top, bottom) == (Decimal("57750.105000"), Decimal("52250.095000"))
+    before = business_state(sim.exchange)
+    # a sell stop-limit (STOP) 52,250.0 is below the floor, though 57,000 (the mark's floor) is not the rule
+    with pytest.raises(ccxt.ExchangeError, match=r"-4184.*Limit price can't be lower than 52250\.10\."):
+        await ex.create_order(BTC, "limit", "sell", 0.01, 52250.0, {"stopPrice": float(trigger)})
+    with pytest.raises(ccxt.ExchangeError, match=r"-4183.*Limit price can't be higher than 57750\.10\."):
+        await ex.create_order(BTC, "limit", "sell", 0.01, 57750.2, {"stopPrice": float(trigger)})
+    with pytest.raises(ccxt.ExchangeError, match=r"-4183.*Limit price can't be higher than 57750\.10\."):
+        await ex.create_order(BTC, "limit", "buy", 0.01, 57800, {"takeProfitPrice": float(trigger)})
+    assert business_state(sim.exchange) == before
+    placed = [await ex.create_order(BTC, "limit", "sell", 0.01, 52250.1, {"stopPrice": float(trigger)}),
+              await ex.create_order(BTC, "limit", "sell", 0.01, 57750.1, {"stopPrice": float(trigger)}),
+              await ex.create_order(BTC, "limit", "buy", 0.01, 52250.1, {"takeProfitPrice": float(trigger)})]
+    assert [(o["status"], o["info"]["orderType"]) for o in placed] == [
+        ("open", "STOP"), ("open", "STOP"), ("open", "TAKE_PROFIT")]
 
 
 async def test_max_open_orders_per_symbol(market, clients, sim):
