@@ -13,7 +13,9 @@
   the journal's SQLite file, or a temporary one without a journal), so it is complete and on
   disk, not in memory;
 - ``GET /sapi/v1/account/apiRestrictions`` → the key's rights: reading, futures, universal
-  transfer; no withdrawals, spot or margin trading.
+  transfer; no withdrawals, spot or margin trading;
+- ``GET /api/v3/account`` → the spot account: its one balance (USDT, the spot wallet, nothing
+  locked: there is no spot trading) (ccxt ``fetch_balance({"type": "spot"})``).
 
 Other transfer types answer −1130 as the venue does for a type the account cannot use.
 """
@@ -69,12 +71,22 @@ async def api_restrictions(ctx: ApiContext, caller: Caller) -> dict:
             "enablePortfolioMarginTrading": False, "enableFixApiTrade": False, "enableFixReadOnly": False}
 
 
+async def spot_account(ctx: ApiContext, caller: Caller) -> dict:
+    return {"makerCommission": 0, "takerCommission": 0, "buyerCommission": 0, "sellerCommission": 0,
+            "canTrade": False, "canWithdraw": False, "canDeposit": False, "brokered": False,
+            "requireSelfTradePrevention": False, "preventSor": False, "updateTime": ctx.now(), "accountType": "SPOT",
+            "balances": [{"asset": ASSETS[0], "free": wire.money(ctx.ex.spot_wallet(caller.account)),
+                          "locked": wire.money(0)}],
+            "permissions": ["SPOT"], "uid": caller.account}
+
+
 def add_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/sapi/v1/system/status", public(system_status))
     r.add_post("/sapi/v1/asset/transfer", signed(transfer, 900))
     r.add_get("/sapi/v1/asset/transfer", signed(transfer_history, 1))
     r.add_get("/sapi/v1/account/apiRestrictions", signed(api_restrictions, 1))
+    r.add_get("/api/v3/account", signed(spot_account, 20))
 
 
 __all__ = ["add_routes"]
