@@ -23,12 +23,13 @@ NATS = typer.Option("nats://127.0.0.1:4222", "--nats", help="NATS server URLs, c
 SHARDS = typer.Option("s0,s1,s2", "--shards", help="Shard names, comma-separated (every process the same).")
 SYMBOLS = typer.Option("", "--symbols", help="Only these symbols of the profile (comma-separated; default all).")
 REPLICAS = typer.Option(3, "--replicas", help="JetStream replicas of every stream and bucket.")
+LEASE_TTL = typer.Option(2.0, "--lease-ttl", help="Seconds a shard lease lives without renewal (every process the same).")
 
 
-def _layout(shards: str, replicas: int) -> object:
+def _layout(shards: str, replicas: int, lease_ttl: float) -> object:
     from .layout import Layout
 
-    return Layout(shards=tuple(s for s in shards.split(",") if s), replicas=replicas)
+    return Layout(shards=tuple(s for s in shards.split(",") if s), replicas=replicas, lease_ttl=lease_ttl)
 
 
 def _symbols(symbols: str) -> list[str] | None:
@@ -44,19 +45,20 @@ def _logging() -> None:
 def shard(nats: str = NATS, shards: str = SHARDS, replicas: int = REPLICAS, symbols: str = SYMBOLS,
           shard: str = typer.Option(..., "--shard", help="The shard this member serves."),
           member: str = typer.Option(..., "--member", help="This member's unique name (in the lease)."),
-          lease_ttl: float = typer.Option(2.0, "--lease-ttl", help="Seconds a lease lives without renewal."),
+          lease_ttl: float = LEASE_TTL,
           snapshot_every: int = typer.Option(20_000, "--snapshot-every", help="Inputs between snapshots.")) -> None:
     """A shard member: standby until it holds the shard's lease, then its sequencer."""
     from .processes import run_shard
     from .shard import check_member_name
 
     _logging()
-    asyncio.run(run_shard(nats.split(","), _layout(shards, replicas), shard, check_member_name(member),  # type: ignore[arg-type]
-                          _symbols(symbols), lease_ttl, snapshot_every))
+    asyncio.run(run_shard(nats.split(","), _layout(shards, replicas, lease_ttl), shard,  # type: ignore[arg-type]
+                          check_member_name(member), _symbols(symbols), snapshot_every))
 
 
 @app.command()
 def gateway(nats: str = NATS, shards: str = SHARDS, replicas: int = REPLICAS, symbols: str = SYMBOLS,
+            lease_ttl: float = LEASE_TTL,
             host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Option(8765, "--port"),
             name: str = typer.Option("gateway", "--name"),
             admin_token: str = typer.Option(None, "--admin-token", envvar="EXSIM_ADMIN_TOKEN"),
@@ -65,8 +67,8 @@ def gateway(nats: str = NATS, shards: str = SHARDS, replicas: int = REPLICAS, sy
     from .processes import run_gateway
 
     _logging()
-    asyncio.run(run_gateway(nats.split(","), _layout(shards, replicas), host, port, admin_token,  # type: ignore[arg-type]
-                            _symbols(symbols), name, unlimited))
+    asyncio.run(run_gateway(nats.split(","), _layout(shards, replicas, lease_ttl), host, port,  # type: ignore[arg-type]
+                            admin_token, _symbols(symbols), name, unlimited))
 
 
 @app.command("nats")

@@ -60,14 +60,14 @@ async def input_stream(js: JetStreamContext, layout: Layout, shard: str) -> None
         storage=StorageType.FILE, duplicate_window=DUPLICATE_WINDOW_S)))
 
 
-async def buckets(js: JetStreamContext, layout: Layout, lease_ttl: float) -> dict[str, Any]:
+async def buckets(js: JetStreamContext, layout: Layout) -> dict[str, Any]:
     """The KV buckets and object store (created if missing); ``{"layout", "leases", "keys", "snapshots"}``."""
     r = layout.replicas
     out: dict[str, Any] = {}
     out["layout"] = await retrying("layout bucket", lambda: js.create_key_value(
         KeyValueConfig(bucket=LAYOUT_BUCKET, history=1, replicas=r)))
     out["leases"] = await retrying("lease bucket", lambda: js.create_key_value(
-        KeyValueConfig(bucket=LEASE_BUCKET, history=1, replicas=r, ttl=lease_ttl)))
+        KeyValueConfig(bucket=LEASE_BUCKET, history=1, replicas=r, ttl=layout.lease_ttl)))
     out["keys"] = await retrying("key bucket", lambda: js.create_key_value(
         KeyValueConfig(bucket=KEY_BUCKET, history=1, replicas=r)))
     out["snapshots"] = await retrying("snapshot store", lambda: js.create_object_store(

@@ -207,7 +207,7 @@ class ClusterNode:
         self.nc = await connect.connect(self.urls, self.name)
         self.js = self.nc.jetstream()
         await connect.market_stream(self.js, self.layout)
-        self._kv = await connect.buckets(self.js, self.layout, lease_ttl=2.0)
+        self._kv = await connect.buckets(self.js, self.layout)
         await connect.agreed_layout(self._kv["layout"], self.layout)
         self.ingest = MarketIngest(self.js, self.layout)
         for shard in self.layout.shards:

@@ -50,6 +50,7 @@ class Layout(msgspec.Struct, frozen=True):
     shards: tuple[str, ...] = ("s0", "s1", "s2")
     venue: str = "binance"
     replicas: int = 3
+    lease_ttl: float = 2.0  # seconds a shard lease lives without renewal (the lease bucket's max age)
 
     def shard_of(self, account: int) -> str:
         """The shard that owns ``account``."""

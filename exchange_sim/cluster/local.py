@@ -75,19 +75,20 @@ class LocalCluster:
                  lease_ttl: float = 2.0, snapshot_every: int = 20_000, nats_nodes: int = 3,
                  gateway_ports: list[int] | None = None, unlimited: bool = True) -> None:
         self.directory = directory
-        self.layout = Layout(shards=tuple(f"s{i}" for i in range(shards)), replicas=min(3, nats_nodes))
+        self.layout = Layout(shards=tuple(f"s{i}" for i in range(shards)), replicas=min(3, nats_nodes),
+                             lease_ttl=lease_ttl)
         self.symbols = symbols
         self.admin_token = admin_token
         self.natsd = LocalNats(directory / "nats", nodes=nats_nodes)
         common = ["--nats", ",".join(self.natsd.urls), "--shards", ",".join(self.layout.shards),
-                  "--replicas", str(self.layout.replicas)]
+                  "--replicas", str(self.layout.replicas), "--lease-ttl", str(lease_ttl)]
         if symbols:
             common += ["--symbols", ",".join(symbols)]
         self.members: dict[str, list[Child]] = {}
         for shard in self.layout.shards:
             self.members[shard] = [
                 Child(f"{shard}-{chr(97 + j)}", ["shard", *common, "--shard", shard, "--member", f"{shard}-{chr(97 + j)}",
-                                                 "--lease-ttl", str(lease_ttl), "--snapshot-every", str(snapshot_every)],
+                                                 "--snapshot-every", str(snapshot_every)],
                       directory / f"{shard}-{chr(97 + j)}.log")
                 for j in range(1 + standbys)]
         ports = gateway_ports or [free_port() for _ in range(gateways)]

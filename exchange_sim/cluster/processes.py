@@ -53,9 +53,8 @@ async def _until_signalled(work: Any) -> None:
 
 
 async def run_shard(urls: list[str], layout: Layout, shard: str, member: str, symbols: list[str] | None,
-                    lease_ttl: float, snapshot_every: int) -> None:
-    proc = ShardProcess(urls, layout, shard, member, exchange_factory(symbols), lease_ttl=lease_ttl,
-                        snapshot_every=snapshot_every)
+                    snapshot_every: int) -> None:
+    proc = ShardProcess(urls, layout, shard, member, exchange_factory(symbols), snapshot_every=snapshot_every)
 
     async def work() -> None:
         await proc.open()

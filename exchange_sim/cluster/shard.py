@@ -47,22 +47,20 @@ from .replica import ShardReplica
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 256
-LEASE_TTL_S = 2.0
 
 
 class ShardProcess:
     """One member (leader or standby) of a shard (see module doc)."""
 
     def __init__(self, urls: list[str], layout: Layout, shard: str, member: str,
-                 new_exchange: Callable[[], Exchange], *, lease_ttl: float = LEASE_TTL_S,
-                 snapshot_every: int = 20_000) -> None:
+                 new_exchange: Callable[[], Exchange], *, snapshot_every: int = 20_000) -> None:
         self.urls = urls
         self.layout = layout
         self.shard = shard
         self.member = member
         self.names = ShardNames(shard)
         self.new_exchange = new_exchange
-        self.lease_ttl = lease_ttl
+        self.lease_ttl = layout.lease_ttl
         self.snapshot_every = snapshot_every
         self.nc: Any = None
         self.js: Any = None
@@ -81,7 +79,7 @@ class ShardProcess:
         self.js = self.nc.jetstream()
         await connect.market_stream(self.js, self.layout)
         await connect.input_stream(self.js, self.layout, self.shard)
-        self.kv = await connect.buckets(self.js, self.layout, self.lease_ttl)
+        self.kv = await connect.buckets(self.js, self.layout)
         await connect.agreed_layout(self.kv["layout"], self.layout)
         self.replica = ShardReplica(self.js, self.kv["snapshots"], self.layout, self.shard, self.new_exchange)
         await self.replica.restore()
