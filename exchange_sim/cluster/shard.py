@@ -95,8 +95,10 @@ class ShardProcess:
             if await self._acquire_lease():
                 try:
                     await self._lead()
-                except WriterRefused as exc:
+                except (WriterRefused, ClusterError, OSError, asyncio.TimeoutError) as exc:
                     log.warning("%s: %s stepped down: %s", self.shard, self.member, exc)
+                except Exception as exc:  # noqa: BLE001 - a NATS error mid-batch: catch up, then lead again
+                    log.warning("%s: %s stepped down: %s: %s", self.shard, self.member, type(exc).__name__, exc)
                 finally:
                     self.leading = False
                 if not self._stop.is_set():
@@ -118,8 +120,16 @@ class ShardProcess:
     # ------------------------------------------------------------------ the lease
 
     async def _acquire_lease(self) -> bool:
+        """Create the lease key (nobody holds it), or renew it if this member still holds it."""
+        leases = self.kv["leases"]
         try:
-            self._lease_rev = await self.kv["leases"].create(self.shard, self.member.encode())
+            if self._lease_rev:
+                try:
+                    self._lease_rev = await leases.update(self.shard, self.member.encode(), last=self._lease_rev)
+                    return True
+                except (KeyWrongLastSequenceError, KeyNotFoundError):
+                    self._lease_rev = 0  # someone else's now, or lapsed: create it like anyone
+            self._lease_rev = await leases.create(self.shard, self.member.encode())
             return True
         except (KeyWrongLastSequenceError, APIError):
             return False
@@ -136,6 +146,7 @@ class ShardProcess:
                                                                 last=self._lease_rev)
             except (KeyWrongLastSequenceError, KeyNotFoundError, APIError) as exc:
                 log.warning("%s: %s lost its lease: %s", self.shard, self.member, exc)
+                self._lease_rev = 0
                 self._give_up()
                 return
             except Exception as exc:  # noqa: BLE001 - a reconnect; retried until the lease would lapse
