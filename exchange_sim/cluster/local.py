@@ -138,6 +138,20 @@ class LocalCluster:
         holder = await read_lease(self.natsd.urls, shard)
         return next((c for c in self.members[shard] if c.name == holder), None)
 
+    def add_gateway(self, timeout: float = 60.0) -> str:
+        """Start one more gateway (it rebuilds every shard from snapshots + input streams); its URL."""
+        i = len(self.gateways)
+        port = free_port()
+        self.gateway_ports.append(port)
+        args = list(self.gateways[0].args)
+        args[args.index("--port") + 1] = str(port)
+        args[args.index("--name") + 1] = f"gw{i}"
+        child = Child(f"gw{i}", args, self.directory / f"gw{i}.log")
+        self.gateways.append(child)
+        child.start()
+        self.wait_gateways(timeout, [i])
+        return self.gateway_urls[i]
+
     def kill_gateway(self, i: int) -> None:
         self.gateways[i].kill()
 

@@ -18,6 +18,7 @@ from exchange_sim.profiles import load_profile
 
 from .gateway import ClusterNode
 from .layout import Layout
+from .listen_keys import SharedListenKeys, listen_key_bucket
 from .shard import ShardProcess
 
 log = logging.getLogger(__name__)
@@ -73,12 +74,19 @@ async def run_gateway(urls: list[str], layout: Layout, host: str, port: int, adm
         node = ClusterNode(urls, layout, exchange_factory(symbols), name=name)
         await node.start()
         limits = RateLimits(10**9, 10**9, 10**9) if unlimited else RateLimits()
-        server = ApiServer(node, ApiConfig(host=host, port=port, admin_token=admin_token, rate_limits=limits))
+        config = ApiConfig(host=host, port=port, admin_token=admin_token, rate_limits=limits)
+        server = ApiServer(node, config)
+        keys = SharedListenKeys(config.listen_key_ttl_ms, await listen_key_bucket(node.js, layout.replicas))
+        server.ctx.listen_keys = keys  # type: ignore[assignment] - the same surface, shared by every gateway
+        ready = asyncio.get_running_loop().create_future()
+        mirror = asyncio.get_running_loop().create_task(keys.mirror(ready), name="listen-key-mirror")
+        await ready
         await server.start()
         print(f"gateway {name} ready {server.url}", flush=True)
         try:
             await asyncio.Event().wait()
         finally:
+            mirror.cancel()
             await server.stop()
             await node.stop()
 

@@ -202,7 +202,7 @@ class ShardProcess:
                         self.leading = False
                         break
                     batch.append(item)
-                await self._sequence(batch, inbox)
+                await self.sequence(batch, inbox)
                 if replica.applied_seq - replica.snapshot_seq >= self.snapshot_every:
                     await replica.save_snapshot()
         finally:
@@ -216,8 +216,13 @@ class ShardProcess:
                     pass
             self._inbox = None
 
-    async def _sequence(self, batch: list, inbox: asyncio.Queue) -> None:
-        """Append a batch to the input stream (expected-last-sequence), then apply and answer it."""
+    async def sequence(self, batch: list, inbox: asyncio.Queue) -> None:
+        """Append a batch to the input stream (expected-last-sequence), then apply and answer it.
+
+        ``batch`` items are ``("cmd", 0, payload, nats_msg)`` or ``("mkt", market_seq, payload, None)``.
+        Raises ``WriterRefused`` (after applying the prefix that was stored) when an append is
+        refused: someone else wrote to the stream since this member last saw it.
+        """
         replica = self.replica
         assert replica is not None
         planned: list[tuple[str, Any, str, int, Any]] = []  # (kind, msg, request, market seq, reply msg)
