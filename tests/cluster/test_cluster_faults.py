@@ -10,6 +10,7 @@ duplicated, and the takeover time (kill -> first acknowledged order on the kille
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import aiohttp
@@ -162,16 +163,37 @@ async def test_nats_node_sigkill(cluster):
 async def test_gateway_sigkill(cluster):
     async with aiohttp.ClientSession() as session:
         bots = await make_bots(cluster, session, "gk")
+        watched = next(b for b in bots if b.gateway == 0)
+        gw0, gw1 = cluster.gateway_urls[:2]
+        async with session.post(gw0 + "/fapi/v1/listenKey", headers={"X-MBX-APIKEY": watched.account["apiKey"]}) as r:
+            listen_key = (await r.json())["listenKey"]
+        ws = await session.ws_connect(f"{gw0.replace('http', 'ws')}/ws/{listen_key}")
 
-    async def kill_gateway():
-        cluster.kill_gateway(0)
+        async def kill_gateway():
+            cluster.kill_gateway(0)
 
-    killed_at = await run_load(bots, 1.5, kill_gateway, 3.0)
-    moved = [b for b in bots if b.switches]
-    assert moved  # the bots on gateway 0 reconnected to gateway 1 ...
-    assert all(any(t > killed_at for t in b.ack_times) for b in moved)  # ... and carried on there
-    figures = await verify_one_gateway(cluster, bots, killed_at)
-    assert figures["lost"] == 0
+        killed_at = await run_load(bots, 1.5, kill_gateway, 3.0)
+        moved = [b for b in bots if b.switches]
+        assert moved  # the bots on gateway 0 reconnected to gateway 1 ...
+        assert all(any(t > killed_at for t in b.ack_times) for b in moved)  # ... and carried on there
+        figures = await verify_one_gateway(cluster, bots, killed_at)
+        assert figures["lost"] == 0
+
+        # the user-data stream that was on gateway 0 reconnects to gateway 1 with the same listenKey
+        before = 0
+        while (await ws.receive(5)).type == aiohttp.WSMsgType.TEXT:  # the frames of before the kill, then the end
+            before += 1
+        assert before > 0
+        ws = await session.ws_connect(f"{gw1.replace('http', 'ws')}/ws/{listen_key}")
+        await asyncio.sleep(0.3)
+        watched.gateway = 1
+        await watched.place(10_000, time.monotonic() + 10)
+        await watched.close()
+        frame = None
+        while frame is None or frame.get("e") != "ORDER_TRADE_UPDATE":
+            frame = json.loads((await ws.receive(5)).data)
+        assert frame["o"]["c"] == f"{watched.name}-10000"
+        await ws.close()
     cluster.gateways[0].start()
 
 
