@@ -14,6 +14,12 @@ api_roundtrip.py). Workloads, each doing what its figure says:
 - ``shard_inputs_per_s``: ``Deposit`` commands sent straight to one shard leader by NATS
   request/reply, 64 in flight (no gateway, no HTTP): what one shard sequences (append with
   expected-last-sequence, apply, answer) per second;
+- ``cpu_ms_per_order_*`` / ``cpu_ms_per_market_event_*``: CPU time (user + system, from
+  /proc/<pid>/stat) each kind of process spent during the 8-client one-gateway run, per order
+  placed, and during the ingest burst, per market event: ``gateway_serving`` (the gateway the
+  clients use), ``gateway_following`` (the other one: it only applies the shards' streams to its
+  replicas), ``leaders`` and ``standbys`` (all three shards together), ``nats`` (all three nodes);
+  these are what the README's capacity model divides a core by;
 - ``ingest_published_per_s``: distinct ``MarkPrice`` events published to the market stream
   (256 in flight, each stored on 3 nodes); ``ingest_through_shards_per_s``: the same burst until
   every shard has journaled and applied the last one; ``ingest_duplicates_dropped``: the whole
@@ -29,6 +35,7 @@ these figures are a floor; per-component figures are what the README's capacity 
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -65,17 +72,49 @@ async def single_node(workdir: Path) -> dict:
             "single_8c_orders_per_s": eight["orders_per_s"]}
 
 
+def cpu_s(pid: int | None) -> float:
+    """User + system CPU seconds of a live process (0 if gone)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+LEADERS: list = []  # the members holding the shards' leases (read once the cluster is up)
+
+
+def cpu_by_role(cluster: LocalCluster) -> dict[str, float]:
+    def pid(child: object) -> int | None:
+        proc = getattr(child, "proc", child)
+        return proc.pid if proc is not None else None
+
+    members = [c for ms in cluster.members.values() for c in ms]
+    return {"gateway_serving": cpu_s(pid(cluster.gateways[0])), "gateway_following": cpu_s(pid(cluster.gateways[1])),
+            "leaders": sum(cpu_s(pid(c)) for c in members if c in LEADERS),
+            "standbys": sum(cpu_s(pid(c)) for c in members if c not in LEADERS),
+            "nats": sum(cpu_s(pid(p)) for p in cluster.natsd.procs)}
+
+
+def per_unit(before: dict[str, float], after: dict[str, float], units: int, name: str) -> dict[str, float]:
+    return {f"cpu_ms_per_{name}_{role}": round(1000 * (after[role] - before[role]) / units, 4) for role in before}
+
+
 async def gateways(cluster: LocalCluster) -> dict:
     gw0, gw1 = cluster.gateway_urls
     creds = await sim_accounts(gw0, 8)
     await asyncio.sleep(0.5)  # the keys reach gateway 1 through the KV watch
     one = await load(gw0, creds[:1], PER_CLIENT_1, 20)
+    before = cpu_by_role(cluster)
     eight = await load(gw0, creds, PER_CLIENT_8, 5)
+    cpu = per_unit(before, cpu_by_role(cluster), 8 * (PER_CLIENT_8 + 5), "order")
     halves = await asyncio.gather(load(gw0, creds[:4], PER_CLIENT_8, 5), load(gw1, creds[4:], PER_CLIENT_8, 5))
     both = sum(h["orders_per_s"] for h in halves)  # the two halves run at the same time
     return {"gateway_1c_p50_ms": one["p50_ms"], "gateway_1c_p99_ms": one["p99_ms"],
             "gateway_8c_orders_per_s": eight["orders_per_s"], "gateways2_8c_orders_per_s": round(both, 1),
-            "gateways2_halves_orders_per_s": [h["orders_per_s"] for h in halves]}
+            "gateways2_halves_orders_per_s": [h["orders_per_s"] for h in halves], **cpu}
 
 
 async def shard_inputs(cluster: LocalCluster) -> dict:
@@ -115,6 +154,7 @@ async def ingest(cluster: LocalCluster) -> dict:
         ing = MarketIngest(js, cluster.layout)
         base = int(time.time() * 1000)
         events = [m.MarkPrice(ts=base + i, symbol="ETHUSDT", mark=to_fixed("3000") + i) for i in range(MARKET_EVENTS)]
+        cpu_before = cpu_by_role(cluster)
         t0 = time.perf_counter()
         seqs: list[int] = []
         for i in range(0, len(events), 256):
@@ -129,12 +169,14 @@ async def ingest(cluster: LocalCluster) -> dict:
                     break
                 await asyncio.sleep(0.1)
         through = time.perf_counter() - t0
+        await asyncio.sleep(1.0)  # the gateways' and standbys' replicas finish applying the burst
+        cpu = per_unit(cpu_before, cpu_by_role(cluster), len(events), "market_event")
         before = ing.duplicates
         for i in range(0, len(events), 256):
             await ing.publish_many(events[i:i + 256])
         return {"ingest_events": len(events), "ingest_published_per_s": round(len(events) / published, 1),
                 "ingest_through_shards_per_s": round(len(events) / through, 1),
-                "ingest_duplicates_dropped": ing.duplicates - before}
+                "ingest_duplicates_dropped": ing.duplicates - before, **cpu}
     finally:
         await nc.close()
 
@@ -149,6 +191,7 @@ async def main() -> None:
                            admin_token=ADMIN_TOKEN)
     await asyncio.to_thread(cluster.start)
     try:
+        LEADERS.extend([await cluster.lease_holder(shard) for shard in cluster.layout.shards])
         figures.update(await gateways(cluster))
         figures.update(await shard_inputs(cluster))
         figures.update(await ingest(cluster))
