@@ -36,7 +36,16 @@ def _symbols(symbols: str) -> list[str] | None:
     return [s for s in symbols.split(",") if s] or None
 
 
+def _need_nats() -> None:
+    try:
+        import nats  # noqa: F401
+    except ImportError:
+        typer.echo("cluster mode needs the NATS client: pip install 'exchange-sim[cluster]'", err=True)
+        raise typer.Exit(2) from None
+
+
 def _logging() -> None:
+    _need_nats()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("nats").setLevel(logging.WARNING)
 
@@ -90,6 +99,7 @@ def up(directory: Path = typer.Option(None, "--dir", help="Logs and NATS data (d
        symbols: str = SYMBOLS,
        admin_token: str = typer.Option("cluster-admin-token", "--admin-token", envvar="EXSIM_ADMIN_TOKEN")) -> None:
     """A local 3-node NATS cluster, shards with standbys and gateways, until Ctrl-C."""
+    _need_nats()
     from .local import LocalCluster
 
     where = directory or Path(tempfile.mkdtemp(prefix="exsim-cluster-"))

@@ -226,6 +226,7 @@ class ShardProcess:
         replica = self.replica
         assert replica is not None
         planned: list[tuple[str, Any, str, int, Any]] = []  # (kind, msg, request, market seq, reply msg)
+        again: dict[str, list] = {}  # request id -> replies of repeats within this batch (a retry racing its first)
         last_market = replica.market_seq
         creating = False
         for kind, market_seq, data, reply in batch:
@@ -240,6 +241,11 @@ class ShardProcess:
             if known is not None:
                 await self._answer(reply, known[0], known[1])
                 continue
+            if request in again:
+                again[request].append(reply)
+                continue
+            if request:
+                again[request] = []
             try:
                 msg = codec.load_input(data)
             except (ValueError, TypeError) as exc:
@@ -272,7 +278,8 @@ class ShardProcess:
             kind, msg, request, market_seq, reply = planned[i]
             applied = replica.apply(base + i + 1, kind, msg, request, market_seq)
             if reply is not None:
-                await self._answer(reply, applied.seq, applied.events)
+                for each in (reply, *again.get(request, ())):
+                    await self._answer(each, applied.seq, applied.events)
             await self._publish_events(applied.events)
         if stored < len(planned):
             failure = acks[stored]
