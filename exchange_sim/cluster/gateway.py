@@ -197,6 +197,7 @@ class ClusterNode:
         self._kv: dict[str, Any] = {}
         self._key_watch: Any = None
         self._key_task: asyncio.Task | None = None
+        self._watchdogs: list[asyncio.Task] = []
 
     @property
     def running(self) -> bool:
@@ -222,8 +223,10 @@ class ClusterNode:
         self._key_task = asyncio.get_running_loop().create_task(self._mirror_keys(ready), name="key-mirror")
         await ready
         for replica in self.replicas.values():
-            await replica.catch_up()
-            await replica.follow()
+            await connect.retrying(f"catch up {replica.shard}", replica.catch_up)
+            await connect.retrying(f"follow {replica.shard}", replica.follow)
+        self._watchdogs = [asyncio.get_running_loop().create_task(r.keep_following(), name=f"follow-{r.shard}")
+                           for r in self.replicas.values()]
         self._running = True
 
     async def _mirror_keys(self, ready: asyncio.Future) -> None:
@@ -238,6 +241,8 @@ class ClusterNode:
 
     async def stop(self) -> None:
         self._running = False
+        for task in self._watchdogs:
+            task.cancel()
         if self._key_task is not None:
             self._key_task.cancel()
         for replica in self.replicas.values():

@@ -89,25 +89,22 @@ class ShardProcess:
         if self.replica is None:
             await self.open()
         assert self.replica is not None
-        await self.replica.follow()
         log.info("%s: %s standing by at input %d", self.shard, self.member, self.replica.applied_seq)
         while not self._stop.is_set():
-            if await self._acquire_lease():
-                try:
-                    await self._lead()
-                except (WriterRefused, ClusterError, OSError, asyncio.TimeoutError) as exc:
-                    log.warning("%s: %s stepped down: %s", self.shard, self.member, exc)
-                except Exception as exc:  # noqa: BLE001 - a NATS error mid-batch: catch up, then lead again
-                    log.warning("%s: %s stepped down: %s: %s", self.shard, self.member, type(exc).__name__, exc)
-                finally:
-                    self.leading = False
-                if not self._stop.is_set():
-                    await self.replica.follow()
-            else:
-                try:
-                    await asyncio.wait_for(self._stop.wait(), self.lease_ttl / 4)
-                except asyncio.TimeoutError:
-                    pass
+            try:
+                await self.replica.follow()
+                if await self._acquire_lease():
+                    try:
+                        await self._lead()
+                    finally:
+                        self.leading = False
+                    continue
+            except Exception as exc:  # noqa: BLE001 - NATS trouble (a node lost, elections): step down, retry
+                log.warning("%s: %s stepped down: %s: %s", self.shard, self.member, type(exc).__name__, exc)
+            try:
+                await asyncio.wait_for(self._stop.wait(), self.lease_ttl / 4)
+            except asyncio.TimeoutError:
+                pass
 
     def stop(self) -> None:
         self._stop.set()

@@ -8,6 +8,8 @@ installs it).
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -26,6 +28,8 @@ def cluster(tmp_path_factory):
     if nats_server_binary() is None:
         pytest.skip("nats-server is not installed (apt-get install nats-server; .ci/run does)")
     os.environ.setdefault("PYTHONPATH", os.getcwd())
-    with LocalCluster(tmp_path_factory.mktemp("cluster"), gateways=2, shards=3, standbys=1, symbols=SYMBOLS,
+    keep = os.environ.get("EXSIM_CLUSTER_LOGS")  # a directory to keep the processes' logs in (debugging)
+    where = Path(tempfile.mkdtemp(prefix="cluster-", dir=keep)) if keep else tmp_path_factory.mktemp("cluster")
+    with LocalCluster(where, gateways=2, shards=3, standbys=1, symbols=SYMBOLS,
                       lease_ttl=1.5, snapshot_every=200) as c:
         yield c

@@ -106,8 +106,13 @@ async def run_load(bots: list[Bot], seconds_before: float, fault, seconds_after:
 
 
 def first_ack_after(bots: list[Bot], t: float, shard: str | None = None) -> float | None:
-    times = [x for b in bots if shard is None or b.shard == shard for x in b.ack_times if x > t]
-    return min(times) - t if times else None
+    """The takeover time: the longest pause in acknowledgements (of ``shard``'s accounts) that
+    ends after the kill at ``t``; None if nothing was acknowledged after it."""
+    times = sorted(x for b in bots if shard is None or b.shard == shard for x in b.ack_times)
+    gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False) if later > t]
+    if not gaps:
+        return None
+    return max(gaps)
 
 
 async def test_shard_leader_sigkill_twice(cluster):
