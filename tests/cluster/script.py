@@ -118,6 +118,9 @@ async def run_script(v: Venue, names: list[str]) -> dict:
     await s.create_order(BTC, "market", "sell", 0.01)
     await (await v.client(dave)).create_order(ETH, "market", "sell", 2)
 
+    # the public liquidation stream and mark price stream, on the first gateway
+    public_ws = await v.session.ws_connect(f"{v.urls[0].replace('http', 'ws')}/ws/btcusdt@forceOrder/btcusdt@markPrice")
+    await asyncio.sleep(0.3)
     # a market trade through bob's resting ETH bid fills it
     await v.market([{"type": "trade", "symbol": "ETHUSDT", "price": "2990", "qty": "5", "side": "SELL"}])
     # the book falls away and the mark follows: carol is called, then liquidated
@@ -139,6 +142,8 @@ async def run_script(v: Venue, names: list[str]) -> dict:
                                 for p in positions if p["contracts"]),
             "trades": sorted((t["symbol"], t["side"], t["price"], t["amount"], t["fee"]["cost"]) for t in trades),
         }
+    seen["public-stream"] = [frame_shape(f) for f in await drain(public_ws)]
+    await public_ws.close()
     seen["alice-stream"] = [frame_shape(f) for f in await drain(alice_ws)]
     seen["carol-stream"] = [frame_shape(f) for f in await drain(carol_ws)]
     await alice_ws.close()
@@ -156,6 +161,11 @@ def frame_shape(frame: dict) -> tuple:
         a = frame["a"]
         return (kind, a["m"], tuple((b["a"], b["wb"], b["cw"]) for b in a["B"]),
                 tuple((p["s"], p["pa"], p["ep"]) for p in a["P"]))
+    if kind == "forceOrder":
+        o = frame["o"]
+        return (kind, o["s"], o["S"], o["q"], o["ap"], o["X"])
+    if kind == "markPriceUpdate":
+        return (kind, frame["s"], frame["p"])
     if kind == "MARGIN_CALL":
         return (kind, tuple((p["s"], p["mp"]) for p in frame["p"]))
     return (kind,)

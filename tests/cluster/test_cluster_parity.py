@@ -106,6 +106,8 @@ async def test_cluster_matches_single_node(cluster):
     assert {"OrderUpdate", "Liquidation", "MarginCall", "PositionUpdate", "BalanceUpdate"} <= kinds
     assert cluster_seen == single_seen
     assert any(shape[3] == "LIQUIDATION" for shape in single_seen["carol-stream"] if shape[0] == "ORDER_TRADE_UPDATE")
+    assert [shape[0] for shape in single_seen["public-stream"]].count("forceOrder") == 1
+    assert [shape[0] for shape in single_seen["public-stream"]].count("markPriceUpdate") == 3
 
 
 async def test_a_late_gateway_rebuilds_history_from_the_journals(cluster):
