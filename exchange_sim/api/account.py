@@ -9,6 +9,7 @@ codes (−4046 same margin type, −4047/−4048 orders/position open, −4067/�
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aiohttp import web
@@ -20,7 +21,9 @@ from . import errors, wire
 from .auth import Caller
 from .context import ApiContext, signed
 from .errors import ApiError
+from .paging import page_of
 
+LEVERAGE_RE = re.compile(r"[0-9]{1,4}")
 INCOME_TYPES = ("TRANSFER", "WELCOME_BONUS", "REALIZED_PNL", "FUNDING_FEE", "COMMISSION", "INSURANCE_CLEAR",
                 "REFERRAL_KICKBACK", "COMMISSION_REBATE", "API_REBATE", "CONTEST_REWARD", "CROSS_COLLATERAL_TRANSFER",
                 "OPTIONS_PREMIUM_FEE", "OPTIONS_SETTLE_PROFIT", "INTERNAL_TRANSFER", "AUTO_EXCHANGE",
@@ -71,16 +74,11 @@ async def income(ctx: ApiContext, caller: Caller) -> list:
     p = caller.params
     inst = p.symbol(ctx.instruments, required=False)
     income_type = p.choice("incomeType", INCOME_TYPES)
-    start = p.integer("startTime", lo=0)
-    end = p.integer("endTime", lo=0)
-    limit = p.integer("limit", default=100, lo=1, hi=1000)
-    assert limit is not None
-    rows = [r for r in ctx.ex.income(caller.account)
-            if (inst is None or r.symbol == inst.symbol) and (income_type is None or r.income_type == income_type)
-            and (start is None or r.ts >= start) and (end is None or r.ts <= end)]
-    rows = rows[:limit] if start is not None else rows[-limit:]
+    page = page_of(p, limit_default=100, limit_max=1000, max_span_ms=None, paged=True)
+    rows = ctx.history.income(caller.account, page, symbol=inst.symbol if inst else None, income_type=income_type)
     return [{"symbol": r.symbol, "incomeType": r.income_type, "income": wire.money(r.amount), "asset": wire.ASSET,
-             "info": r.info, "time": r.ts, "tranId": r.tran_id, "tradeId": ""} for r in rows]
+             "info": r.info, "time": r.ts, "tranId": r.tran_id, "tradeId": r.info if r.income_type in ("REALIZED_PNL", "COMMISSION") else ""}
+            for r in rows]
 
 
 async def set_leverage(ctx: ApiContext, caller: Caller) -> dict:
@@ -88,7 +86,7 @@ async def set_leverage(ctx: ApiContext, caller: Caller) -> dict:
     inst = p.symbol(ctx.instruments)
     assert inst is not None
     raw = p.text("leverage", required=True)
-    if raw is None or not raw.isdigit() or len(raw) > 4 or not 1 <= int(raw) <= inst.max_leverage:
+    if raw is None or not LEVERAGE_RE.fullmatch(raw) or not 1 <= int(raw) <= inst.max_leverage:  # ASCII only
         raise ApiError(errors.INVALID_LEVERAGE, f"Leverage {str(raw)[:8]} is not valid")
     leverage = int(raw)
     position_side = p.choice("positionSide", (m.BOTH, m.LONG, m.SHORT), default=m.BOTH)

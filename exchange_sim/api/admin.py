@@ -15,8 +15,8 @@ are decimal strings (or JSON numbers). Errors have the venue's shape ``{"code", 
   "rate"}``, ``{"type": "status", "symbol", "stale", "reason"?}``. All are validated before any is
   applied.
 - ``GET /sim/v1/events?account=&type=&since=&afterSeq=&limit=``: the core's event log, oldest first,
-  the newest ``limit`` (default 1000) matching events; ``since`` is a timestamp (ms, ``ts >= since``),
-  ``afterSeq`` an event number. With a journal it is the journal's event log: it survives a restart
+  the newest ``limit`` (default 1000) matching events, or with ``afterSeq`` (an event number) the
+  oldest ``limit`` after it (paging forward); ``since`` is a timestamp (ms, ``ts >= since``). With a journal it is the journal's event log: it survives a restart
   and an event keeps its ``seq``; without one (``--no-journal``) the last events in memory.
 - ``GET /sim/v1/insurance-fund``; ``GET /sim/v1/status`` (node and stream counters; ``journal``:
   ``enabled``, ``failed``, ``failure`` (why writes are refused) and ``stats``).
@@ -27,7 +27,6 @@ and travel inside ``CreateAccount`` so a journal replay rebuilds the same accoun
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -35,15 +34,19 @@ from typing import Any
 from aiohttp import web
 
 from exchange_sim.core import messages as m
-from exchange_sim.core.fixed import fmt_trim
+from exchange_sim.core.fixed import SCALE, fmt_trim
 
 from . import errors, wire
 from .auth import check_admin_token
-from .context import CTX, ApiContext
+from .context import CTX, MAX_BODY, ApiContext
 from .errors import ApiError
-from .params import fixed_from_json
+from .params import MAX_ADMIN_AMOUNT, ascii_int, fixed_from_json, load_json
 
 MAX_MARKET_EVENTS = 10_000
+MAX_QUERY_NUMBER = 10**15
+# a market event's ts (and nextFundingTime) must be a plausible epoch-ms: 2000-01-01 .. 2100-01-01
+MIN_TS_MS, MAX_TS_MS = 946_684_800_000, 4_102_444_800_000
+MAX_FUNDING_RATE = SCALE  # |rate| <= 100%
 
 
 def _bad(name: str) -> ApiError:
@@ -55,22 +58,19 @@ async def _body(request: web.Request) -> dict:
     if not raw.strip():
         return {}
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise ApiError(errors.INVALID_PARAMETER, "Request body is not valid JSON.") from None
+        data = load_json(raw, MAX_BODY)
+    except ValueError as exc:
+        raise ApiError(errors.INVALID_PARAMETER, f"Request {exc}.") from None
     if not isinstance(data, dict):
         raise ApiError(errors.INVALID_PARAMETER, "Request body must be a JSON object.")
     return data
 
 
 def _account_id(ctx: ApiContext, raw: Any, name: str = "id") -> int:
-    if isinstance(raw, bool):
-        raise _bad(name)
-    if isinstance(raw, str) and raw.isdigit() and len(raw) < 12:
-        raw = int(raw)
-    if not isinstance(raw, int) or ctx.ex.account_view(raw) is None:
+    number = ascii_int(raw)
+    if number is None or ctx.ex.account_view(number) is None:
         raise ApiError(errors.INVALID_PARAMETER, f"Unknown account {str(raw)[:20]!s}.", 404)
-    return raw
+    return number
 
 
 def _symbol(ctx: ApiContext, raw: Any) -> str:
@@ -197,18 +197,30 @@ async def reset(ctx: ApiContext, request: web.Request) -> dict:
 # ----------------------------------------------------------------------------- market injection
 
 
-def _levels(ctx: ApiContext, raw: Any, name: str) -> tuple[tuple[int, int], ...]:
+def _price(ctx: ApiContext, symbol: str, raw: Any, name: str) -> int:
+    """A positive price within the instrument's PRICE_FILTER maximum (−1130 otherwise)."""
+    inst = ctx.instruments[symbol]
+    price = fixed_from_json(raw, name, limit=inst.max_price or MAX_ADMIN_AMOUNT)
+    if price <= 0:
+        raise _bad(name)
+    return price
+
+
+def _epoch_ms(raw: Any, name: str) -> int:
+    """A plausible epoch-ms timestamp (2000..2100), else −1130: SQLite and the core keep 64-bit times."""
+    if isinstance(raw, bool) or not isinstance(raw, int) or not MIN_TS_MS <= raw <= MAX_TS_MS:
+        raise _bad(name)
+    return raw
+
+
+def _levels(ctx: ApiContext, symbol: str, raw: Any, name: str) -> tuple[tuple[int, int], ...]:
     if not isinstance(raw, list) or len(raw) > 5000:
         raise _bad(name)
     out = []
     for level in raw:
         if not isinstance(level, (list, tuple)) or len(level) != 2:
             raise _bad(name)
-        price = fixed_from_json(level[0], name)
-        qty = fixed_from_json(level[1], name)
-        if price <= 0:
-            raise _bad(name)
-        out.append((price, qty))
+        out.append((_price(ctx, symbol, level[0], name), fixed_from_json(level[1], name)))
     return tuple(out)
 
 
@@ -218,43 +230,37 @@ def market_event(ctx: ApiContext, raw: Any, now: int) -> Any:
         raise _bad("events")
     kind = raw.get("type")
     symbol = _symbol(ctx, raw.get("symbol"))
-    ts = raw.get("ts", now)
-    if isinstance(ts, bool) or not isinstance(ts, int) or ts < 0:
-        raise _bad("ts")
+    ts = _epoch_ms(raw["ts"], "ts") if "ts" in raw else now
     if kind == "book":
-        bids = tuple(sorted(_levels(ctx, raw.get("bids", []), "bids"), reverse=True))
-        asks = tuple(sorted(_levels(ctx, raw.get("asks", []), "asks")))
+        bids = tuple(sorted(_levels(ctx, symbol, raw.get("bids", []), "bids"), reverse=True))
+        asks = tuple(sorted(_levels(ctx, symbol, raw.get("asks", []), "asks")))
         return m.BookSnapshot(ts=ts, symbol=symbol, bids=tuple(lv for lv in bids if lv[1] > 0),
                               asks=tuple(lv for lv in asks if lv[1] > 0))
     if kind == "delta":
-        return m.BookDelta(ts=ts, symbol=symbol, bids=_levels(ctx, raw.get("bids", []), "bids"),
-                           asks=_levels(ctx, raw.get("asks", []), "asks"))
+        return m.BookDelta(ts=ts, symbol=symbol, bids=_levels(ctx, symbol, raw.get("bids", []), "bids"),
+                           asks=_levels(ctx, symbol, raw.get("asks", []), "asks"))
     if kind == "trade":
-        price = fixed_from_json(raw.get("price"), "price")
+        price = _price(ctx, symbol, raw.get("price"), "price")
         qty = fixed_from_json(raw.get("qty"), "qty")
         side = raw.get("side", m.BUY)
         side = side.upper() if isinstance(side, str) else side
-        if price <= 0 or qty <= 0 or side not in (m.BUY, m.SELL):
+        if qty <= 0 or side not in (m.BUY, m.SELL):
             raise _bad("trade")
         return m.Trade(ts=ts, symbol=symbol, price=price, qty=qty, taker_side=side)
     if kind == "mark":
-        price = fixed_from_json(raw.get("price"), "price")
-        if price <= 0:
-            raise _bad("price")
-        index = fixed_from_json(raw["index"], "index") if raw.get("index") is not None else None
-        rate = (fixed_from_json(raw["fundingRate"], "fundingRate", allow_negative=True)
+        price = _price(ctx, symbol, raw.get("price"), "price")
+        index = _price(ctx, symbol, raw["index"], "index") if raw.get("index") is not None else None
+        rate = (fixed_from_json(raw["fundingRate"], "fundingRate", allow_negative=True, limit=MAX_FUNDING_RATE)
                 if raw.get("fundingRate") is not None else None)
         nft = raw.get("nextFundingTime")
-        if nft is not None and (isinstance(nft, bool) or not isinstance(nft, int) or nft < 0):
-            raise _bad("nextFundingTime")
+        if nft is not None:
+            nft = _epoch_ms(nft, "nextFundingTime")
         return m.MarkPrice(ts=ts, symbol=symbol, mark=price, index=index, funding_rate=rate, next_funding_ts=nft)
     if kind == "index":
-        price = fixed_from_json(raw.get("price"), "price")
-        if price <= 0:
-            raise _bad("price")
-        return m.IndexPrice(ts=ts, symbol=symbol, price=price)
+        return m.IndexPrice(ts=ts, symbol=symbol, price=_price(ctx, symbol, raw.get("price"), "price"))
     if kind == "funding":
-        return m.Funding(ts=ts, symbol=symbol, rate=fixed_from_json(raw.get("rate"), "rate", allow_negative=True))
+        return m.Funding(ts=ts, symbol=symbol, rate=fixed_from_json(raw.get("rate"), "rate", allow_negative=True,
+                                                                    limit=MAX_FUNDING_RATE))
     if kind == "status":
         stale = raw.get("stale")
         reason = raw.get("reason", "")
@@ -288,9 +294,10 @@ async def events_log(ctx: ApiContext, request: web.Request) -> dict:
         raw = q.get(name)
         if raw is None or raw == "":
             return None
-        if not raw.isdigit() or len(raw) > 15:
+        number = ascii_int(raw)
+        if number is None or number > MAX_QUERY_NUMBER:
             raise _bad(name)
-        return int(raw)
+        return number
 
     account = number("account")
     since = number("since")

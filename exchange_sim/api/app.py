@@ -35,9 +35,43 @@ RouteInstaller = Callable[[web.Application], None]
 LISTEN_KEY_SWEEP_S = 30.0  # how often expired listenKeys are looked for
 
 
+MAX_LINE = 8190  # the venue's (and aiohttp's default) limit on the request line and each header line
+PARSER_LIMIT = 64 * 1024  # what the HTTP parser itself takes, so longer lines reach ``venue_errors``
+
+
+class _OneLine(logging.Filter):
+    """aiohttp's parser refusals (a line over ``PARSER_LIMIT``...) logged as one line, no traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            record.msg = f"{record.getMessage()}: {type(record.exc_info[1]).__name__}"
+            record.args = ()
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+http_log = logging.getLogger("exchange_sim.api.http")
+http_log.addFilter(_OneLine())
+
+
+def _oversized(request: web.Request) -> ApiError | None:
+    """The venue's answer for a request line or header line over ``MAX_LINE`` bytes."""
+    if len(request.method) + len(request.raw_path) + 10 > MAX_LINE:
+        return ApiError(errors.ILLEGAL_CHARS, f"Request line over {MAX_LINE} bytes.")
+    for name, value in request.raw_headers:
+        if len(name) + len(value) + 2 > MAX_LINE:
+            return ApiError(errors.ILLEGAL_CHARS, f"Header line over {MAX_LINE} bytes.")
+    return None
+
+
 @web.middleware
 async def venue_errors(request: web.Request, handler: Callable) -> web.StreamResponse:
     """Turn every failure into the venue's ``{"code", "msg"}`` answer."""
+    oversized = _oversized(request)
+    if oversized is not None:
+        return oversized.response()
     try:
         return await handler(request)
     except ApiError as exc:
@@ -140,11 +174,14 @@ class ApiServer:
             ctx.depth.refresh(symbol, now)
         self._publisher = MarketPublisher(ctx.hub, ctx.instruments, ctx.depth, ctx.stats, ctx.ex.market, ctx.clock)
         ctx.node.add_listener(ctx.event_log)
+        if ctx.history_listener is not None:
+            ctx.node.add_listener(ctx.history_listener)
         ctx.node.add_listener(self._publisher)
         self._user_queue = ctx.node.subscribe()
         self._user_task = asyncio.get_running_loop().create_task(
             user_stream.UserStreamPublisher(ctx).run(self._user_queue), name="user-stream-publisher")
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False, logger=http_log,
+                                     max_line_size=PARSER_LIMIT, max_field_size=PARSER_LIMIT)
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, self.config.host, self.config.port)
         await self._site.start()
@@ -197,6 +234,9 @@ class ApiServer:
             ctx.node.remove_listener(self._publisher)
             self._publisher = None
         ctx.node.remove_listener(ctx.event_log)
+        if ctx.history_listener is not None:  # the store is this server's own temporary file: done with it
+            ctx.node.remove_listener(ctx.history_listener)
+            ctx.history.close()
 
     async def __aenter__(self) -> Self:
         await self.start()

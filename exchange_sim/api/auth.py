@@ -21,8 +21,8 @@ from . import errors
 from .errors import ApiError
 from .params import Params, parse_pairs
 
-API_KEY_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")  # venue keys are 64 alnum; scripted ones vary
-SIGNATURE_RE = re.compile(r"^[0-9a-fA-F]{64}$")
+API_KEY_RE = re.compile(r"[A-Za-z0-9_.\-]{1,128}")  # venue keys are 64 alnum; scripted ones vary
+SIGNATURE_RE = re.compile(r"[0-9a-fA-F]{64}")  # both matched with fullmatch
 DEFAULT_RECV_WINDOW = 5000
 MAX_RECV_WINDOW = 60000
 FUTURE_TOLERANCE_MS = 1000
@@ -65,7 +65,7 @@ class Caller:
 def api_key_of(headers: dict | object, keys: KeyStore) -> tuple[int, str]:
     """The account owning the request's ``X-MBX-APIKEY`` header (−2014 / −2015)."""
     key = headers.get("X-MBX-APIKEY")  # type: ignore[attr-defined]
-    if not key or not API_KEY_RE.match(key):
+    if not key or not API_KEY_RE.fullmatch(key):
         raise ApiError(errors.BAD_API_KEY_FMT, "API-key format invalid.", 401)
     account = keys.account_by_api_key(key)
     if account is None:
@@ -88,7 +88,7 @@ def verify_signed(raw_query: str, raw_body: str, headers: object, keys: KeyStore
     params = Params(parse_pairs(query_part, body_part))
     if signature is None:
         raise errors.mandatory("signature")
-    if not SIGNATURE_RE.match(signature):
+    if not SIGNATURE_RE.fullmatch(signature):
         raise errors.bad_signature()
     expected = sign(keys.api_secret(account), payload)
     if not hmac.compare_digest(expected, signature.lower()):

@@ -22,9 +22,10 @@ from aiohttp import web
 from exchange_sim.core import messages as m
 from exchange_sim.core.instruments import Instrument
 from exchange_sim.journal.errors import JournalError
+from exchange_sim.journal.history import History
 
 from . import errors
-from .auth import API_KEY_RE, Caller, RateLimiter, RateLimits, api_key_of, verify_signed
+from .auth import Caller, RateLimiter, RateLimits, api_key_of, verify_signed
 from .depth import DEFAULT_LEVELS, DepthTracker
 from .errors import ApiError
 from .market_stats import MarketStats
@@ -106,7 +107,7 @@ class EventLog:
             if kinds is not None and ev.kind.lower() not in kinds:
                 continue
             out.append(ev)
-        return out[-limit:]
+        return out[:limit] if after_seq is not None else out[-limit:]  # paging forward: the oldest after it
 
 
 def _event_type_names() -> dict[str, str]:
@@ -138,7 +139,7 @@ class JournalEventLog:
             if not types:
                 return []  # only unknown types asked for: nothing matches (an empty filter would be "all")
         rows = self.journal.events(after=after_seq or 0, limit=limit, account=account, types=types,
-                                   since=since, newest=True)
+                                   since=since, newest=after_seq is None)
         return [LoggedEvent(seq, event) for seq, event in rows]
 
 
@@ -212,6 +213,11 @@ class ApiContext:
         # with a journal the event log survives restarts; without one (--no-journal, tests) it is in memory
         self.event_log: EventLog | JournalEventLog = (JournalEventLog(journal) if has_event_log(journal)
                                                       else EventLog(config.event_log_size))
+        # closed orders, fills, income: the journal's history tables (written in its batch transactions);
+        # without a journal the same store in a private temporary SQLite file, fed by ``history_listener``
+        journal_history = getattr(journal, "history", None)
+        self.history: History = journal_history if isinstance(journal_history, History) else History.temporary()
+        self.history_listener = None if self.history is journal_history else self.history.record_committed
 
     @property
     def ex(self) -> Any:
@@ -276,15 +282,15 @@ def _json(result: Any, used_weight: int | None = None) -> web.Response:
 
 
 def public(handler: PublicHandler, weight: int = 1) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """A MARKET_DATA endpoint: no signature; limited per API key if sent, else per address."""
+    """A MARKET_DATA endpoint: no signature; its weight counts per client address, as the venue's IP
+    limits do (an ``X-MBX-APIKEY`` header, made up or not, changes nothing: it is no way around the limit)."""
 
     async def endpoint(request: web.Request) -> web.StreamResponse:
         ctx = request.app[CTX]
+        who = f"ip:{request.remote}"
+        ctx.limiter.request(who, weight)  # before parsing: a malformed request costs its weight too
         raw_query, raw_body = await _raw(request)
         params = Params(parse_pairs(raw_query, raw_body))
-        key = request.headers.get("X-MBX-APIKEY")
-        who = f"key:{key}" if key and API_KEY_RE.match(key) else f"ip:{request.remote}"
-        ctx.limiter.request(who, weight)
         return _json(await handler(ctx, params), ctx.limiter.used_weight(who))
 
     return endpoint

@@ -15,6 +15,7 @@ account's orders.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from aiohttp import web
 
@@ -26,6 +27,7 @@ from . import errors, wire
 from .auth import Caller
 from .context import ApiContext, signed
 from .errors import ApiError
+from .paging import page_of, take
 from .params import Params
 
 SIDES = (m.BUY, m.SELL)
@@ -104,7 +106,7 @@ def _find(ctx: ApiContext, caller: Caller, inst: Instrument, *, id_name: str, cl
     if order_id is None and client_id is None:
         raise ApiError(errors.MANDATORY_PARAM,
                        f"Param '{client_name}' or '{id_name}' must be sent, but both were empty/null!")
-    view = ctx.ex.order(caller.account, order_id=order_id or 0, client_order_id=client_id or "")
+    view = _order_named(ctx, caller.account, order_id or 0, client_id or "")
     if view is None or view.account != caller.account or view.symbol != inst.symbol:
         raise missing
     if conditional is not None and view.conditional != conditional:
@@ -114,13 +116,26 @@ def _find(ctx: ApiContext, caller: Caller, inst: Instrument, *, id_name: str, cl
     return view
 
 
-def _time_filter(p: Params, rows: list, ts_of, limit_default: int = 500) -> list:
-    start = p.integer("startTime", lo=0)
-    end = p.integer("endTime", lo=0)
-    limit = p.integer("limit", default=limit_default, lo=1, hi=1000)
-    assert limit is not None
-    rows = [r for r in rows if (start is None or ts_of(r) >= start) and (end is None or ts_of(r) <= end)]
-    return rows[:limit] if start is not None else rows[-limit:]
+def _history_orders(ctx: ApiContext, caller: Caller, *, conditional: bool) -> list[OrderView]:
+    """allOrders / allAlgoOrders: the live open orders (core) and the closed ones (history), paged."""
+    p = caller.params
+    inst = p.symbol(ctx.instruments, required=False)
+    symbol = inst.symbol if inst else None
+    page = page_of(p, limit_default=500, limit_max=1000, from_name="algoId" if conditional else "orderId")
+    wide = replace(page, limit=page.offset + page.limit, offset=0)
+    closed = ctx.history.orders(caller.account, wide, symbol=symbol, conditional=conditional)
+    live = [v for v in ctx.ex.open_orders(caller.account, symbol) if v.conditional == conditional
+            and (page.from_id is None or v.order_id >= page.from_id)
+            and (page.start is None or v.create_ts >= page.start) and (page.end is None or v.create_ts <= page.end)]
+    return take(closed + live, page, key=lambda v: v.order_id)
+
+
+def _order_named(ctx: ApiContext, account: int, order_id: int, client_id: str) -> OrderView | None:
+    """An order of ``account``: live or recently closed in the core, else from the history store."""
+    view = ctx.ex.order(account, order_id=order_id, client_order_id=client_id)
+    if view is None:
+        view = ctx.history.order(account, order_id=order_id, client_order_id=client_id)
+    return view
 
 
 # ----------------------------------------------------------------------------- orders
@@ -189,13 +204,7 @@ async def open_orders(ctx: ApiContext, caller: Caller) -> list:
 
 
 async def all_orders(ctx: ApiContext, caller: Caller) -> list:
-    p = caller.params
-    inst = p.symbol(ctx.instruments, required=False)
-    from_id = p.integer("orderId", lo=0)
-    views = [v for v in ctx.ex.all_orders(caller.account, inst.symbol if inst else None)
-             if not v.conditional and (from_id is None or v.order_id >= from_id)]
-    views = _time_filter(p, views, lambda v: v.create_ts)
-    return [wire.order(v, ctx.instruments[v.symbol]) for v in views]
+    return [wire.order(v, ctx.instruments[v.symbol]) for v in _history_orders(ctx, caller, conditional=False)]
 
 
 async def cancel_all_open_orders(ctx: ApiContext, caller: Caller) -> dict:
@@ -209,10 +218,8 @@ async def user_trades(ctx: ApiContext, caller: Caller) -> list:
     p = caller.params
     inst = p.symbol(ctx.instruments, required=False)
     order_id = p.integer("orderId", lo=0)
-    from_id = p.integer("fromId", lo=0)
-    rows = [t for t in ctx.ex.trades(caller.account, inst.symbol if inst else None)
-            if (order_id is None or t.order_id == order_id) and (from_id is None or t.trade_id >= from_id)]
-    rows = _time_filter(p, rows, lambda t: t.ts)
+    page = page_of(p, limit_default=500, limit_max=1000, from_name="fromId", from_id_alone=True)
+    rows = ctx.history.trades(caller.account, page, symbol=inst.symbol if inst else None, order_id=order_id)
     return [wire.user_trade(t, ctx.instruments[t.symbol]) for t in rows]
 
 
@@ -221,16 +228,10 @@ async def force_orders(ctx: ApiContext, caller: Caller) -> list:
     p = caller.params
     inst = p.symbol(ctx.instruments, required=False)
     kind = p.choice("autoCloseType", ("LIQUIDATION", "ADL"))
-    prefixes = {"LIQUIDATION": ("autoclose-",), "ADL": ("adl_autoclose",), None: ("autoclose-", "adl_autoclose")}
-    views = [v for v in ctx.ex.all_orders(caller.account, inst.symbol if inst else None)
-             if v.client_order_id.startswith(prefixes[kind])]
-    start = p.integer("startTime", lo=0)
-    end = p.integer("endTime", lo=0)
-    limit = p.integer("limit", default=50, lo=1, hi=100)
-    assert limit is not None
-    views = [v for v in views if (start is None or v.create_ts >= start) and (end is None or v.create_ts <= end)]
-    return [dict(wire.order(v, ctx.instruments[v.symbol]), type="LIMIT", origType="LIMIT")
-            for v in views[-limit:]]
+    page = page_of(p, limit_default=50, limit_max=100)
+    views = ctx.history.orders(caller.account, page, symbol=inst.symbol if inst else None,
+                               force=(kind,) if kind else ("LIQUIDATION", "ADL"))
+    return [dict(wire.order(v, ctx.instruments[v.symbol]), type="LIMIT", origType="LIMIT") for v in views]
 
 
 # ----------------------------------------------------------------------------- batches
@@ -311,7 +312,7 @@ def _find_algo(ctx: ApiContext, caller: Caller, missing: ApiError) -> OrderView:
     client_id = p.text("clientAlgoId")
     if algo_id is None and client_id is None:
         raise ApiError(errors.MANDATORY_PARAM, "Param 'clientAlgoId' or 'algoId' must be sent, but both were empty/null!")
-    view = ctx.ex.order(caller.account, order_id=algo_id or 0, client_order_id=client_id or "")
+    view = _order_named(ctx, caller.account, algo_id or 0, client_id or "")
     if view is None or view.account != caller.account or not view.conditional:
         raise missing
     inst = p.symbol(ctx.instruments, required=False)
@@ -346,11 +347,7 @@ async def open_algo_orders(ctx: ApiContext, caller: Caller) -> list:
 
 
 async def all_algo_orders(ctx: ApiContext, caller: Caller) -> list:
-    p = caller.params
-    inst = p.symbol(ctx.instruments, required=False)
-    views = [v for v in ctx.ex.all_orders(caller.account, inst.symbol if inst else None) if v.conditional]
-    views = _time_filter(p, views, lambda v: v.create_ts)
-    return [wire.algo_order(v, ctx.instruments[v.symbol]) for v in views]
+    return [wire.algo_order(v, ctx.instruments[v.symbol]) for v in _history_orders(ctx, caller, conditional=True)]
 
 
 async def cancel_algo_open_orders(ctx: ApiContext, caller: Caller) -> dict:

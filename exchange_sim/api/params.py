@@ -8,8 +8,10 @@ missing → −1102, bad characters → −1100, too many decimals → −1111, 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
+from typing import Any
 from urllib.parse import parse_qsl
 
 from exchange_sim.core.fixed import DECIMALS, SCALE, to_fixed
@@ -18,10 +20,17 @@ from exchange_sim.core.instruments import Instrument
 from . import errors
 from .errors import ApiError
 
-DECIMAL_RE = re.compile(r"^([0-9]{1,20})(\.[0-9]{1,20})?$")
-CLIENT_ID_RE = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
-INT_RE = re.compile(r"^-?[0-9]{1,19}$")
+# matched with ``fullmatch`` (``$`` would let a trailing newline through); [0-9] is ASCII digits only
+DECIMAL_RE = re.compile(r"([0-9]{1,20})(\.[0-9]{1,20})?")
+CLIENT_ID_RE = re.compile(r"[\.A-Z\:/a-z0-9_-]{1,36}")
+INT_RE = re.compile(r"-?[0-9]{1,19}")
+JSON_DECIMAL_RE = re.compile(r"-?[0-9]{1,20}(\.[0-9]{1,20})?")
+ASCII_DIGITS_RE = re.compile(r"[0-9]{1,18}")
+MAX_ADMIN_AMOUNT = 10**10 * SCALE  # admin money (deposits, transfers, levels' quantities): 10 billion
 MAX_PARAMS = 64
+MAX_JSON_DEPTH = 32  # admin and dashboard bodies nest 4 deep; '[' x 100,000 would overflow the parser's stack
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 MAX_VALUE_LEN = 8192  # batchOrders carries a JSON list
 
 
@@ -79,7 +88,7 @@ class Params:
         value = self.raw(name)
         if value is None:
             return None
-        if not CLIENT_ID_RE.match(value):
+        if not CLIENT_ID_RE.fullmatch(value):
             raise ApiError(errors.ILLEGAL_CHARS,
                            f"Illegal characters found in parameter '{name}'; legal range is "
                            "'^[\\.A-Z\\:/a-z0-9_-]{1,36}$'.")
@@ -104,7 +113,7 @@ class Params:
             if required:
                 raise errors.mandatory(name)
             return default
-        if not INT_RE.match(value):
+        if not INT_RE.fullmatch(value):
             raise ApiError(errors.ILLEGAL_CHARS, f"Illegal characters found in parameter '{name}'; "
                            "legal range is '^[0-9]{1,20}$'.")
         number = int(value)
@@ -131,7 +140,7 @@ class Params:
             if required:
                 raise errors.mandatory(name)
             return default
-        match = DECIMAL_RE.match(value)
+        match = DECIMAL_RE.fullmatch(value)
         if not match:
             raise ApiError(errors.ILLEGAL_CHARS, f"Illegal characters found in parameter '{name}'; "
                            "legal range is '^([0-9]{1,20})(\\.[0-9]{1,20})?$'.")
@@ -187,15 +196,32 @@ class Params:
         return units
 
 
-def fixed_from_json(value: object, name: str, *, allow_negative: bool = False) -> int:
-    """A JSON number or decimal string (admin API bodies) as fixed units, or −1130."""
+def ascii_int(value: object) -> int | None:
+    """A JSON integer, or a string of ASCII digits (at most 18), as an int; None for anything else.
+
+    ``str.isdigit`` is true for ``²`` and ``１０``: only ``0-9`` make a number here.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and ASCII_DIGITS_RE.fullmatch(value):
+        return int(value)
+    return None
+
+
+def fixed_from_json(value: object, name: str, *, allow_negative: bool = False,
+                    limit: int = MAX_ADMIN_AMOUNT) -> int:
+    """A JSON number or decimal string (admin API bodies) as fixed units, |value| <= ``limit``, or −1130."""
     if isinstance(value, bool) or value is None:
         raise errors.invalid_param(name)
     if isinstance(value, int):
+        if abs(value) > limit // SCALE:  # before multiplying: a 4,000-digit integer is refused as it is
+            raise errors.invalid_param(name)
         units = value * SCALE
     elif isinstance(value, (str, float)):
-        text = str(value).strip()
-        if not re.match(r"^-?[0-9]{1,20}(\.[0-9]{1,20})?$", text):
+        text = repr(value) if isinstance(value, float) else value
+        if not JSON_DECIMAL_RE.fullmatch(text):
             raise errors.invalid_param(name)
         try:
             units = to_fixed(text)
@@ -203,6 +229,31 @@ def fixed_from_json(value: object, name: str, *, allow_negative: bool = False) -
             raise errors.invalid_param(name) from None
     else:
         raise errors.invalid_param(name)
-    if units < 0 and not allow_negative:
+    if (units < 0 and not allow_negative) or abs(units) > limit:
         raise errors.invalid_param(name)
     return units
+
+
+def json_depth(raw: bytes) -> int:
+    """How deeply ``raw`` (JSON text) nests arrays and objects (brackets inside strings do not count)."""
+    brackets = _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
+    depth = deepest = 0
+    for byte in brackets:
+        depth += 1 if byte in b"[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def load_json(raw: bytes, max_bytes: int, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Parse a JSON request body no larger than ``max_bytes`` and nested at most ``max_depth`` deep.
+
+    Raises ValueError with a sentence for the client (too large, too deep, not JSON).
+    """
+    if len(raw) > max_bytes:
+        raise ValueError(f"body too large (over {max_bytes} bytes)")
+    if json_depth(raw) > max_depth:
+        raise ValueError(f"body nested too deeply (over {max_depth} levels)")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ValueError("body is not valid JSON") from None

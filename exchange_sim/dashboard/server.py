@@ -25,6 +25,8 @@ import asyncio
 import hmac
 import json
 import logging
+import math
+import re
 import time
 from importlib import resources
 from pathlib import Path
@@ -33,7 +35,9 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from exchange_sim.core import messages as m
-from exchange_sim.core.fixed import FixedPointError, to_fixed
+from exchange_sim.api.errors import ApiError
+from exchange_sim.api.params import fixed_from_json, load_json
+from exchange_sim.core.fixed import to_fixed
 
 from .assets import ChartLibraryMissing, find_chart_js
 from .state import DashboardState
@@ -42,6 +46,8 @@ log = logging.getLogger(__name__)
 HUB_KEY: web.AppKey[DashboardHub] = web.AppKey("exchange_sim_dashboard_hub")
 MAX_SHOCK_SECONDS = 600
 MAX_SHOCK_STEPS = 600
+MAX_BODY_BYTES = 64 * 1024  # instructor actions are small JSON objects
+_DECIMAL = re.compile(r"-?[0-9]{1,12}(\.[0-9]{1,12})?")
 HISTORY_TAIL = 5  # price points per symbol in a live push (the page keeps what it got on connect)
 
 
@@ -181,12 +187,15 @@ class DashboardHub:
         symbol = str(body.get("symbol", ""))
         if symbol not in self.node.exchange.instruments:
             raise _error(400, f"symbol {symbol!r} unknown; one of {', '.join(sorted(self.node.exchange.instruments))}")
-        try:
-            percent = float(body.get("percent"))
-            seconds = float(body.get("seconds", 0))
-            steps = int(body.get("steps", max(1, min(MAX_SHOCK_STEPS, int(seconds * 4) or 1))))
-        except (TypeError, ValueError):
-            raise _error(400, "percent and seconds must be numbers, steps an integer") from None
+        percent = _number(body.get("percent"))
+        seconds = _number(body.get("seconds", 0))
+        if percent is None or seconds is None:
+            raise _error(400, "percent and seconds must be numbers, steps an integer")
+        steps = _number(body.get("steps", max(1, min(MAX_SHOCK_STEPS, int(seconds * 4) or 1)))
+                        if 0 <= seconds <= MAX_SHOCK_SECONDS else 1)
+        if steps is None or steps != int(steps):
+            raise _error(400, "percent and seconds must be numbers, steps an integer")
+        steps = int(steps)
         if not -99 < percent < 1000 or not 0 <= seconds <= MAX_SHOCK_SECONDS or not 1 <= steps <= MAX_SHOCK_STEPS:
             raise _error(400, f"need -99 < percent < 1000, 0 <= seconds <= {MAX_SHOCK_SECONDS}, "
                               f"1 <= steps <= {MAX_SHOCK_STEPS}")
@@ -239,11 +248,8 @@ class DashboardHub:
             raise _error(400, f"lesson {name!r} unknown; one of {', '.join(LESSONS)}")
         if not self.lessons_allowed:
             raise _error(409, "lessons replace the market's books: start the simulator with --feed manual")
-        try:
-            step_seconds = float(body.get("step_seconds", 1.0))
-        except (TypeError, ValueError):
-            raise _error(400, "step_seconds must be a number") from None
-        if not 0 <= step_seconds <= 60:
+        step_seconds = _number(body.get("step_seconds", 1.0))
+        if step_seconds is None or not 0 <= step_seconds <= 60:
             raise _error(400, "step_seconds must be between 0 and 60")
         scenario = lesson_scenario(name)
         task = asyncio.get_running_loop().create_task(play_on_node(scenario, self.node, step_seconds=step_seconds))
@@ -260,9 +266,10 @@ class DashboardHub:
         deposit = None
         if body.get("deposit") is not None:
             try:
-                deposit = to_fixed(str(body["deposit"]))
-            except FixedPointError:
-                raise _error(400, "deposit must be a decimal amount") from None
+                deposit = fixed_from_json(body["deposit"], "deposit")
+            except ApiError:
+                raise _error(400, "deposit must be a decimal amount from 0 to 10,000,000,000 USDT, "
+                                  'e.g. {"deposit": "1000"}') from None
         results = []
         for aid in ids:
             events = await self.node.submit(m.ResetAccount(ts=int(time.time() * 1000), account=aid, deposit=deposit))
@@ -293,11 +300,24 @@ def _answers_refusals(handler: Any) -> Any:
     return wrapped
 
 
+def _number(value: Any) -> float | None:
+    """A finite JSON number, or a decimal string of ASCII digits (``"１０"`` is no number), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        if not _DECIMAL.fullmatch(value):
+            return None
+        value = float(value)
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or abs(value) > 1e12:
+        return None
+    return float(value)
+
+
 async def _json_body(request: web.Request) -> dict[str, Any]:
     try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise _error(400, "body must be a JSON object") from None
+        body = load_json(await request.read(), MAX_BODY_BYTES)
+    except ValueError as exc:
+        raise _error(400, f"{exc}: send a JSON object") from None
     if not isinstance(body, dict):
         raise _error(400, "body must be a JSON object")
     return body

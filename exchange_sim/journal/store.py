@@ -19,6 +19,10 @@ Tables (one file, ``PRAGMA journal_mode=WAL``):
     ``/sim/v1/events`` and ``replay-session`` read.
 ``meta(key, value)``
     ``format`` and ``events_through`` (the last input whose events are in ``events``).
+``history_orders``, ``history_trades``, ``history_income``, ``history_liquidations``
+    The session's history, a read model of ``events`` kept by ``history.History``
+    (``journal.history``): ``record`` and ``write_events`` derive its rows in the same
+    transaction as the events; a file without these tables gets them rebuilt when opened.
 
 Durability: "acknowledged means stored"
     ``append`` returns only after its own transaction committed. With ``synchronous=NORMAL`` (the
@@ -75,6 +79,7 @@ from exchange_sim.core.messages import dumps, loads
 
 from .checkpoint import SAFETY_AUTOCHECKPOINT_PAGES, Checkpointer
 from .errors import JournalCorruptError, JournalError, JournalWriteError
+from .history import History, rebuild
 
 FORMAT = "1"
 log = logging.getLogger(__name__)
@@ -162,12 +167,17 @@ class Journal:
                 self._db.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (FORMAT,))
                 self._db.execute("INSERT OR IGNORE INTO meta VALUES ('events_through', '0')")
             fmt = self._meta("format")
+            # closed orders, fills, income, liquidations: derived from the events, in the same transactions
+            fresh = self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'history_orders'").fetchone() is None
+            self.history = History(self._db, create=not read_only)
             self._last_seq = self._scalar("SELECT COALESCE(MAX(seq), 0) FROM inputs")
             self._last_seq = max(self._last_seq, self._scalar("SELECT COALESCE(MAX(seq), 0) FROM snapshots"))
             self._last_event = self._scalar("SELECT COALESCE(MAX(seq), 0) FROM events")
             self._last_snapshot = self._scalar("SELECT COALESCE(MAX(seq), -1) FROM snapshots")
             self._events_through = int(self._meta("events_through") or 0)
             self._stored_through = self._events_through  # what the meta row says (or will, at commit)
+            if fresh and not read_only and self._last_event:  # a file from before the history tables
+                self.history = rebuild(self._db)
         except sqlite3.Error as exc:
             self._unlock()
             raise JournalError(f"journal {self.path}: cannot open: {_describe(exc)}") from None
@@ -287,6 +297,7 @@ class Journal:
                 if not self._db.in_transaction:
                     self._db.execute("BEGIN IMMEDIATE")
                 self._insert_events(seq, events)
+                self.history.record(msg, events)
             except sqlite3.Error as exc:
                 self._fail(f"could not store the events of input {seq}", exc)
         else:  # nothing to write now: the next transaction (an append) carries events_through along
@@ -336,6 +347,7 @@ class Journal:
             if not self._db.in_transaction:
                 self._db.execute("BEGIN IMMEDIATE")
             self._insert_events(input_seq, events)
+            self.history.record(self._input(input_seq), events)
         except sqlite3.Error as exc:
             self._fail(f"could not store the events of input {input_seq}", exc)
 
@@ -395,6 +407,11 @@ class Journal:
                                   (after, hi))
         for seq, body in cursor:
             yield seq, _decode(self.path, "input", seq, body)
+
+    def _input(self, seq: int) -> Any:
+        """The stored input ``seq`` decoded, or None if it is not stored (compacted)."""
+        row = self._db.execute("SELECT body FROM inputs WHERE seq = ?", (seq,)).fetchone()
+        return _decode(self.path, "input", seq, row[0]) if row else None
 
     def first_input_seq(self) -> int:
         """The oldest input still stored (0 if there is none)."""
