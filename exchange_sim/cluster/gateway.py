@@ -13,9 +13,8 @@ is the unchanged Binance-compatible server:
   and waits until every shard applied it, returning what it caused on all shards;
 - ``exchange`` is a ``ShardedExchange``: per-account queries go to the account's shard replica,
   market queries to the first shard's replica (every shard applies the same market stream);
-- listeners and subscribers get every replica's applied inputs; a market input reaches them
-  once with its own message (from the first shard) and, from the other shards, only as the events
-  it caused there (message ``ShardEcho``), so market frames are not tripled;
+- listeners and subscribers get every replica's applied inputs in the single node's order
+  (``merge.py``): a market input once, with what it caused on every shard;
 - ``CreateAccount`` leaves the gateway without its API key and secret: those go to the
   ``exsim-keys`` KV bucket, which every gateway watches (``account_by_api_key``/``api_secret``).
 
@@ -43,6 +42,8 @@ from exchange_sim.runtime.node import NodeError, NodeStopped
 
 from . import codec, connect
 from .errors import ShardUnavailable
+from .history import ShardedHistory, StreamJournal
+from .merge import InputMerger
 from .ingest import MarketIngest
 from .layout import REQUEST, Layout, ShardNames
 from .replica import Applied, ShardReplica
@@ -52,13 +53,6 @@ log = logging.getLogger(__name__)
 COMMAND_TIMEOUT_S = 2.0   # one attempt
 COMMAND_DEADLINE_S = 15.0  # all attempts (longer than a lease expiry + takeover)
 _MARKET_TYPES = tuple(m.MARKET_EVENTS)
-
-
-class ShardEcho(msgspec.Struct, frozen=True):
-    """Stands for a market input already delivered from the first shard: only its events are new."""
-
-    ts: int
-    shard: str
 
 
 class KeyCache:
@@ -173,8 +167,6 @@ def route(layout: Layout, msg: Any) -> str:
 class ClusterNode:
     """The node seam of ``exchange_sim.api`` on a NATS cluster (see module doc)."""
 
-    journal = None
-
     def __init__(self, urls: list[str], layout: Layout, new_exchange: Callable[[], Exchange], *,
                  name: str = "gateway", subscriber_queue_size: int = 10_000) -> None:
         self.urls = urls
@@ -183,6 +175,9 @@ class ClusterNode:
         self.new_exchange = new_exchange
         self.subscriber_queue_size = subscriber_queue_size
         self.keys = KeyCache()
+        self.history = ShardedHistory(layout)
+        self.merger = InputMerger(layout.shards, self._deliver)
+        self.journal = StreamJournal(self.history)  # the API reads its history read model from here
         self.replicas: dict[str, ShardReplica] = {}
         self.exchange: ShardedExchange | None = None  # set by start()
         self.applied = 0
@@ -216,6 +211,7 @@ class ClusterNode:
             replica = ShardReplica(self.js, self._kv["snapshots"], self.layout, shard, self.new_exchange,
                                    on_applied=functools.partial(self._fan_out, shard))
             await replica.restore()
+            self.merger.start(shard, replica.market_seq)
             self.replicas[shard] = replica
         self.exchange = ShardedExchange(self.layout, self.replicas, self.keys)
         self._key_watch = await self._kv["keys"].watchall()
@@ -252,6 +248,7 @@ class ClusterNode:
                 await self.nc.drain()
             except Exception:  # noqa: BLE001 - already disconnected
                 pass
+        self.history.close()
 
     async def __aenter__(self) -> ClusterNode:
         await self.start()
@@ -324,14 +321,18 @@ class ClusterNode:
     # ------------------------------------------------------------------ output
 
     def _fan_out(self, shard: str, applied: Applied) -> None:
-        events = [e for e in applied.events if _owned_event(self.layout, shard, e)]
+        """A replica applied an input: record its history, hand it to the merger (module doc)."""
         if applied.kind == "pad":
             return
-        msg = applied.msg
-        if applied.kind == "mkt" and shard != self.layout.shards[0]:
-            if not events:
-                return
-            msg = ShardEcho(applied.msg.ts, shard)
+        events = [e for e in applied.events if _owned_event(self.layout, shard, e)]
+        if events:
+            try:
+                self.history.record_shard(shard, applied.msg, events)
+            except Exception:
+                log.exception("history of %s failed at input %d", shard, applied.seq)
+        self.merger.add(shard, applied, events)
+
+    def _deliver(self, msg: Any, events: list) -> None:
         self.applied += 1
         for listener in tuple(self._listeners):
             try:
