@@ -18,6 +18,7 @@ from typing import Any
 import ccxt
 import ccxt.async_support as ccxt_async
 import nats
+import nats.errors
 
 from exchange_sim.cluster.layout import KIND, REQUEST, ShardNames
 from exchange_sim.core import messages as m
@@ -98,8 +99,20 @@ class Bot:
             await client.close()
 
 
-async def inputs(urls: list[str], shard: str) -> list[tuple[int, dict, Any]]:
-    """Every input in ``shard``'s input stream: (seq, headers, message)."""
+async def inputs(urls: list[str], shard: str, attempts: int = 6) -> list[tuple[int, dict, Any]]:
+    """Every input in ``shard``'s input stream: (seq, headers, message). Retried from scratch while
+    JetStream answers timeouts (it re-elects stream leaders for a few seconds after a node is lost)."""
+    for attempt in range(attempts):
+        try:
+            return await _read_inputs(urls, shard)
+        except (nats.errors.TimeoutError, asyncio.TimeoutError, nats.errors.NoServersError):
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(2)
+    raise AssertionError("unreachable")
+
+
+async def _read_inputs(urls: list[str], shard: str) -> list[tuple[int, dict, Any]]:
     names = ShardNames(shard)
     nc = await nats.connect(servers=urls)
     try:
