@@ -150,23 +150,9 @@ class ShardReplica:
 
     def _wake(self) -> None:
         if self._waiters:
-            keep = []
-            for target, fut in self._waiters:
-                if self.applied_seq >= target:
-                    if not fut.done():
-                        fut.set_result(None)
-                else:
-                    keep.append((target, fut))
-            self._waiters = keep
+            self._waiters = _release(self._waiters, self.applied_seq)
         if self._market_waiters:
-            keep = []
-            for target, fut in self._market_waiters:
-                if self.market_seq >= target:
-                    if not fut.done():
-                        fut.set_result(None)
-                else:
-                    keep.append((target, fut))
-            self._market_waiters = keep
+            self._market_waiters = _release(self._market_waiters, self.market_seq)
 
     async def wait_applied(self, seq: int, timeout: float = 10.0) -> None:
         if self.applied_seq >= seq:
@@ -252,3 +238,15 @@ class ShardReplica:
             raw = await self.js.get_msg(self.names.input_stream, seq)
             self.apply_stored(seq, raw.headers, raw.data or b"")
         return last
+
+
+def _release(waiters: list[tuple[int, asyncio.Future]], reached: int) -> list[tuple[int, asyncio.Future]]:
+    """Resolve the waiters whose target ``reached`` got to; the others, still waiting."""
+    keep = []
+    for target, fut in waiters:
+        if reached >= target:
+            if not fut.done():
+                fut.set_result(None)
+        else:
+            keep.append((target, fut))
+    return keep
