@@ -115,6 +115,13 @@ def up(directory: Path = typer.Option(None, "--dir", help="Logs and NATS data (d
 
 
 def _wait_forever() -> None:
+    """Until Ctrl-C or SIGTERM (both leave through the caller's ``with``, which stops every child)."""
+    import signal
+
+    def interrupted(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupted)
     try:
         while True:
             time.sleep(3600)

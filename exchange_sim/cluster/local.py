@@ -5,8 +5,9 @@
         cluster.kill_shard_leader("s1")   # SIGKILL whichever member holds s1's lease
         cluster.natsd.kill(2); cluster.kill_gateway(0)
 
-Every process is a child in its own session, started with ``python -m exchange_sim.cluster``;
-their output goes to ``<dir>/<name>.log``. ``exchange-sim cluster up`` is this, until Ctrl-C.
+Every process is a child in its own session, started with ``python -m exchange_sim.cluster``,
+and dies with the process that started it (Linux ``PR_SET_PDEATHSIG``; start the cluster from a
+thread that lives as long as it); their output goes to ``<dir>/<name>.log``. ``exchange-sim cluster up`` is this, until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Self
 
 from .errors import ClusterError
 from .layout import Layout
-from .natsd import LocalNats, free_port
+from .natsd import LocalNats, die_with_parent, free_port
 
 
 class Child:
@@ -38,7 +39,8 @@ class Child:
         env = dict(os.environ)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "exchange_sim.cluster", *self.args], stdout=log,
-                                         stderr=subprocess.STDOUT, env=env, start_new_session=True)
+                                         stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                                         preexec_fn=die_with_parent)
 
     @property
     def alive(self) -> bool:

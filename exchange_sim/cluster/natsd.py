@@ -38,6 +38,17 @@ def nats_server_binary() -> str | None:
     return next((p for p in SERVER_PATHS if os.access(p, os.X_OK)), None)
 
 
+def die_with_parent() -> None:
+    """In a child before exec (Linux): get SIGKILL when the process that started it dies, so a
+    killed test run or ``cluster up`` never leaves servers behind."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -83,7 +94,7 @@ class LocalNats:
         conf.write_text(node_config(name, self.ports[i], self.cluster_ports[i], routes, self.directory / name))
         log = open(self.directory / f"{name}.log", "ab")  # noqa: SIM115 - owned by the process
         self.procs[i] = subprocess.Popen([self.binary, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+                                         start_new_session=True, preexec_fn=die_with_parent)
         log.close()
 
     def wait_ready(self, timeout: float = 20.0) -> None:
