@@ -4,6 +4,7 @@
     exchange-sim cluster nats --dir D       # only the local NATS cluster
     exchange-sim cluster shard --nats URLS --shard s0 --member s0-a
     exchange-sim cluster gateway --nats URLS --port 8765
+    exchange-sim cluster ingest --nats URLS --feed binance      # market data into the market stream
 """
 
 from __future__ import annotations
@@ -78,6 +79,18 @@ def gateway(nats: str = NATS, shards: str = SHARDS, replicas: int = REPLICAS, sy
     _logging()
     asyncio.run(run_gateway(nats.split(","), _layout(shards, replicas, lease_ttl), host, port,  # type: ignore[arg-type]
                             admin_token, _symbols(symbols), name, unlimited))
+
+
+@app.command()
+def ingest(nats: str = NATS, shards: str = SHARDS, replicas: int = REPLICAS, symbols: str = SYMBOLS,
+           lease_ttl: float = LEASE_TTL,
+           feed: str = typer.Option(..., "--feed", help="binance | ccxt:<id> | mqtt://... | replay:<file> | synthetic")) -> None:
+    """A market feed into the venue's market stream (de-duplicated by message id), until it ends."""
+    from .processes import run_ingest
+
+    _logging()
+    asyncio.run(run_ingest(nats.split(","), _layout(shards, replicas, lease_ttl), feed,  # type: ignore[arg-type]
+                           _symbols(symbols)))
 
 
 @app.command("nats")

@@ -17,6 +17,7 @@ from exchange_sim.core.exchange import Exchange, ExchangeConfig
 from exchange_sim.profiles import load_profile
 
 from .gateway import ClusterNode
+from .ingest import MarketIngest
 from .layout import Layout
 from .listen_keys import SharedListenKeys, listen_key_bucket
 from .shard import ShardProcess
@@ -64,6 +65,51 @@ async def run_shard(urls: list[str], layout: Layout, shard: str, member: str, sy
             await proc.run()
         finally:
             await proc.close()
+
+    await _until_signalled(work())
+
+
+class IngestSubmitter:
+    """What the feed supervisor submits to: the market stream (a feed never talks to a shard)."""
+
+    def __init__(self, ingest: MarketIngest) -> None:
+        self.ingest = ingest
+
+    async def submit(self, msg: Any) -> list:
+        await self.ingest.publish(msg)
+        return []
+
+
+async def run_ingest(urls: list[str], layout: Layout, spec: str, symbols: list[str] | None,
+                     on_end: Callable[[MarketIngest], None] | None = None) -> None:
+    """A feed (``feeds.open_feed`` spec) into the venue's market stream, under the usual supervisor
+    (reconnects, bad-tick guard, stale watchdog), until the feed ends or a signal."""
+    from feeds import open_feed
+
+    from exchange_sim.runtime.feeds import FeedSupervisor
+
+    from . import connect
+
+    instruments = load_profile(symbols=symbols)
+
+    async def work() -> None:
+        nc = await connect.connect(urls, "ingest")
+        try:
+            js = nc.jetstream()
+            await connect.market_stream(js, layout)
+            ingest = MarketIngest(js, layout)
+            supervisor = FeedSupervisor(IngestSubmitter(ingest), lambda: open_feed(spec, instruments), list(instruments))
+            await supervisor.start()
+            print(f"ingest {spec} ready", flush=True)
+            try:
+                await supervisor.done.wait()
+            finally:
+                await supervisor.stop()
+                print(f"ingest: {ingest.published} published, {ingest.duplicates} duplicates dropped", flush=True)
+                if on_end is not None:
+                    on_end(ingest)
+        finally:
+            await nc.drain()
 
     await _until_signalled(work())
 

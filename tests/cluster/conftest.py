@@ -31,5 +31,5 @@ def cluster(tmp_path_factory):
     keep = os.environ.get("EXSIM_CLUSTER_LOGS")  # a directory to keep the processes' logs in (debugging)
     where = Path(tempfile.mkdtemp(prefix="cluster-", dir=keep)) if keep else tmp_path_factory.mktemp("cluster")
     with LocalCluster(where, gateways=2, shards=3, standbys=1, symbols=SYMBOLS,
-                      lease_ttl=1.5, snapshot_every=200) as c:
+                      lease_ttl=1.5, snapshot_every=50) as c:
         yield c

@@ -133,6 +133,8 @@ async def test_shard_leader_sigkill_twice(cluster):
 
     # the killed member comes back cold: it restores the last snapshot and replays the journal;
     # then the second leader is killed and the first takes over again from what it rebuilt
+    journal = await inputs(cluster.natsd.urls, shard)
+    assert len(journal) >= 50  # so the shard has written a snapshot (every 50 inputs in these tests)
     first.start()
     await asyncio.sleep(3.0)
     for b in bots:
