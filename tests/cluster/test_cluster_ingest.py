@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import nats
 
-from exchange_sim.cluster.layout import KIND
+from exchange_sim.cluster.layout import KIND, MARKET_SEQ, ShardNames
 from tests.cluster.conftest import needs_nats
 from tests.cluster.load import inputs
 from tests.support.shared_data import CRASH_KLINES, require
@@ -38,6 +38,22 @@ async def market_count(cluster) -> int:
         await nc.close()
 
 
+async def journaled_everywhere(cluster, market_seq: int) -> None:
+    """Until every shard's last journaled market event is ``market_seq`` (bounded: 20 s)."""
+    nc = await nats.connect(servers=cluster.natsd.urls)
+    try:
+        js = nc.jetstream()
+        for shard in cluster.layout.shards:
+            names = ShardNames(shard)
+            for _ in range(200):
+                last = await js.get_last_msg(names.input_stream, names.input_subject)
+                if int((last.headers or {}).get(MARKET_SEQ, 0)) >= market_seq:
+                    break
+                await asyncio.sleep(0.1)
+    finally:
+        await nc.close()
+
+
 async def test_a_restarted_feed_never_doubles_a_tick(cluster):
     path = Path(require(CRASH_KLINES))
     before = await market_count(cluster)
@@ -49,11 +65,8 @@ async def test_a_restarted_feed_never_doubles_a_tick(cluster):
     assert await market_count(cluster) == before + 1440
 
     last_close = path.read_text().strip().splitlines()[-1].split(",")[4]
-    for _ in range(100):  # every shard journals the burst; the gateways' replicas apply it
-        journals = [await inputs(cluster.natsd.urls, s) for s in cluster.layout.shards]
-        if all(sum(1 for _, h, _ in j if h.get(KIND) == "mkt") >= before + 1440 for j in journals):
-            break
-        await asyncio.sleep(0.2)
+    await journaled_everywhere(cluster, before + 1440)
+    journals = [await inputs(cluster.natsd.urls, s) for s in cluster.layout.shards]
     for journal in journals:
         assert sum(1 for _, h, _ in journal if h.get(KIND) == "mkt") == before + 1440
     async with aiohttp.ClientSession() as session:
