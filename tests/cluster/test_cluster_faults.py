@@ -90,6 +90,10 @@ async def run_load(bots: list[Bot], seconds_before: float, fault, seconds_after:
     stop = asyncio.Event()
     tasks = [asyncio.ensure_future(b.run(stop)) for b in bots]
     try:
+        for _ in range(400):  # bounded (20 s): every bot is trading before the clock starts
+            if all(b.acknowledged for b in bots):
+                break
+            await asyncio.sleep(0.05)
         await asyncio.sleep(seconds_before)
         killed_at = time.monotonic()
         await fault()
@@ -175,6 +179,7 @@ async def test_gateway_sigkill(cluster):
         async with session.post(gw0 + "/fapi/v1/listenKey", headers={"X-MBX-APIKEY": watched.account["apiKey"]}) as r:
             listen_key = (await r.json())["listenKey"]
         ws = await session.ws_connect(f"{gw0.replace('http', 'ws')}/ws/{listen_key}")
+        await asyncio.sleep(0.3)  # the server registers the stream right after the handshake
 
         async def kill_gateway():
             cluster.kill_gateway(0)
