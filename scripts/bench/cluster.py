@@ -16,7 +16,7 @@ api_roundtrip.py). Workloads, each doing what its figure says:
   expected-last-sequence, apply, answer) per second;
 - ``cpu_ms_per_order_*`` / ``cpu_ms_per_market_event_*``: CPU time (user + system, from
   /proc/<pid>/stat) each kind of process spent during the 8-client one-gateway run, per order
-  placed, and during the ingest burst, per market event: ``gateway_serving`` (the gateway the
+  placed (``single_node``: the single node's process in its 8-client run), and during the ingest burst, per market event: ``gateway_serving`` (the gateway the
   clients use), ``gateway_following`` (the other one: it only applies the shards' streams to its
   replicas), ``leaders`` and ``standbys`` (all three shards together), ``nats`` (all three nodes);
   these are what the README's capacity model divides a core by;
@@ -67,9 +67,12 @@ async def single_node(workdir: Path) -> dict:
     async with sim_process(workdir, "single") as sim:
         creds = await sim_accounts(sim.url, 8)
         one = await load(sim.url, creds[:1], PER_CLIENT_1, 20)
+        pid = sim.proc.pid if sim.proc is not None else None
+        before = cpu_s(pid)
         eight = await load(sim.url, creds, PER_CLIENT_8, 5)
+        cpu = 1000 * (cpu_s(pid) - before) / (8 * (PER_CLIENT_8 + 5))
     return {"single_1c_p50_ms": one["p50_ms"], "single_1c_p99_ms": one["p99_ms"],
-            "single_8c_orders_per_s": eight["orders_per_s"]}
+            "single_8c_orders_per_s": eight["orders_per_s"], "cpu_ms_per_order_single_node": round(cpu, 4)}
 
 
 def cpu_s(pid: int | None) -> float:
