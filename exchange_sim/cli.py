@@ -153,7 +153,8 @@ def _open_feed_factory(settings: Settings, spec: str, instruments: dict[str, Any
 
     kwargs: dict[str, Any] = {}
     if spec.startswith("binance"):
-        kwargs = {"ws_url": settings.binance.ws_url, "rest_url": settings.binance.rest_url}
+        kwargs = {"ws_url": settings.binance.ws_url, "rest_url": settings.binance.rest_url,
+                  "routes": {"public": settings.binance.public_path, "market": settings.binance.market_path}}
     symbols = {s: instruments[s] for s in settings.feed.symbols if s in instruments}
     return lambda: open_feed(spec, symbols, **kwargs)
 
@@ -253,6 +254,7 @@ async def _serve(settings: Settings, *, journal: bool = True) -> int:
         raise CliError(f"cannot listen on {settings.server.host}:{settings.server.port}: "
                        f"{exc.strerror or exc}") from None
     base = server.url
+    history = asyncio.get_running_loop().create_task(attach_history(server, spec, settings), name="history")
 
     stop = asyncio.Event()
     exit_code = 0
@@ -263,8 +265,10 @@ async def _serve(settings: Settings, *, journal: bool = True) -> int:
         if notice.kind == "connected":
             connected = True
         elif notice.kind in ("disconnected", "error") and not connected and kind == "binance":
-            err.print(f"[bold red]exchange-sim:[/bold red] the Binance feed failed ({escape(str(notice.detail))}): no internet? "
-                      f"{NO_INTERNET_HINT}", highlight=False, soft_wrap=True)
+            # "error": the venue answered but refused (e.g. HTTP 404 on a retired URL): the network is fine
+            hint = f": no internet? {NO_INTERNET_HINT}" if notice.kind == "disconnected" else ""
+            err.print(f"[bold red]exchange-sim:[/bold red] the Binance feed failed ({escape(str(notice.detail))})"
+                      f"{hint}", highlight=False, soft_wrap=True)
             exit_code = 1
             stop.set()
         elif notice.kind == "error":
@@ -314,6 +318,7 @@ async def _serve(settings: Settings, *, journal: bool = True) -> int:
         # inputs stop first, then the API; the node applies what is queued; MQTT sends it all last
         if supervisor is not None:
             await supervisor.stop()
+        history.cancel()
         await server.stop()
         await node.stop()
         if publisher is not None and publisher_queue is not None:
@@ -324,6 +329,22 @@ async def _serve(settings: Settings, *, journal: bool = True) -> int:
         console.print("stopped cleanly")
         sys.stdout.flush()
     return exit_code
+
+
+async def attach_history(server: Any, spec: str, settings: Settings) -> None:
+    """The feed's kline/funding history into the API (``feeds.history``): a backfill or a first-trade hook."""
+    from feeds import parse_spec
+    from feeds.binance import resolve_urls
+    from feeds.history import history_source, install
+
+    if parse_spec(spec).kind == "binance":  # /futures/data/* from the venue the feed comes from
+        server.ctx.futures_data.upstream = resolve_urls(settings.binance.ws_url, settings.binance.rest_url)[1]
+    instruments = server.node.exchange.instruments
+    symbols = {s: instruments[s] for s in settings.feed.symbols if s in instruments}
+    try:
+        await install(server.ctx.klines, history_source(spec, symbols, rest_url=settings.binance.rest_url))
+    except Exception as exc:  # noqa: BLE001 - history is a convenience: the simulator runs without it
+        err.print(f"[yellow]exchange-sim:[/yellow] no kline history: {escape(str(exc))}", highlight=False)
 
 
 # ----------------------------------------------------------------------------- lessons

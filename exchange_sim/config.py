@@ -56,8 +56,10 @@ class FeedSettings:
 
 @dataclass(frozen=True, slots=True)
 class BinanceFeedSettings:
-    ws_url: str = "wss://fstream.binance.com"
+    ws_url: str = "wss://fstream.binance.com"  # the websocket root; the routes below hang off it
     rest_url: str = "https://fapi.binance.com"
+    public_path: str = "/public"  # route of depth, bookTicker and trade streams
+    market_path: str = "/market"  # route of markPrice, aggTrade and the other regular streams
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +253,12 @@ def _url(schemes: tuple[str, ...]) -> Callable[[str, str, Any], str]:
     return check
 
 
+def _route_path(where: str, key: str, value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+", value):
+        raise _fail(where, key, value, 'a URL path such as "/public"')
+    return value
+
+
 def _optional(check: Callable[[str, str, Any], Any]) -> Callable[[str, str, Any], Any]:
     def wrapped(where: str, key: str, value: Any) -> Any:
         return None if value == "" else check(where, key, value)
@@ -264,7 +272,8 @@ _SECTIONS: dict[str, tuple[type, dict[str, Callable[[str, str, Any], Any]]]] = {
                             "stale_after_s": _float_range(0.0, 3600.0, lo_open=True),
                             "bad_tick_band": _float_range(0.0, 1.0, lo_open=True)}),
     "feeds.binance": (BinanceFeedSettings, {"ws_url": _url(("wss", "ws")),
-                                            "rest_url": _url(("https", "http"))}),
+                                            "rest_url": _url(("https", "http")),
+                                            "public_path": _route_path, "market_path": _route_path}),
     "journal": (JournalSettings, {"db": _nonempty, "snapshot_every": _int_range(1, 10**9),
                                   "keep_snapshots": _int_range(0, 10**6), "synchronous": _one_of("FULL", "NORMAL"),
                                   "compact_events": _bool}),

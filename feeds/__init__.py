@@ -6,15 +6,19 @@ async context manager, which ``exchange_sim.runtime.feeds.FeedSupervisor`` does)
 
 | spec | feed |
 |------|------|
-| ``binance[?depth=100ms&trades=trade&mark=1]`` | Binance USDⓈ-M websocket (``feeds.binance``) |
+| ``binance[?depth=100ms&trades=trade&mark=1&merge_ms=10]`` | Binance USDⓈ-M websockets, /public + /market (``feeds.binance``) |
 | ``ccxt:<exchange id>`` | any ccxt.pro venue (``feeds.ccxt_pro``); ccxt config via ``ccxt_config=`` |
 | ``mqtt://host:port/topic`` | ticks from an MQTT topic (``feeds.mqtt``) |
-| ``replay:<file>[,<file>...][?speed=N&symbol=S&kind=K&book=L]`` | a recording (``feeds.replay``) |
-| ``synthetic[:walk|flash_crash|squeeze|slow_bleed][?seed=N&steps=N&speed=N]`` | ``feeds.synthetic`` |
+| ``replay:<file>[,<file>...][?speed=N&symbol=S&kind=K&book=L&history=K,F]`` | a recording (``feeds.replay``) |
+| ``synthetic[:walk|flash_crash|squeeze|slow_bleed][?seed=N&steps=N&speed=N&start=now|MS]`` | ``feeds.synthetic`` |
 | ``manual`` | no feed: prices come from the admin API; ``open_feed`` returns None |
 
-Replay speed: 0 or ``max`` = as fast as possible, 1 or ``realtime`` = real time, N = N× real time;
-``book=L`` gives klines a synthetic book of L levels, ``kind`` forces an archive layout.
+``merge_ms``: how long a Binance message may wait for the other route so that the two arrive in
+event-time order (0: as they come). Replay speed: 0 or ``max`` = as fast as possible, 1 or
+``realtime`` = real time, N = N× real time; ``book=L`` gives klines a synthetic book of L levels,
+``kind`` forces an archive layout, ``history=<1m klines.csv>,<funding.csv>`` is the kline/funding
+past served before the replay's first event (``feeds.history``); ``synthetic?start=now`` stamps the
+synthetic market from the wall clock (default: 2024-08-05T00:00Z).
 A bad spec raises ``FeedSpecError``; every feed error derives from ``FeedError``.
 """
 
@@ -33,6 +37,7 @@ from .base import (
     FeedSpecError,
     is_market_event,
     only_market_events,
+    wall_ms,
 )
 
 __all__ = [
@@ -111,12 +116,14 @@ def _bool(params: Mapping[str, str], key: str, default: bool) -> bool:
 
 def open_feed(spec: str | FeedSpec, instruments: Sequence[str] | Mapping[str, Any], *,
               ws_url: str | None = None, rest_url: str | None = None,
-              ccxt_config: Mapping[str, Any] | None = None, symbol_map: Mapping[str, str] | None = None,
+              routes: Mapping[str, str] | None = None, ccxt_config: Mapping[str, Any] | None = None,
+              symbol_map: Mapping[str, str] | None = None,
               speed: float | None = None, seed: int | None = None) -> Any:
     """The feed a spec names, for ``instruments`` (symbols, or the core's {symbol: Instrument}).
 
     Keyword arguments override what the spec's query says (``speed``, ``seed``) or give what a
-    spec cannot carry (URLs for the Binance feed, a ccxt config dict). Returns None for ``manual``.
+    spec cannot carry (the Binance feed's root URLs and route paths ``{"public": "/public",
+    "market": "/market"}``, a ccxt config dict). Returns None for ``manual``.
     """
     fs = spec if isinstance(spec, FeedSpec) else parse_spec(spec)
     symbols = list(instruments)
@@ -129,8 +136,10 @@ def open_feed(spec: str | FeedSpec, instruments: Sequence[str] | Mapping[str, An
         from .binance import BinanceFeed
 
         trades = p.get("trades", "trade") or None
-        return BinanceFeed(symbols, ws_url, rest_url, depth=p.get("depth", "100ms") or None, trades=trades,
-                           mark=_bool(p, "mark", True), book_ticker=_bool(p, "bookTicker", False))
+        return BinanceFeed(symbols, ws_url, rest_url, **{f"{r}_path": v for r, v in (routes or {}).items()},
+                           depth=p.get("depth", "100ms") or None, trades=trades,
+                           mark=_bool(p, "mark", True), book_ticker=_bool(p, "bookTicker", False),
+                           merge_window=(_int(p, "merge_ms", 10) or 0) / 1000)
     if fs.kind == "ccxt":
         from .ccxt_pro import CcxtProFeed
 
@@ -160,7 +169,9 @@ def open_feed(spec: str | FeedSpec, instruments: Sequence[str] | Mapping[str, An
     if fs.kind == "synthetic":
         from .synthetic import SyntheticConfig, SyntheticFeed
 
-        cfg = SyntheticConfig(scenario=fs.target or "walk",
+        start = p.get("start")
+        extra = {"start_ts": wall_ms() if start == "now" else _int(p, "start", 0)} if start else {}
+        cfg = SyntheticConfig(scenario=fs.target or "walk", **extra,
                               seed=seed if seed is not None else (_int(p, "seed", 1) or 0),
                               steps=_int(p, "steps", 600) or None,
                               speed=_speed(p.get("speed", "1")) if speed is None else speed)

@@ -3,13 +3,15 @@
 A feed is an async iterator of the core's market events (``exchange_sim.core.messages``:
 ``BookSnapshot``, ``BookDelta``, ``Trade``, ``MarkPrice``, ``IndexPrice``, ``Funding``).
 Besides those it may yield a ``FeedSignal``: something the runtime should know and announce
-(the book was resynced after a gap, the connection was (re)established) but that the core
-never sees. Consumers that only want core events filter with ``is_market_event``.
+(the book was resynced after a gap, the connection was (re)established, one of several
+connections dropped: the symbol is *held* until it is *released*) but that the core never
+sees. Consumers that only want core events filter with ``is_market_event``.
 
 Errors: ``FeedError`` is the one root. ``FeedSpecError`` means bad configuration (never retried),
-``FeedDisconnected`` means the connection is gone (the runtime's reconnect loop opens the feed
-again), ``FeedFormatError`` means data that cannot be read. Foreign errors (websockets, aiohttp,
-ccxt, aiomqtt, json) are translated at the boundary with ``raise ... from None``.
+``FeedRefused`` (a kind of spec error) means the venue refused the handshake (a retired or wrong
+URL), ``FeedDisconnected`` means the connection is gone (the runtime's reconnect loop opens the
+feed again), ``FeedFormatError`` means data that cannot be read. Foreign errors (websockets,
+aiohttp, ccxt, aiomqtt, json) are translated at the boundary with ``raise ... from None``.
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ class FeedDisconnected(FeedError):
     """The connection to the source is gone; open the feed again to continue."""
 
 
+class FeedRefused(FeedSpecError):
+    """The venue refused the connection (HTTP 4xx on the handshake: a retired or wrong URL): not retried."""
+
+
 class FeedFormatError(FeedError):
     """Data that cannot be understood (bad line, unknown CSV layout, bad number)."""
 
@@ -45,11 +51,13 @@ class FeedFormatError(FeedError):
 CONNECTED = "connected"
 RESYNC = "resync"
 GAP = "gap"
+HELD = "held"  # one of the feed's connections is down: the symbol's data is incomplete until RELEASED
+RELEASED = "released"
 
 
 @dataclass(frozen=True, slots=True)
 class FeedSignal:
-    """A feed's note to the runtime (not a market event): ``kind`` is connected, gap or resync."""
+    """A feed's note to the runtime (not a market event): connected, gap, resync, held or released."""
 
     ts: int
     symbol: str

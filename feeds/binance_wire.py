@@ -147,6 +147,14 @@ class DepthSync:
         self.needs_snapshot = False
         return self._try_sync()
 
+    def restart(self, why: str) -> None:
+        """Forget the chain (its connection dropped): the next diffs wait for a fresh snapshot."""
+        self.synced = False
+        self.needs_snapshot = True
+        self.last_gap = why
+        self._buffer.clear()
+        self._snapshot = None
+
     def _lose(self, why: str) -> None:
         self.synced = False
         self.needs_snapshot = True

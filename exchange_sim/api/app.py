@@ -23,11 +23,11 @@ from typing import Any, Self
 
 from aiohttp import web
 
-from . import account, admin, errors, orders, public, user_stream
+from . import account, admin, errors, futures_data, orders, public, sapi, user_stream, ws_api
 from .context import CTX, MAX_BODY, ApiConfig, ApiContext, wall_clock_ms
 from .errors import ApiError
 from .market_publisher import MarketPublisher
-from .streams import WS_CLOSE_TIMEOUT, WS_HEARTBEAT, Connection, serve_connection
+from .streams import MARKET, PUBLIC, WS_CLOSE_TIMEOUT, WS_HEARTBEAT, Connection, serve_connection, wrong_route
 
 log = logging.getLogger(__name__)
 
@@ -96,22 +96,27 @@ async def venue_errors(request: web.Request, handler: Callable) -> web.StreamRes
 
 
 async def market_ws(request: web.Request) -> web.StreamResponse:
-    """``/ws``, ``/ws/<streams|listenKey>``, ``/public/ws/...``, ``/market/ws/...``, ``/stream?streams=``."""
+    """``/public`` and ``/market`` (``/ws[/<streams>]``, ``/stream?streams=``) and the legacy root paths."""
     ctx = request.app[CTX]
     ws = web.WebSocketResponse(timeout=WS_CLOSE_TIMEOUT, heartbeat=WS_HEARTBEAT, max_msg_size=64 * 1024)
     if not ws.can_prepare(request).ok:
         raise ApiError(errors.PATH_INVALID, "This endpoint only accepts websocket connections.")
+    head, _, rest = request.path.strip("/").partition("/")
+    route = head if head in (PUBLIC, MARKET) else ""  # "": legacy /ws and /stream, any stream
     tail = request.match_info.get("tail", "")
-    if tail and "@" not in tail and user_stream.is_listen_key(ctx, tail):
-        return await user_stream._serve_private(request, tail)
-    await ws.prepare(request)
-    combined = request.path.startswith("/stream")
+    if not route and tail and "@" not in tail and user_stream.is_listen_key(ctx, tail):
+        return await user_stream._serve_private(request, [(tail, None)])
+    combined = (rest if route else head).startswith("stream")
     initial: list[str] = []
     if combined:
         initial = [s for s in request.query.get("streams", "").split("/") if s]
     elif "@" in tail:
         initial = [s for s in tail.split("/") if s]
-    conn = Connection(ws=ws, combined=combined)
+    refused = wrong_route(route, initial)
+    if refused:
+        raise ApiError(errors.INVALID_PARAMETER, refused)
+    await ws.prepare(request)
+    conn = Connection(ws=ws, combined=combined, route=route)
     return await serve_connection(request, ctx.hub, conn, initial[:200])
 
 
@@ -120,11 +125,14 @@ def make_app(ctx: ApiContext, extra_routes: Iterable[RouteInstaller] = ()) -> we
     app = web.Application(middlewares=[venue_errors], client_max_size=MAX_BODY)
     app[CTX] = ctx
     public.add_routes(app)
+    futures_data.add_routes(app)
+    sapi.add_routes(app)
+    ws_api.add_routes(app)
     orders.add_routes(app)
     account.add_routes(app)
     user_stream.add_routes(app)
     admin.add_routes(app)
-    for path in ("/ws", "/public/ws", "/market/ws", "/stream"):
+    for path in ("/ws", "/stream", "/public/ws", "/public/stream", "/market/ws", "/market/stream"):
         app.router.add_get(path, market_ws)
         app.router.add_get(path + "/{tail:.*}", market_ws)
     for install in extra_routes:
@@ -172,8 +180,10 @@ class ApiServer:
         now = ctx.now()
         for symbol in ctx.instruments:  # seed the depth mirrors with whatever book exists already
             ctx.depth.refresh(symbol, now)
-        self._publisher = MarketPublisher(ctx.hub, ctx.instruments, ctx.depth, ctx.stats, ctx.ex.market, ctx.clock)
+        self._publisher = MarketPublisher(ctx.hub, ctx.instruments, ctx.depth, ctx.stats, ctx.ex.market, ctx.clock,
+                                          ctx.klines)
         ctx.node.add_listener(ctx.event_log)
+        ctx.node.add_listener(ctx.klines)
         if ctx.history_listener is not None:
             ctx.node.add_listener(ctx.history_listener)
         ctx.node.add_listener(self._publisher)
@@ -233,6 +243,8 @@ class ApiServer:
         if self._publisher is not None:
             ctx.node.remove_listener(self._publisher)
             self._publisher = None
+        ctx.node.remove_listener(ctx.klines)
+        await ctx.futures_data.close()
         ctx.node.remove_listener(ctx.event_log)
         if ctx.history_listener is not None:  # the store is this server's own temporary file: done with it
             ctx.node.remove_listener(ctx.history_listener)

@@ -28,6 +28,8 @@ from . import errors
 from .auth import Caller, RateLimiter, RateLimits, api_key_of, verify_signed
 from .depth import DEFAULT_LEVELS, DepthTracker
 from .errors import ApiError
+from .futures_data import FuturesData
+from .kline_store import KlineHistory
 from .market_stats import MarketStats
 from .params import Params, parse_pairs
 from .streams import StreamHub
@@ -208,6 +210,8 @@ class ApiContext:
         self.depth = DepthTracker(lambda s, n: self.ex.book_levels(s, n), self.instruments, config.depth_levels,
                                   eager=self.hub.wants_book)
         self.stats = MarketStats()
+        self.klines = KlineHistory()  # the past before the feed started (a history source loads it)
+        self.futures_data = FuturesData()  # /futures/data/*: the upstream venue's, when the feed is live
         self.listen_keys = ListenKeys(config.listen_key_ttl_ms)
         journal = getattr(node, "journal", None)
         # with a journal the event log survives restarts; without one (--no-journal, tests) it is in memory

@@ -18,7 +18,8 @@ from exchange_sim.core.instruments import Instrument
 
 from . import wire
 from .depth import DepthDiff, DepthTracker
-from .market_stats import INTERVALS, MarketStats, PublicTrade
+from .kline_store import KlineHistory
+from .market_stats import INTERVALS, MarketStats, PublicTrade, bucket_end
 from .streams import StreamHub
 
 
@@ -26,11 +27,13 @@ class MarketPublisher:
     """Turns applied inputs into market stream frames (a node listener; see module doc)."""
 
     def __init__(self, hub: StreamHub, instruments: dict[str, Instrument], depth: DepthTracker,
-                 stats: MarketStats, market_view: Callable[[str], Any], clock: Callable[[], int]) -> None:
+                 stats: MarketStats, market_view: Callable[[str], Any], clock: Callable[[], int],
+                 history: KlineHistory | None = None) -> None:
         self.hub = hub
         self.instruments = instruments
         self.depth = depth
         self.stats = stats
+        self.history = history or KlineHistory()  # the bar open when the history ends continues it
         self.market_view = market_view
         self.clock = clock
         self._best: dict[str, tuple[int, int, int, int]] = {}
@@ -90,12 +93,14 @@ class MarketPublisher:
         for interval in INTERVALS:
             stream = f"{low}@kline_{interval}"
             if self.hub.wants(stream):
-                candles = self.stats.klines(symbol, interval, None, None, 1)
+                live = self.stats.klines(symbol, interval, None, None, 1)
+                candles = self.history.merge(symbol, "trade", interval, live, live[-1].open_ts if live else None,
+                                             None, 1)
                 if candles:
                     c = candles[-1]
-                    step = INTERVALS[interval]
                     self.hub.publish(stream, {"e": "kline", "E": now, "s": symbol, "k": {
-                        "t": c.open_ts, "T": c.open_ts + step - 1, "s": symbol, "i": interval, "f": t.trade_id,
+                        "t": c.open_ts, "T": bucket_end(c.open_ts, interval), "s": symbol, "i": interval,
+                        "f": t.trade_id,
                         "L": t.trade_id, "o": wire.price(inst, c.open), "c": wire.price(inst, c.close),
                         "h": wire.price(inst, c.high), "l": wire.price(inst, c.low), "v": wire.qty(inst, c.volume),
                         "n": c.trades, "x": False, "q": wire.money(c.quote_volume),

@@ -1,9 +1,11 @@
 """Market statistics from what the simulator has seen: recent trades, 1-minute candles, funding history.
 
 Fed by the node (a listener called with every applied input); reads only ``Trade``, ``Funding``
-and ``MarkPrice`` market events. Candles are kept per minute for ``KEEP_MINUTES``; the 24 h
-ticker and klines of any interval are aggregated from them on request, so memory stays bounded
-whatever the trade rate. All numbers stay fixed-point ints.
+and ``MarkPrice`` market events. Candles are kept per minute for ``KEEP_MINUTES`` (trade candles,
+and mark / index / premium candles from the mark updates); the 24 h ticker and klines of any
+interval are aggregated from them on request, so memory stays bounded whatever the trade rate.
+The past before the feed started is ``kline_store.KlineHistory``'s. All numbers stay fixed-point
+ints. Candles and their buckets are Binance's (``exchange_sim.core.candles``).
 """
 
 from __future__ import annotations
@@ -13,45 +15,11 @@ from dataclasses import dataclass, field
 
 from exchange_sim.core import messages as m
 from exchange_sim.core.fixed import SCALE
+from exchange_sim.core.candles import DAY, INTERVALS, MINUTE, Candle, aggregate, bucket_end, bucket_start
 
-MINUTE = 60_000
-DAY = 24 * 60 * MINUTE
 KEEP_MINUTES = 7 * 24 * 60
 KEEP_TRADES = 1000
 KEEP_FUNDING = 1000
-
-INTERVALS = {
-    "1m": MINUTE, "3m": 3 * MINUTE, "5m": 5 * MINUTE, "15m": 15 * MINUTE, "30m": 30 * MINUTE,
-    "1h": 60 * MINUTE, "2h": 120 * MINUTE, "4h": 240 * MINUTE, "6h": 360 * MINUTE,
-    "8h": 480 * MINUTE, "12h": 720 * MINUTE, "1d": DAY,
-}
-
-
-@dataclass(slots=True)
-class Candle:
-    open_ts: int
-    open: int
-    high: int
-    low: int
-    close: int
-    volume: int = 0
-    quote_volume: int = 0
-    trades: int = 0
-    taker_buy_volume: int = 0
-    taker_buy_quote: int = 0
-
-    def add(self, price: int, qty: int, taker_buy: bool) -> None:
-        self.high = max(self.high, price)
-        self.low = min(self.low, price)
-        self.close = price
-        quote = price * qty // SCALE
-        self.volume += qty
-        self.quote_volume += quote
-        self.trades += 1
-        if taker_buy:
-            self.taker_buy_volume += qty
-            self.taker_buy_quote += quote
-
 
 @dataclass(frozen=True, slots=True)
 class PublicTrade:
@@ -105,6 +73,7 @@ class _SymbolStats:
     funding: collections.deque[FundingRecord] = field(default_factory=lambda: collections.deque(maxlen=KEEP_FUNDING))
     next_trade_id: int = 1
     last_mark: int = 0
+    price_candles: dict[str, collections.OrderedDict[int, Candle]] = field(default_factory=dict)  # mark/index/premium
 
 
 class MarketStats:
@@ -126,7 +95,12 @@ class MarketStats:
         if isinstance(msg, m.Trade):
             return self.add_trade(msg)
         if isinstance(msg, m.MarkPrice):
-            self._of(msg.symbol).last_mark = msg.mark
+            stats = self._of(msg.symbol)
+            stats.last_mark = msg.mark
+            self._add_price_point(stats, "mark", msg.ts, msg.mark)
+            if msg.index:
+                self._add_price_point(stats, "index", msg.ts, msg.index)
+                self._add_price_point(stats, "premium", msg.ts, (msg.mark - msg.index) * SCALE // msg.index)
         elif isinstance(msg, m.Funding):
             stats = self._of(msg.symbol)
             stats.funding.append(FundingRecord(msg.ts, msg.rate, stats.last_mark))
@@ -149,6 +123,22 @@ class MarketStats:
                 stats.candles.popitem(last=False)
         candle.add(trade.price, trade.qty, trade.taker_side == m.BUY)
         return record
+
+    @staticmethod
+    def _add_price_point(stats: _SymbolStats, kind: str, ts: int, price: int) -> None:
+        candles = stats.price_candles.setdefault(kind, collections.OrderedDict())
+        minute = ts - ts % MINUTE
+        candle = candles.get(minute)
+        if candle is None:
+            candles[minute] = Candle(minute, price, price, price, price)
+            if len(candles) > 1 and next(reversed(candles)) != minute:  # out-of-order time
+                stats.price_candles[kind] = collections.OrderedDict(sorted(candles.items()))
+            while len(candles) > KEEP_MINUTES:
+                candles.popitem(last=False)
+        else:
+            candle.high = max(candle.high, price)
+            candle.low = min(candle.low, price)
+            candle.close = price
 
     # ------------------------------------------------------------------ queries
 
@@ -188,30 +178,18 @@ class MarketStats:
             first_id=first_id, last_id=last_trade.trade_id,
         )
 
-    def klines(self, symbol: str, interval: str, start: int | None, end: int | None, limit: int) -> list[Candle]:
-        """Candles of ``interval`` (a key of INTERVALS) built from the 1-minute candles."""
-        step = INTERVALS[interval]
-        merged: dict[int, Candle] = {}
-        for ts, c in self._of(symbol).candles.items():
-            bucket = ts - ts % step
-            if start is not None and bucket + step <= start:
-                continue
-            if end is not None and bucket > end:
-                continue
-            got = merged.get(bucket)
-            if got is None:
-                merged[bucket] = Candle(bucket, c.open, c.high, c.low, c.close, c.volume, c.quote_volume,
-                                        c.trades, c.taker_buy_volume, c.taker_buy_quote)
-            else:
-                got.high = max(got.high, c.high)
-                got.low = min(got.low, c.low)
-                got.close = c.close
-                got.volume += c.volume
-                got.quote_volume += c.quote_volume
-                got.trades += c.trades
-                got.taker_buy_volume += c.taker_buy_volume
-                got.taker_buy_quote += c.taker_buy_quote
-        out = [merged[k] for k in sorted(merged)]
+    def klines(self, symbol: str, interval: str, start: int | None, end: int | None, limit: int,
+               kind: str = "trade") -> list[Candle]:
+        """Candles of ``interval`` (a key of INTERVALS) and ``kind`` built from the 1-minute candles."""
+        stats = self._of(symbol)
+        minutes = stats.candles if kind == "trade" else stats.price_candles.get(kind, {})
+        out = aggregate((c for ts, c in minutes.items()
+                         if (start is None or bucket_end(bucket_start(ts, interval), interval) >= start)
+                         and (end is None or bucket_start(ts, interval) <= end)), interval)
         if start is None and len(out) > limit:
             return out[-limit:]
         return out[:limit]
+
+
+__all__ = ["INTERVALS", "Candle", "FundingRecord", "MarketStats", "PublicTrade", "Stats24h", "bucket_end",
+           "bucket_start"]

@@ -36,6 +36,18 @@ TIFS = (m.GTC, m.IOC, m.FOK, m.GTX)
 WORKING_TYPES = (m.MARK_PRICE, m.CONTRACT_PRICE)
 PRICED = {m.LIMIT, m.STOP, m.TAKE_PROFIT}
 TRIGGERED = {m.STOP, m.STOP_MARKET, m.TAKE_PROFIT, m.TAKE_PROFIT_MARKET}
+# the venue's documented parameters of a new order / algo order; any other one is refused (−1104),
+# e.g. the ``stopLoss``/``takeProfit`` dicts ccxt forwards verbatim (binanceusdm cannot attach them)
+SIGNING = frozenset({"recvWindow", "timestamp", "signature"})
+ORDER_PARAMS = SIGNING | {"symbol", "side", "positionSide", "type", "timeInForce", "quantity", "reduceOnly", "price",
+                          "newClientOrderId", "stopPrice", "closePosition", "activationPrice", "callbackRate",
+                          "workingType", "priceProtect", "newOrderRespType", "priceMatch",
+                          "selfTradePreventionMode", "goodTillDate"}
+ALGO_PARAMS = SIGNING | {"algoType", "symbol", "side", "positionSide", "type", "timeInForce", "quantity", "price",
+                         "triggerPrice", "workingType", "priceMatch", "closePosition", "priceProtect", "reduceOnly",
+                         "activatePrice", "callbackRate", "clientAlgoId", "newOrderRespType",
+                         "selfTradePreventionMode", "goodTillDate",
+                         "stopPrice"}  # ccxt.pro's algoOrder.place sends it beside triggerPrice: ignored
 
 
 # ----------------------------------------------------------------------------- parsing a new order
@@ -44,6 +56,11 @@ TRIGGERED = {m.STOP, m.STOP_MARKET, m.TAKE_PROFIT, m.TAKE_PROFIT_MARKET}
 def parse_new_order(ctx: ApiContext, caller: Caller, *, algo: bool) -> m.PlaceOrder:
     """A ``PlaceOrder`` from the venue's parameters (algo: the algoOrder endpoint's names)."""
     p = caller.params
+    sent = p.keys()
+    read = [k for k in sent if k in (ALGO_PARAMS if algo else ORDER_PARAMS)]
+    if len(read) != len(sent):
+        raise ApiError(errors.UNREAD_PARAMETERS, f"Not all sent parameters were read; read '{len(read)}' "
+                       f"parameter(s) but was sent '{len(sent)}'.")
     inst = p.symbol(ctx.instruments)
     assert inst is not None
     if algo:

@@ -166,7 +166,7 @@ class Params:
         return inst
 
     def quantity(self, inst: Instrument, name: str = "quantity", *, required: bool = True) -> int | None:
-        """An order quantity: inst precision, step size, > 0 (−1111, −4023, −4003)."""
+        """An order quantity: inst precision, > 0 (−1111, −4003); the step size is the core's filter."""
         value = self.raw(name)
         if value is None:
             if required:
@@ -176,12 +176,10 @@ class Params:
         assert units is not None
         if units <= 0:
             raise ApiError(errors.QTY_LESS_THAN_ZERO, "Quantity less than or equal to zero.")
-        if inst.step_size and units % inst.step_size:
-            raise ApiError(errors.QTY_NOT_BY_STEP, "Quantity not increased by step size.")
         return units
 
     def price(self, inst: Instrument, name: str = "price", *, required: bool = True) -> int | None:
-        """An order price: inst precision, tick size, > 0 (−1111, −4014, −4001)."""
+        """An order price: inst precision, > 0 (−1111, −4001); the tick size is the core's filter."""
         value = self.raw(name)
         if value is None:
             if required:
@@ -191,8 +189,6 @@ class Params:
         assert units is not None
         if units <= 0:
             raise ApiError(errors.PRICE_LESS_THAN_ZERO, "Price less than or equal to zero.")
-        if inst.tick_size and units % inst.tick_size:
-            raise ApiError(errors.PRICE_NOT_BY_TICK, "Price not increased by tick size.")
         return units
 
 

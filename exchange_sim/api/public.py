@@ -1,8 +1,12 @@
 """Public market-data endpoints of ``/fapi/v1`` (and the v2 ticker price): no signature needed.
 
 exchangeInfo, time, ping, depth (from the depth tracker's mirror, so ``lastUpdateId`` chains
-with the websocket diffs), trades, aggTrades, klines, ticker/24hr, ticker/price,
-ticker/bookTicker, premiumIndex, fundingRate, fundingInfo, openInterest.
+with the websocket diffs), trades, aggTrades (the most recent without ``fromId``/``startTime``,
+as the venue), klines, continuousKlines, markPriceKlines, indexPriceKlines, premiumIndexKlines
+(the feed's history, ``kline_store.KlineHistory``, continued by the live candles), ticker/24hr,
+ticker/price, ticker/bookTicker, premiumIndex (``nextFundingTime`` from the feed, else the venue's
+8-hour schedule 00/08/16 UTC after the market's time), fundingRate (history and live
+settlements), fundingInfo, openInterest.
 """
 
 from __future__ import annotations
@@ -17,11 +21,12 @@ from exchange_sim.core.instruments import Instrument
 from . import errors, wire
 from .context import ApiContext, public
 from .errors import ApiError
-from .market_stats import INTERVALS
+from .market_stats import INTERVALS, bucket_end
 from .params import Params
 
 DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
 DEFAULT_INTEREST_RATE = "0.00010000"
+FUNDING_INTERVAL_MS = 8 * 3600 * 1000  # the venue's settlements at 00:00, 08:00, 16:00 UTC
 
 
 def _symbols(ctx: ApiContext, params: Params) -> list[Instrument]:
@@ -93,23 +98,77 @@ async def agg_trades(ctx: ApiContext, params: Params) -> list:
     rows = ctx.stats.recent_trades(inst.symbol, 1000)
     rows = [t for t in rows if (start is None or t.ts >= start) and (end is None or t.ts <= end)
             and (from_id is None or t.trade_id >= from_id)]
+    rows = rows[:limit] if from_id is not None or start is not None else rows[-limit:]
     return [{"a": t.trade_id, "p": wire.price(inst, t.price), "q": wire.qty(inst, t.qty), "f": t.trade_id,
-             "l": t.trade_id, "T": t.ts, "m": t.buyer_maker} for t in rows[:limit]]
+             "l": t.trade_id, "T": t.ts, "m": t.buyer_maker} for t in rows]
 
 
-async def klines(ctx: ApiContext, params: Params) -> list:
-    inst = params.symbol(ctx.instruments)
-    assert inst is not None
+def _kline_query(params: Params) -> tuple[str, int, int | None, int | None]:
     interval = params.choice("interval", INTERVALS, required=True)
     limit = params.integer("limit", default=500, lo=1, hi=1500)
     start = params.integer("startTime", lo=0)
     end = params.integer("endTime", lo=0)
     assert interval is not None and limit is not None
-    step = INTERVALS[interval]
+    if start is not None and end is not None and start > end:
+        raise ApiError(errors.INVALID_PARAMETER, "Start time is greater than end time.")
+    return interval, limit, start, end
+
+
+def _candles(ctx: ApiContext, symbol: str, kind: str, params: Params) -> tuple[str, list]:
+    interval, limit, start, end = _kline_query(params)
+    live = ctx.stats.klines(symbol, interval, start, end, 1_000_000, kind=kind)
+    return interval, ctx.klines.merge(symbol, kind, interval, live, start, end, limit)
+
+
+async def klines(ctx: ApiContext, params: Params) -> list:
+    inst = params.symbol(ctx.instruments)
+    assert inst is not None
+    return _trade_rows(inst, *_candles(ctx, inst.symbol, "trade", params))
+
+
+async def continuous_klines(ctx: ApiContext, params: Params) -> list:
+    inst = _pair(ctx, params)
+    params.choice("contractType", ("PERPETUAL",), required=True)
+    return _trade_rows(inst, *_candles(ctx, inst.symbol, "trade", params))
+
+
+def _trade_rows(inst: Instrument, interval: str, candles: list) -> list:
     return [[c.open_ts, wire.price(inst, c.open), wire.price(inst, c.high), wire.price(inst, c.low),
-             wire.price(inst, c.close), wire.qty(inst, c.volume), c.open_ts + step - 1, wire.money(c.quote_volume),
-             c.trades, wire.qty(inst, c.taker_buy_volume), wire.money(c.taker_buy_quote), "0"]
-            for c in ctx.stats.klines(inst.symbol, interval, start, end, limit)]
+             wire.price(inst, c.close), wire.qty(inst, c.volume), bucket_end(c.open_ts, interval),
+             wire.money(c.quote_volume), c.trades, wire.qty(inst, c.taker_buy_volume),
+             wire.money(c.taker_buy_quote), "0"] for c in candles]
+
+
+def _price_rows(interval: str, candles: list, fmt: Any) -> list:
+    """Mark / index / premium klines: prices only, the volume columns "0" as on the venue."""
+    return [[c.open_ts, fmt(c.open), fmt(c.high), fmt(c.low), fmt(c.close), "0", bucket_end(c.open_ts, interval),
+             "0", c.trades, "0", "0", "0"] for c in candles]
+
+
+def _pair(ctx: ApiContext, params: Params) -> Instrument:
+    pair = params.text("pair", required=True)
+    assert pair is not None
+    inst = ctx.instruments.get(pair.upper()) if len(pair) <= 32 else None
+    if inst is None:
+        raise errors.invalid_symbol()
+    return inst
+
+
+async def mark_price_klines(ctx: ApiContext, params: Params) -> list:
+    inst = params.symbol(ctx.instruments)
+    assert inst is not None
+    return _price_rows(*_candles(ctx, inst.symbol, "mark", params), lambda v: wire.price(inst, v))
+
+
+async def index_price_klines(ctx: ApiContext, params: Params) -> list:
+    inst = _pair(ctx, params)
+    return _price_rows(*_candles(ctx, inst.symbol, "index", params), lambda v: wire.price(inst, v))
+
+
+async def premium_index_klines(ctx: ApiContext, params: Params) -> list:
+    inst = params.symbol(ctx.instruments)
+    assert inst is not None
+    return _price_rows(*_candles(ctx, inst.symbol, "premium", params), wire.rate)
 
 
 def market_now(ctx: ApiContext, symbol: str) -> int:
@@ -176,8 +235,16 @@ async def premium_index(ctx: ApiContext, params: Params) -> Any:
                      "indexPrice": wire.price(inst, mv.index or mv.mark),
                      "estimatedSettlePrice": wire.price(inst, mv.index or mv.mark),
                      "lastFundingRate": wire.rate(mv.funding_rate), "interestRate": DEFAULT_INTEREST_RATE,
-                     "nextFundingTime": mv.next_funding_ts, "time": mv.ts or now})
+                     "nextFundingTime": next_funding_time(mv.next_funding_ts, mv.ts or now),
+                     "time": mv.ts or now})
     return _one_or_list(params, rows)
+
+
+def next_funding_time(from_feed: int, market_ts: int) -> int:
+    """The feed's next funding instant, else the venue's next 8-hour settlement after ``market_ts``."""
+    if from_feed:
+        return from_feed
+    return (market_ts // FUNDING_INTERVAL_MS + 1) * FUNDING_INTERVAL_MS
 
 
 async def funding_rate_history(ctx: ApiContext, params: Params) -> list:
@@ -187,7 +254,7 @@ async def funding_rate_history(ctx: ApiContext, params: Params) -> list:
     assert limit is not None
     rows = []
     for inst in _symbols(ctx, params):
-        for rec in ctx.stats.funding_history(inst.symbol):
+        for rec in ctx.klines.merge_funding(inst.symbol, ctx.stats.funding_history(inst.symbol)):
             if (start is None or rec.ts >= start) and (end is None or rec.ts <= end):
                 rows.append({"symbol": inst.symbol, "fundingRate": wire.rate(rec.rate), "fundingTime": rec.ts,
                              "markPrice": wire.price(inst, rec.mark)})
@@ -224,6 +291,10 @@ def add_routes(app: web.Application) -> None:
         r.add_get(f"{base}/historicalTrades", public(trades, 20))
         r.add_get(f"{base}/aggTrades", public(agg_trades, 20))
         r.add_get(f"{base}/klines", public(klines, 5))
+        r.add_get(f"{base}/continuousKlines", public(continuous_klines, 5))
+        r.add_get(f"{base}/markPriceKlines", public(mark_price_klines, 5))
+        r.add_get(f"{base}/indexPriceKlines", public(index_price_klines, 5))
+        r.add_get(f"{base}/premiumIndexKlines", public(premium_index_klines, 5))
         r.add_get(f"{base}/ticker/24hr", public(ticker_24h))
         r.add_get(f"{base}/ticker/price", public(ticker_price))
         r.add_get(f"{base}/ticker/bookTicker", public(book_ticker))

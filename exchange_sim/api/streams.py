@@ -1,12 +1,23 @@
 """Websocket streams: connections, SUBSCRIBE/UNSUBSCRIBE, and the market-data publisher.
 
-Paths (ccxt.pro rewrites a linear ``.../ws`` base to ``/public/ws/<n>`` or ``/market/ws/<n>``):
-``/ws``, ``/ws/<streams or listenKey>``, ``/public/ws[/...]``, ``/market/ws[/...]``,
-``/stream?streams=a/b`` (combined: ``{"stream", "data"}``), ``/private/ws?listenKey=`` (see
-``user_stream``). Requests: ``{"method": "SUBSCRIBE", "params": ["btcusdt@depth@100ms"], "id": 1}``
-→ ``{"result": null, "id": 1}``; also UNSUBSCRIBE, LIST_SUBSCRIPTIONS, SET_PROPERTY,
-GET_PROPERTY; errors ``{"error": {"code", "msg"}, "id"}`` with Binance's websocket codes
-(0 unknown property, 1 invalid value type, 2 invalid request, 3 invalid JSON).
+Paths, as the venue serves them since 2026-04-23 (ccxt.pro rewrites a linear ``.../ws`` base to
+``/public/ws/<n>``, ``/market/ws/<n>`` and ``/private/ws?listenKey=``):
+
+- ``/public/ws[/<a>/<b>]`` and ``/public/stream?streams=a/b``: depth, bookTicker and trade streams;
+- ``/market/ws[/...]`` and ``/market/stream?streams=``: every other market stream (aggTrade,
+  markPrice, kline, ticker, miniTicker, forceOrder, ...);
+- ``/private/ws?listenKey=K[&events=E1/E2]`` and
+  ``/private/stream?listenKey=K1&events=..&listenKey=K2&events=..`` (see ``user_stream``);
+- the legacy ``/ws``, ``/ws/<streams or listenKey>`` and ``/stream?streams=`` (any stream, for
+  older clients).
+
+Stream mode (``.../stream``) wraps each message as ``{"stream", "data"}`` (user data: ``stream`` is
+the listenKey). A stream of the other route is refused as the venue refuses it: HTTP 400 on the
+handshake when it is in the URL, an error reply to a SUBSCRIBE. Requests:
+``{"method": "SUBSCRIBE", "params": ["btcusdt@depth@100ms"], "id": 1}`` → ``{"result": null, "id": 1}``;
+also UNSUBSCRIBE, LIST_SUBSCRIPTIONS, SET_PROPERTY, GET_PROPERTY; errors
+``{"error": {"code", "msg"}, "id"}`` with Binance's websocket codes (0 unknown property, 1 invalid
+value type, 2 invalid request, 3 invalid JSON).
 
 Each connection has a bounded send queue drained by its own writer task; a connection whose
 queue overflows is closed (as the venue disconnects a client that cannot keep up) and counted.
@@ -40,6 +51,24 @@ CHANNELS = {c.lower(): c for c in (
     "markPrice", "forceOrder",
 )} | {f"kline_{i}": f"kline_{i}" for i in INTERVALS}
 SPEEDS = {"100ms", "250ms", "500ms", "0ms", "1s", "3s"}
+PUBLIC, MARKET, PRIVATE = "public", "market", "private"
+PUBLIC_CHANNELS = frozenset({"depth", "depth5", "depth10", "depth20", "bookTicker", "trade"})
+
+
+def route_of(stream: str) -> str:
+    """The route that serves a canonical stream name: ``public`` or ``market``."""
+    head, _, rest = stream.partition("@")
+    channel = head[1:] if head.startswith("!") else rest.partition("@")[0]
+    return PUBLIC if channel in PUBLIC_CHANNELS else MARKET
+
+
+def wrong_route(route: str, streams: list[str]) -> str | None:
+    """Why ``streams`` cannot be served on ``route`` (None when they can; "" = legacy, any stream)."""
+    for name in streams:
+        norm = normalize_stream(name)
+        if route and norm is not None and route_of(norm) != route:
+            return f"Invalid request: stream {name[:64]!r} is not served on /{route}; use /{route_of(norm)}"
+    return None
 
 
 def normalize_stream(name: str) -> str | None:
@@ -67,12 +96,21 @@ def normalize_stream(name: str) -> str | None:
     return "@".join([head, channel, *rest])
 
 
+@dataclass(frozen=True, slots=True)
+class UserFeed:
+    """One listenKey on a connection: its account and the events it asked for (None: all)."""
+
+    account: int
+    listen_key: str
+    events: frozenset[str] | None = None
+
+
 @dataclass(eq=False)
 class Connection:
     ws: web.WebSocketResponse
     combined: bool = False
-    account: int | None = None
-    listen_key: str = ""
+    route: str = ""  # public, market or private: only that route's streams; "": legacy, any
+    users: tuple[UserFeed, ...] = ()
     streams: set[str] = field(default_factory=set)
     queue: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(maxsize=SEND_QUEUE))
     closing: bool = False
@@ -111,8 +149,8 @@ class StreamHub:
 
     def add(self, conn: Connection) -> None:
         self.connections.add(conn)
-        if conn.account is not None:
-            self._by_account.setdefault(conn.account, set()).add(conn)
+        for user in conn.users:
+            self._by_account.setdefault(user.account, set()).add(conn)
 
     def remove(self, conn: Connection) -> None:
         self.connections.discard(conn)
@@ -125,12 +163,15 @@ class StreamHub:
         if conn.streams:
             conn.streams.clear()
             self._streams_changed()
-        if conn.account is not None:
-            subs = self._by_account.get(conn.account)
-            if subs is not None:
-                subs.discard(conn)
-                if not subs:
-                    del self._by_account[conn.account]
+        for user in conn.users:
+            self._unlink(conn, user.account)
+
+    def _unlink(self, conn: Connection, account: int) -> None:
+        subs = self._by_account.get(account)
+        if subs is not None:
+            subs.discard(conn)
+            if not subs:
+                del self._by_account[account]
 
     def subscribe(self, conn: Connection, stream: str) -> None:
         conn.streams.add(stream)
@@ -164,12 +205,21 @@ class StreamHub:
                 self._send(conn, raw)
 
     def publish_account(self, account: int, payload: dict) -> None:
+        """Send a user-data event to the account's listenKeys that asked for its kind."""
         subs = self._by_account.get(account)
         if not subs:
             return
-        raw = json.dumps(payload, separators=(",", ":"))
+        raw = None
+        kind = payload.get("e")
         for conn in tuple(subs):
-            self._send(conn, raw)
+            for user in conn.users:
+                if user.account != account or (user.events is not None and kind not in user.events):
+                    continue
+                if conn.combined:
+                    self._send(conn, json.dumps({"stream": user.listen_key, "data": payload}, separators=(",", ":")))
+                else:
+                    raw = raw or json.dumps(payload, separators=(",", ":"))
+                    self._send(conn, raw)
 
     def _send(self, conn: Connection, text: str) -> None:
         if conn.closing:
@@ -201,14 +251,24 @@ class StreamHub:
         task.add_done_callback(self._closing.discard)
 
     def disconnect_listen_key(self, listen_key: str, farewell: dict | None = None) -> None:
-        """Close the streams opened with ``listen_key`` (after sending ``farewell``, if given)."""
-        for conn in [c for c in self.connections if c.listen_key == listen_key]:
+        """End ``listen_key``'s streams (after sending ``farewell``, if given).
+
+        A connection that carries other listenKeys too (stream mode) stays open for those.
+        """
+        for conn in [c for c in self.connections if any(u.listen_key == listen_key for u in c.users)]:
             if farewell is not None and not conn.closing:
+                frame = {"stream": listen_key, "data": farewell} if conn.combined else farewell
                 try:
-                    conn.queue.put_nowait(json.dumps(farewell, separators=(",", ":")))
+                    conn.queue.put_nowait(json.dumps(frame, separators=(",", ":")))
                 except asyncio.QueueFull:
                     pass
-            self.disconnect(conn, 1000, b"listenKey closed", drain=farewell is not None)
+            rest = tuple(u for u in conn.users if u.listen_key != listen_key)
+            if not rest:
+                self.disconnect(conn, 1000, b"listenKey closed", drain=farewell is not None)
+                continue
+            for account in {u.account for u in conn.users} - {u.account for u in rest}:
+                self._unlink(conn, account)
+            conn.users = rest
 
     async def close_all(self) -> None:
         for conn in tuple(self.connections):
@@ -250,6 +310,9 @@ def handle_request(hub: StreamHub, conn: Connection, text: str) -> dict:
         if any(n is None for n in names):
             bad = params[names.index(None)]
             return _error(2, f"Invalid request: unknown stream {bad[:64]!r}", req_id)
+        refused = wrong_route(conn.route, params)
+        if method == "SUBSCRIBE" and refused:
+            return _error(2, refused, req_id)
         if method == "SUBSCRIBE":
             if len(conn.streams | set(names)) > MAX_STREAMS_PER_CONNECTION:  # type: ignore[arg-type]
                 return _error(4, "Invalid request: too many streams", req_id)

@@ -1,8 +1,11 @@
 """User-data streams: listenKey endpoints, ``/private/ws?listenKey=``, and the events pushed there.
 
 ``POST /fapi/v1/listenKey`` (API key only, no signature) opens or returns the account's key,
-``PUT`` keeps it alive, ``DELETE`` closes it. A websocket on ``/private/ws?listenKey=K`` (or
-``/ws/K``) then receives, for that account only, what the venue sends:
+``PUT`` keeps it alive, ``DELETE`` closes it. A websocket on ``/private/ws?listenKey=K`` (or the
+legacy ``/ws/K``) then receives, for that account only, what the venue sends; ``&events=E1/E2``
+keeps only those events, and ``/private/stream?listenKey=K1&events=..&listenKey=K2&events=..``
+carries several keys on one connection, each message wrapped ``{"stream": <listenKey>, "data"}``.
+No SUBSCRIBE of market streams on ``/private``. The events:
 
 - ``ORDER_TRADE_UPDATE`` for orders (liquidation orders: ``o = "LIQUIDATION"``, client id
   ``autoclose-…``; ADL closes: client id ``adl_autoclose…``), ``ALGO_UPDATE`` for conditional ones;
@@ -30,7 +33,7 @@ from . import errors, wire
 from .context import CTX, ApiContext, keyed
 from .errors import ApiError
 from .params import Params
-from .streams import WS_CLOSE_TIMEOUT, WS_HEARTBEAT, Connection, serve_connection
+from .streams import WS_CLOSE_TIMEOUT, WS_HEARTBEAT, Connection, UserFeed, serve_connection
 
 log = logging.getLogger(__name__)
 
@@ -72,20 +75,36 @@ async def close_listen_key(ctx: ApiContext, account: int, params: Params) -> dic
 
 
 async def private_ws(request: web.Request) -> web.StreamResponse:
-    """``/private/ws?listenKey=K``: the account's user-data stream."""
-    return await _serve_private(request, request.query.get("listenKey", ""))
+    """``/private/ws?listenKey=K[&events=E1/E2]``, ``/private/stream?listenKey=K1&events=..&listenKey=K2..``."""
+    users: list[tuple[str, frozenset[str] | None]] = []
+    for name, value in request.query.items():  # in order: each events= belongs to the listenKey before it
+        if name == "listenKey":
+            users.append((value, None))
+        elif name == "events" and users:
+            users[-1] = (users[-1][0], frozenset(e for e in value.split("/") if e) or None)
+    if not users or not all(key for key, _ in users):
+        raise ApiError(errors.MANDATORY_PARAM,
+                       "Mandatory parameter 'listenKey' was not sent, was empty/null, or malformed.")
+    stream_mode = request.path.rstrip("/").endswith("/stream")
+    if len(users) > 1 and not stream_mode:
+        raise ApiError(errors.INVALID_PARAMETER, "Several listenKeys need stream mode: /private/stream?listenKey=...")
+    return await _serve_private(request, users, combined=stream_mode, route="private")
 
 
-async def _serve_private(request: web.Request, listen_key: str) -> web.StreamResponse:
+async def _serve_private(request: web.Request, users: list[tuple[str, frozenset[str] | None]], *,
+                         combined: bool = False, route: str = "") -> web.StreamResponse:
     ctx = request.app[CTX]
     ws = web.WebSocketResponse(timeout=WS_CLOSE_TIMEOUT, heartbeat=WS_HEARTBEAT, max_msg_size=64 * 1024)
     await ws.prepare(request)
-    account = ctx.listen_keys.account_of(listen_key, ctx.now()) if listen_key else None
-    if account is None:
-        await ws.send_json({"error": {"code": errors.INVALID_LISTEN_KEY, "msg": "This listenKey does not exist."}})
-        await ws.close(code=1008, message=b"invalid listenKey")
-        return ws
-    conn = Connection(ws=ws, account=account, listen_key=listen_key)
+    feeds = []
+    for key, events in users:
+        account = ctx.listen_keys.account_of(key, ctx.now())
+        if account is None:
+            await ws.send_json({"error": {"code": errors.INVALID_LISTEN_KEY, "msg": "This listenKey does not exist."}})
+            await ws.close(code=1008, message=b"invalid listenKey")
+            return ws
+        feeds.append(UserFeed(account, key, events))
+    conn = Connection(ws=ws, combined=combined, route=route, users=tuple(feeds))
     return await serve_connection(request, ctx.hub, conn)
 
 
@@ -214,3 +233,4 @@ def add_routes(app: web.Application) -> None:
     r.add_put("/fapi/v1/listenKey", keyed(keepalive_listen_key))
     r.add_delete("/fapi/v1/listenKey", keyed(close_listen_key))
     r.add_get("/private/ws", private_ws)
+    r.add_get("/private/stream", private_ws)

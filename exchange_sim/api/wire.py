@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from exchange_sim.core import filters
 from exchange_sim.core import messages as m
 from exchange_sim.core.fixed import SCALE, fmt, fmt_trim
 from exchange_sim.core.instruments import Instrument
@@ -91,11 +92,13 @@ def symbol_info(inst: Instrument) -> dict[str, Any]:
              "minQty": fmt_trim(inst.min_qty), "maxQty": fmt_trim(inst.max_qty)},
             {"filterType": "MARKET_LOT_SIZE", "stepSize": fmt_trim(inst.step_size),
              "minQty": fmt_trim(inst.min_qty), "maxQty": fmt_trim(inst.market_max_qty)},
-            {"filterType": "MAX_NUM_ORDERS", "limit": 200},
-            {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": 10},
+            {"filterType": "MAX_NUM_ORDERS", "limit": filters.MAX_NUM_ORDERS},
+            {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": filters.MAX_NUM_ALGO_ORDERS},
             {"filterType": "MIN_NOTIONAL", "notional": fmt_trim(inst.min_notional)},
-            {"filterType": "PERCENT_PRICE", "multiplierUp": "1.0500", "multiplierDown": "0.9500",
-             "multiplierDecimal": "4"},
+            {"filterType": "PERCENT_PRICE",
+             "multiplierUp": f"{filters.MULTIPLIER_UP / 10**filters.MULTIPLIER_DECIMAL:.4f}",
+             "multiplierDown": f"{filters.MULTIPLIER_DOWN / 10**filters.MULTIPLIER_DECIMAL:.4f}",
+             "multiplierDecimal": str(filters.MULTIPLIER_DECIMAL)},
         ],
         "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET",
                        "TRAILING_STOP_MARKET"],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from . import filters
 from .accounts import Account, Position, apply_fill, leg_key
 from .fixed import SCALE
 from .margin import initial_margin, open_loss
@@ -46,6 +47,9 @@ class Trading:
             return self._reject(cmd, ERR["duplicate_client_id"])
         mkt = self.markets[cmd.symbol]
         order = Order(0, cmd, cmd.client_order_id)
+        err = filters.placement_error(cmd, order.conditional, mkt.mark, acct.open_orders.values())
+        if err:
+            return self._reject(cmd, err)
         if order.conditional:
             return self._place_conditional(acct, order, mkt)
         err = self._check_executable(acct, order, mkt)
@@ -77,6 +81,9 @@ class Trading:
         if cmd.qty <= order.filled:
             return self._reject(cmd, ERR["modify_filled"])
         mkt = self.markets[cmd.symbol]
+        err = filters.price_band_error(LIMIT, cmd.price, mkt.mark)
+        if err:
+            return self._reject(cmd, err)
         old = (order.price, order.qty, order.reserved, order.queue_ahead)
         mkt.unrest(order)
         self._release(acct, order)

@@ -7,7 +7,9 @@
 
 What it does, per feed item:
 
-- ``FeedSignal`` (connected / gap / resync) → a ``FeedNotice``, never submitted to the core;
+- ``FeedSignal`` (connected / gap / resync / held / released) → a ``FeedNotice``, never submitted
+  to the core; ``held`` (one of the feed's connections is down) also marks the symbol stale at
+  once, and it stays stale until the feed says ``released``;
 - a market event → the bad-tick guard (``market_guard.MarketGuard``): dropped ticks are counted
   and announced, never submitted; a book that stays crossed makes the supervisor reopen the feed
   (a fresh snapshot: a resync);
@@ -55,6 +57,7 @@ log = logging.getLogger(__name__)
 
 # FeedNotice kinds
 CONNECTED, DISCONNECTED, RECONNECT, GAP, RESYNC = "connected", "disconnected", "reconnect", "gap", "resync"
+HELD, RELEASED = "held", "released"
 STALE, FRESH, DROPPED, CROSSED, REANCHOR = "stale", "fresh", "dropped", "crossed", "reanchor"
 ENDED, ERROR, STOPPED = "ended", "error", "stopped"
 _COUNTER_OF = {DROPPED: "dropped", CROSSED: "crossed", REANCHOR: "reanchors"}
@@ -124,6 +127,7 @@ class FeedSupervisor:
         self.error: BaseException | None = None
         self._last_seen: dict[str, float] = {}
         self._last_ts: dict[str, int] = {}
+        self._held: set[str] = set()  # symbols the feed holds (FeedSignal "held"): stale until "released"
         self._subscribers: list[asyncio.Queue[FeedNotice]] = []
         self._task: asyncio.Task[None] | None = None
         self._watchdog: asyncio.Task[None] | None = None
@@ -217,6 +221,7 @@ class FeedSupervisor:
                     self._notice(self._now_ts(""), "", ERROR, f"{type(exc).__name__}: {exc}")
                     delay = self.backoff(self._attempt)
                     self._attempt += 1
+                self._held.clear()
                 if self.config.stale_on_disconnect:
                     for s in self.symbols:
                         await self._set_stale(s, True, "feed disconnected")
@@ -258,7 +263,7 @@ class FeedSupervisor:
         try:
             async for item in items:
                 if isinstance(item, FeedSignal):
-                    self._signal(item)
+                    await self._signal(item)
                 elif is_market_event(item):
                     await self._market(item)
                 else:
@@ -268,10 +273,15 @@ class FeedSupervisor:
             if close is not None:
                 await close()
 
-    def _signal(self, sig: FeedSignal) -> None:
+    async def _signal(self, sig: FeedSignal) -> None:
         kind = {"connected": CONNECTED, "gap": GAP, "resync": RESYNC}.get(sig.kind, sig.kind)
         self.counters[{CONNECTED: "connects", GAP: "gaps", RESYNC: "resyncs"}.get(kind, kind)] += 1
         self._notice(sig.ts, sig.symbol, kind, sig.detail)
+        if kind == HELD and sig.symbol in self.stale:
+            self._held.add(sig.symbol)
+            await self._set_stale(sig.symbol, True, sig.detail)
+        elif kind == RELEASED:
+            self._held.discard(sig.symbol)  # the next accepted event marks it fresh
 
     async def _market(self, event: Any) -> None:
         self.counters["events_in"] += 1
@@ -287,7 +297,7 @@ class FeedSupervisor:
         self._attempt = 0
         self._last_seen[symbol] = self._clock()
         self._last_ts[symbol] = max(self._last_ts.get(symbol, 0), int(event.ts))
-        if self.stale.get(symbol):
+        if self.stale.get(symbol) and symbol not in self._held:
             await self._set_stale(symbol, False, "fresh data")
         await self._submit(verdict.event)
         self.counters["submitted"] += 1

@@ -7,9 +7,12 @@ stream, and the ``exchange-sim/account/<id>/liquidation`` message on MQTT; p50/p
 Set-up, all on 127.0.0.1 and started by this script:
 
 - a minimal fake Binance USDⓈ-M market-data server (this file, aiohttp): ``GET /fapi/v1/depth``
-  (a deep two-sided book around 60000) and the combined stream ``/stream?streams=...``, which
-  gets one depth diff straddling the snapshot (so the feed's book syncs) and then only the
-  ``markPriceUpdate`` frames the benchmark sends;
+  (a deep two-sided book around 60000) and the venue's routes in stream mode: ``/public/stream``
+  gets one depth diff straddling the snapshot (so the feed's book syncs), ``/market/stream`` the
+  ``markPriceUpdate`` frames the benchmark sends. Before each mark an empty depth diff stamped
+  1 ms later goes out on ``/public`` (untimed), as on a busy public route: the feed's merge of
+  the two routes (``feeds.binance_routes``) then passes the mark on as it arrives instead of
+  waiting up to its window for the public route;
 - mosquitto (``/usr/sbin/mosquitto``, or on PATH) on a free port;
 - the simulator as ``exchange-sim run --feed binance --config <tmp>/config.toml`` in a subprocess
   (through api_roundtrip's ``serve-sim`` launcher, which only lifts the per-key rate limits),
@@ -67,14 +70,17 @@ class FakeBinance:
 
     def __init__(self) -> None:
         self.port = 0
-        self.conns: list[web.WebSocketResponse] = []
+        self.conns: list[web.WebSocketResponse] = []  # /market
+        self.public: list[web.WebSocketResponse] = []
+        self.last_u = self.SNAPSHOT_ID + 1
         self.connected = asyncio.Event()
         self._runner: web.AppRunner | None = None
 
     async def __aenter__(self) -> FakeBinance:
         app = web.Application()
         app.router.add_get("/fapi/v1/depth", self._depth)
-        app.router.add_get("/stream", self._stream)
+        app.router.add_get("/public/stream", self._stream)
+        app.router.add_get("/market/stream", self._stream)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -105,24 +111,34 @@ class FakeBinance:
     async def _stream(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
-        self.conns.append(ws)
-        now = int(time.time() * 1000)
-        # one (empty) diff straddling the snapshot id: the feed's DepthSync goes live with it
-        diff = {"e": "depthUpdate", "E": now, "T": now, "s": "BTCUSDT", "U": self.SNAPSHOT_ID,
-                "u": self.SNAPSHOT_ID + 1, "pu": self.SNAPSHOT_ID - 1, "b": [], "a": []}
-        await ws.send_str(json.dumps({"stream": "btcusdt@depth@100ms", "data": diff}))
-        self.connected.set()
+        conns = self.public if request.path.startswith("/public") else self.conns
+        conns.append(ws)
+        if conns is self.public:
+            now = int(time.time() * 1000)
+            # one (empty) diff straddling the snapshot id: the feed's DepthSync goes live with it
+            diff = {"e": "depthUpdate", "E": now, "T": now, "s": "BTCUSDT", "U": self.SNAPSHOT_ID,
+                    "u": self.SNAPSHOT_ID + 1, "pu": self.SNAPSHOT_ID - 1, "b": [], "a": []}
+            self.last_u = self.SNAPSHOT_ID + 1
+            await ws.send_str(json.dumps({"stream": "btcusdt@depth@100ms", "data": diff}))
+        if self.public and self.conns:
+            self.connected.set()
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT and '"SUBSCRIBE"' in msg.data:
                     await ws.send_str(json.dumps({"result": None, "id": json.loads(msg.data).get("id")}))
         finally:
-            self.conns.remove(ws)
+            conns.remove(ws)
         return ws
 
     async def send_mark(self, price: str) -> float:
         """Send a markPriceUpdate to every feed connection; the perf_counter time just before sending."""
         now = int(time.time() * 1000)
+        u, self.last_u = self.last_u, self.last_u + 1
+        busy = json.dumps({"stream": "btcusdt@depth@100ms", "data": {
+            "e": "depthUpdate", "E": now + 1, "T": now + 1, "s": "BTCUSDT", "U": u + 1, "u": u + 1, "pu": u,
+            "b": [], "a": []}})
+        for ws in list(self.public):
+            await ws.send_str(busy)
         frame = json.dumps({"stream": "btcusdt@markPrice@1s", "data": {
             "e": "markPriceUpdate", "E": now, "s": "BTCUSDT", "p": price, "i": price, "P": price,
             "r": "0.00010000", "T": NEXT_FUNDING}})

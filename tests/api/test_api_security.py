@@ -158,7 +158,7 @@ async def test_rate_limit_answers_429_with_the_venue_code():
             for _ in range(5):
                 status, body = await signed(s, sim.url, "POST", "/fapi/v1/order",
                                             {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.01",
-                                             "price": "50000", "timeInForce": "GTC"},
+                                             "price": "58000", "timeInForce": "GTC"},
                                             alice["apiKey"], alice["apiSecret"])
                 codes.append((status, body.get("code") if isinstance(body, dict) else None))
             assert codes[:3] == [(200, None)] * 3 and codes[3] == (429, -1015)

@@ -215,7 +215,7 @@ def test_margin_and_max_position_checks():
     assert place(ex, c, a, "BUY", "MARKET", "0.001")[0].code == -4164  # 60 < min notional 100
     from exchange_sim.core.messages import SetLeverage
     ex.apply(SetLeverage(c(), a, S, 125))
-    assert place(ex, c, a, "BUY", "LIMIT", "1", price="55000")[0].code == -2027  # 55k > 50k cap at 125x
+    assert place(ex, c, a, "BUY", "LIMIT", "1", price="58000")[0].code == -2027  # 58k > 50k cap at 125x
 
 
 def test_modify_a_resting_limit_order():

@@ -20,23 +20,23 @@ def world():
     ex.apply(BookSnapshot(c(), "BTCUSDT", ((F("59999"), F("5")),), ((F("60000"), F("0.5")),), 1))
     mark(ex, c(), "BTCUSDT", "60000")
     ex.apply(PlaceOrder(c(), master, "BTCUSDT", "BUY", "MARKET", qty=F("0.01")))
-    ex.apply(PlaceOrder(c(), master, "BTCUSDT", "BUY", "LIMIT", qty=F("0.01"), price=F("50000")))
+    ex.apply(PlaceOrder(c(), master, "BTCUSDT", "BUY", "LIMIT", qty=F("0.01"), price=F("58000")))  # inside PERCENT_PRICE
     ex.apply(SetMarginType(c(), sub, "ETHUSDT", True))
     return ex, master, sub, other
 
 
 def cases(master, sub, other):
     P = lambda **kw: PlaceOrder(**{"ts": T, "account": master, "symbol": "BTCUSDT", "side": "BUY",  # noqa: E731
-                                   "order_type": "LIMIT", "qty": F("0.01"), "price": F("55000"), **kw})
+                                   "order_type": "LIMIT", "qty": F("0.01"), "price": F("58000"), **kw})
     return [
         (P(symbol="XYZUSDT"), -1121),
         (P(side="UP"), -1117),
         (P(order_type="ICEBERG"), -1116),
         (P(time_in_force="DAY"), -1115),
-        (P(qty=F("0.0001")), -1111),
+        (P(qty=F("0.0001")), -4023),
         (P(qty=-F("1")), -4003),
         (P(qty=0), -1102),
-        (P(price=F("55000.05")), -4014),
+        (P(price=F("58000.05")), -4014),
         (P(price=0), -1102),
         (P(price=F("1")), -4013),
         (P(qty=F("1000.001")), -4005),

@@ -1,4 +1,8 @@
-"""ccxt.pro (binanceusdm, unmodified) pointed at the local Binance server: the same recorded book."""
+"""ccxt.pro (binanceusdm, unmodified) pointed at the local Binance server: the same recorded book.
+
+The ``"ws"`` URL is the base ending in ``/ws``: ccxt turns it into ``/public/ws/<n>`` and
+``/market/ws/<n>``; the stand-in refuses the retired root paths, so this also checks ccxt's routes.
+"""
 
 import asyncio
 
@@ -8,6 +12,7 @@ import pytest
 from exchange_sim.core.messages import BookDelta, BookSnapshot, MarkPrice, Trade
 from feeds import FeedSpecError, open_feed
 from feeds.base import FeedSignal
+from feeds.binance_routes import MARKET, PUBLIC
 from feeds.ccxt_pro import CcxtProFeed
 from tests.support.fake_binance import CAPTURE, FakeBinance
 from tests.support.feeds_book import LocalBook, expected_books
@@ -52,6 +57,7 @@ async def test_ccxt_pro_book_trades_and_marks_match_the_recording():
                         return
 
             await asyncio.wait_for(run(), 60)
+    assert fb.opened[PUBLIC] >= 1 and fb.opened[MARKET] >= 1 and fb.refusals == []  # ccxt uses the routes
     assert isinstance(seen[1], BookSnapshot) or any(isinstance(e, BookSnapshot) for e in seen)
     assert checked >= 3  # ccxt coalesces updates; every book state we saw is the recording's
     trades = [e for e in seen if isinstance(e, Trade)]

@@ -1,11 +1,17 @@
 """A local Binance USDⓈ-M market-data server replaying a raw websocket capture (tests only).
 
-Serves, on 127.0.0.1 and a free port (aiohttp):
+It behaves as the venue does since 2026-04-23 (``feeds.binance_routes``). Serves, on 127.0.0.1
+and a free port (aiohttp):
 
-- websockets ``/stream?streams=a/b`` (combined: ``{"stream":..., "data":...}``), ``/ws/<a>/<b>``,
-  ``/ws``, ``/public/ws[/<n>]``, ``/market/ws[/<n>]`` (raw payloads) with ``SUBSCRIBE`` /
-  ``UNSUBSCRIBE`` / ``LIST_SUBSCRIPTIONS`` answered ``{"result": ..., "id": ...}``;
-  streams ``<sym>@depth[@100ms|@0ms]``, ``<sym>@trade``, ``<sym>@aggTrade``, ``<sym>@bookTicker``,
+- websockets on the routes ``/public`` (depth, bookTicker, trade) and ``/market`` (aggTrade,
+  markPrice, miniTicker, ...), each in ws mode ``<route>/ws[/<a>/<b>]`` (raw payloads) and stream
+  mode ``<route>/stream?streams=a/b`` (``{"stream":..., "data":...}``), with ``SUBSCRIBE`` /
+  ``UNSUBSCRIBE`` / ``LIST_SUBSCRIPTIONS`` answered ``{"result": ..., "id": ...}``; a stream of the
+  other route is refused (HTTP 400 on the handshake when it is in the URL, an ``{"error"}`` reply
+  to a SUBSCRIBE); ``/private/ws?listenKey=K[&events=E1/E2]`` and
+  ``/private/stream?listenKey=K1&events=..&listenKey=K2&events=..`` need a listenKey (HTTP 400
+  without) and send nothing; the legacy ``/ws``, ``/ws/...`` and ``/stream`` answer 404;
+- streams ``<sym>@depth[@100ms|@0ms]``, ``<sym>@trade``, ``<sym>@aggTrade``, ``<sym>@bookTicker``,
   ``<sym>@markPrice[@1s]`` and ``<sym>@miniTicker`` (the last two synthesised once per second of
   recording time from the last trade price);
 - REST ``GET /fapi/v1/depth`` (the server's own book: the capture's snapshot plus every diff
@@ -18,7 +24,11 @@ client misses data exactly as it would live, and the file is not used up while n
 Test hooks: ``before_diff(n)`` (awaited before the n-th diff goes out, to act at an exact
 point of the stream), ``pause()``/``resume()`` (freeze the stream with connections open),
 ``drop_diffs(n)`` (the next n diffs are applied to the server's book but not sent: a gap),
-``kill_connections()``, ``inject(stream_kind, payload)``, ``max_diffs`` to stop early.
+``kill_connections(route=None)``, ``refuse(route)``/``accept(route)`` (answer a route's new
+connections 503 meanwhile), ``mute(route)``/``unmute(route)`` (its connections stay open and
+get nothing), ``inject(stream_kind, payload)``, ``max_diffs`` to stop early.
+``refusals`` lists every refused handshake as (path, status, reason); ``opened`` counts
+connections per route.
 """
 
 from __future__ import annotations
@@ -27,12 +37,14 @@ import asyncio
 import functools
 import gzip
 import json
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Self
 
 from aiohttp import WSMsgType, web
 
+from feeds.binance_routes import MARKET, PRIVATE, PUBLIC, route_of
 from tests.support.shared_data import CAPTURE as _CAPTURE
 
 CAPTURE = str(_CAPTURE)
@@ -77,6 +89,7 @@ def _fmt(price: float) -> str:
 class _Conn:
     ws: web.WebSocketResponse
     combined: bool
+    route: str
     streams: set[str] = field(default_factory=set)
 
 
@@ -107,7 +120,13 @@ class FakeBinance:
         self.depth_listeners = asyncio.Event()
         self.finished = asyncio.Event()
         self.connections_opened = 0
+        self.opened: Counter[str] = Counter()
+        self.refusals: list[tuple[str, int, str]] = []
+        self.private_subscriptions: list[list[tuple[str, tuple[str, ...]]]] = []
+        self._refusing: set[str] = set()
+        self._muted: set[str] = set()
         self.snapshots_served = 0
+        self.history_calls: list[str] = []  # REST history requests (klines, fundingRate, futures/data), in order
         self.diffs_sent = 0
         self.diffs_dropped = 0
         self.last_sent_u = 0
@@ -132,9 +151,17 @@ class FakeBinance:
         app.router.add_get("/fapi/v1/depth", self._depth)
         app.router.add_get("/fapi/v1/exchangeInfo", self._exchange_info)
         app.router.add_get("/fapi/v1/time", self._time)
-        for path in ("/stream", "/ws", "/ws/{streams:.*}", "/public/ws", "/public/ws/{n}", "/market/ws",
-                     "/market/ws/{n}"):
-            app.router.add_get(path, self._websocket)
+        for path in ("klines", "markPriceKlines", "indexPriceKlines", "premiumIndexKlines"):
+            app.router.add_get(f"/fapi/v1/{path}", self._klines)
+        app.router.add_get("/fapi/v1/fundingRate", self._funding_rate)
+        app.router.add_get("/futures/data/{name}", self._futures_data)
+        for route in (PUBLIC, MARKET):
+            for path in ("/ws", "/ws/{streams:.*}", "/stream"):
+                app.router.add_get(f"/{route}{path}", self._websocket)
+        app.router.add_get("/private/ws", self._private)
+        app.router.add_get("/private/stream", self._private)
+        for path in ("/ws", "/ws/{streams:.*}", "/stream"):  # retired on 2026-04-23
+            app.router.add_get(path, self._legacy)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -172,11 +199,31 @@ class FakeBinance:
     def drop_diffs(self, n: int = 1) -> None:
         self._drop += n
 
-    async def kill_connections(self) -> None:
-        conns, self.conns = self.conns, []
-        self.depth_listeners.clear()
+    async def kill_connections(self, route: str | None = None) -> None:
+        """Close every connection (or only those of ``route``)."""
+        conns = [c for c in self.conns if route is None or c.route == route]
+        self.conns = [c for c in self.conns if c not in conns]
+        self._update_listeners()
         for c in conns:
             await c.ws.close(code=1011, message=b"server going away")
+
+    def refuse(self, route: str) -> None:
+        """Answer new connections to ``route`` with HTTP 503 until ``accept(route)``."""
+        self._refusing.add(route)
+
+    def accept(self, route: str) -> None:
+        self._refusing.discard(route)
+
+    def mute(self, route: str) -> None:
+        """Keep ``route``'s connections open but send them nothing (until ``unmute``)."""
+        self._muted.add(route)
+
+    def unmute(self, route: str) -> None:
+        self._muted.discard(route)
+
+    def routes_of(self) -> list[str]:
+        """The route of every open connection."""
+        return [c.route for c in self.conns]
 
     async def inject(self, kind: str, payload: dict[str, Any], symbol: str = "BTCUSDT") -> int:
         """Send an extra message to every subscriber of ``symbol@kind``; returns how many got it."""
@@ -236,17 +283,81 @@ class FakeBinance:
     async def _time(self, request: web.Request) -> web.Response:
         return web.json_response({"serverTime": self._last_e})
 
+    # ------------------------------------------------------------------ REST history (backfill)
+    history_end = 1_723_161_600_000  # 2024-08-09T00:00Z, the end of the capture
+
+    @staticmethod
+    def kline_row(interval_ms: int, end: int, i: int, limit: int) -> list[Any]:
+        """Bar ``i`` of ``limit`` ending before ``end``: prices 50000 + i, volume 1 (a checkable series)."""
+        t = end - (limit - i) * interval_ms
+        p = f"{50000 + i}.00"
+        return [t, p, f"{50000 + i + 5}.00", f"{50000 + i - 5}.00", p, "1.000", t + interval_ms - 1, "50000.00",
+                10, "0.500", "25000.00", "0"]
+
+    async def _klines(self, request: web.Request) -> web.Response:
+        self.history_calls.append(request.path + "?" + request.query_string)
+        steps = {"1m": 1, "3m": 3, "5m": 5, "15m": 15, "30m": 30, "1h": 60, "2h": 120, "4h": 240, "6h": 360,
+                 "8h": 480, "12h": 720, "1d": 1440, "3d": 4320}
+        interval = request.query.get("interval", "")
+        if interval not in steps:  # 1w and 1M: not served here (a real venue would; the client skips it)
+            return web.json_response({"code": -1120, "msg": "Invalid interval."}, status=400)
+        limit = min(int(request.query.get("limit", "500")), 1500)
+        ms = steps[interval] * 60_000
+        return web.json_response([self.kline_row(ms, self.history_end, i, limit) for i in range(limit)])
+
+    async def _funding_rate(self, request: web.Request) -> web.Response:
+        self.history_calls.append(request.path)
+        rows = [{"symbol": "BTCUSDT", "fundingTime": self.history_end - k * EIGHT_HOURS, "fundingRate": "-0.00002500",
+                 "markPrice": "60000.00000000"} for k in range(3, 0, -1)]
+        return web.json_response(rows)
+
+    async def _futures_data(self, request: web.Request) -> web.Response:
+        self.history_calls.append(request.path + "?" + request.query_string)
+        return web.json_response([{"symbol": request.query.get("symbol"), "sumOpenInterest": "80000.123",
+                                   "sumOpenInterestValue": "4800007380.00", "timestamp": self.history_end}])
+
     # ------------------------------------------------------------------ websocket
-    async def _websocket(self, request: web.Request) -> web.WebSocketResponse:
+    def _refuse(self, request: web.Request, status: int, reason: str) -> web.Response:
+        self.refusals.append((request.path, status, reason))
+        return web.json_response({"code": status, "msg": reason}, status=status)
+
+    async def _legacy(self, request: web.Request) -> web.Response:
+        return self._refuse(request, 404, "Not Found")
+
+    async def _private(self, request: web.Request) -> web.StreamResponse:
+        keys = request.query.getall("listenKey", [])
+        if not keys or not all(keys):
+            return self._refuse(request, 400, "listenKey is required")
+        events = request.query.getall("events", [])
+        self.private_subscriptions.append(
+            [(k, tuple(e for e in (events[i] if i < len(events) else "").split("/") if e)) for i, k in enumerate(keys)])
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self.opened[PRIVATE] += 1
+        async for _msg in ws:
+            pass
+        return ws
+
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        route = request.path.split("/")[1]
+        mode = request.path.split("/")[2]
+        if route in self._refusing:
+            return self._refuse(request, 503, "Service Unavailable")
+        streams = []
+        if mode == "stream":
+            streams = [s for s in request.query.get("streams", "").split("/") if s]
+        else:
+            # ws mode: streams in the path (ccxt puts a connection number there instead: no stream)
+            streams = [s for s in request.match_info.get("streams", "").split("/") if "@" in s or s[:1] == "!"]
+        wrong = [s for s in streams if route_of(s) != route]
+        if wrong:
+            return self._refuse(request, 400, f"stream {wrong[0]} is not served on /{route}")
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
         self.connections_opened += 1
-        path = request.path
-        conn = _Conn(ws, combined=path == "/stream")
-        if path == "/stream":
-            conn.streams.update(s for s in request.query.get("streams", "").split("/") if s)
-        elif path.startswith("/ws/"):
-            conn.streams.update(s for s in path[len("/ws/"):].split("/") if s)
+        self.opened[route] += 1
+        conn = _Conn(ws, combined=mode == "stream", route=route)
+        conn.streams.update(streams)
         self.conns.append(conn)
         self._update_listeners()
         try:
@@ -258,13 +369,18 @@ class FakeBinance:
                 except ValueError:
                     await ws.send_json({"error": {"code": 3, "msg": "Invalid JSON"}})
                     continue
-                method, rid = req.get("method"), req.get("id")
+                method, rid, params = req.get("method"), req.get("id"), req.get("params", [])
                 if method == "SUBSCRIBE":
-                    conn.streams.update(req.get("params", []))
+                    wrong = [s for s in params if route_of(s) != route]
+                    if wrong:
+                        await ws.send_json({"error": {"code": 2, "msg": f"Invalid request: stream {wrong[0]} is "
+                                                      f"not served on /{route}"}, "id": rid})
+                        continue
+                    conn.streams.update(params)
                     await ws.send_json({"result": None, "id": rid})
                     self._update_listeners()
                 elif method == "UNSUBSCRIBE":
-                    conn.streams.difference_update(req.get("params", []))
+                    conn.streams.difference_update(params)
                     await ws.send_json({"result": None, "id": rid})
                     self._update_listeners()
                 elif method == "LIST_SUBSCRIPTIONS":
@@ -286,6 +402,8 @@ class FakeBinance:
     async def _send(self, symbol: str, kind: str, payload: dict[str, Any]) -> int:
         sent = 0
         for conn in list(self.conns):
+            if conn.route in self._muted:
+                continue
             for name in conn.streams:
                 if _stream_kind(name) == (symbol, kind):
                     data = {"stream": name, "data": payload} if conn.combined else payload
