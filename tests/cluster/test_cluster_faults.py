@@ -141,9 +141,8 @@ async def test_shard_leader_sigkill_twice(cluster):
     assert len(journal) >= 50  # so the shard has written a snapshot (every 50 inputs in these tests)
     first.start()
     await asyncio.sleep(3.0)
-    for b in bots:
-        b.acknowledged.clear()
-        b.ack_times.clear()
+    async with aiohttp.ClientSession() as session:  # new accounts: the venue allows 200 open orders per symbol
+        bots = await make_bots(cluster, session, "lk2-")
 
     async def kill_second():
         second.kill()
