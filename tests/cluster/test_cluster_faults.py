@@ -85,8 +85,11 @@ async def verify(cluster, bots: list[Bot], label: str, kills: int, takeover: flo
     return figures
 
 
-async def run_load(bots: list[Bot], seconds_before: float, fault, seconds_after: float) -> float:
-    """Run the bots, call ``fault()`` after ``seconds_before``; the kill's monotonic time."""
+async def run_load(bots: list[Bot], seconds_before: float, fault, seconds_after: float,
+                   recovered: tuple[str, ...] = ()) -> float:
+    """Run the bots, call ``fault()`` after ``seconds_before``; the kill's monotonic time. The load
+    goes on ``seconds_after`` the kill, and longer (up to 60 s) until the bots of every shard in
+    ``recovered`` have an order acknowledged after the kill."""
     stop = asyncio.Event()
     tasks = [asyncio.ensure_future(b.run(stop)) for b in bots]
     try:
@@ -98,6 +101,10 @@ async def run_load(bots: list[Bot], seconds_before: float, fault, seconds_after:
         killed_at = time.monotonic()
         await fault()
         await asyncio.sleep(seconds_after)
+        for _ in range(600):
+            if all(first_ack_after(bots, killed_at, shard) is not None for shard in recovered):
+                break
+            await asyncio.sleep(0.1)
     finally:
         stop.set()
         results = await asyncio.gather(*tasks, return_exceptions=True)
@@ -129,7 +136,7 @@ async def test_shard_leader_sigkill_twice(cluster):
     async def kill_first():
         first.kill()
 
-    killed_at = await run_load(bots, 1.5, kill_first, 4.0)
+    killed_at = await run_load(bots, 1.5, kill_first, 4.0, recovered=(shard,))
     takeover = first_ack_after(bots, killed_at, shard)
     second = await cluster.lease_holder(shard)
     assert second is not None and second is not first  # the standby leads now
@@ -147,7 +154,7 @@ async def test_shard_leader_sigkill_twice(cluster):
     async def kill_second():
         second.kill()
 
-    killed_at = await run_load(bots, 1.0, kill_second, 4.0)
+    killed_at = await run_load(bots, 1.0, kill_second, 4.0, recovered=(shard,))
     assert await cluster.lease_holder(shard) is first
     again = await verify(cluster, bots, "restarted member takes over after a second SIGKILL", 1,
                          first_ack_after(bots, killed_at, shard))
@@ -163,7 +170,7 @@ async def test_nats_node_sigkill(cluster):
     async def kill_node():
         cluster.natsd.kill(0)
 
-    killed_at = await run_load(bots, 1.5, kill_node, 5.0)
+    killed_at = await run_load(bots, 1.5, kill_node, 5.0, recovered=cluster.layout.shards)
     stalls = [first_ack_after(bots, killed_at, s) for s in cluster.layout.shards]
     assert all(s is not None for s in stalls)  # every shard carried on
     await verify(cluster, bots, "NATS node SIGKILL", 1, max(stalls))
