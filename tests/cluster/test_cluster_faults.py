@@ -205,11 +205,12 @@ async def test_gateway_sigkill(cluster):
         ws = await session.ws_connect(f"{gw1.replace('http', 'ws')}/ws/{listen_key}")
         await asyncio.sleep(0.3)
         watched.gateway = 1
-        await watched.place(10_000, time.monotonic() + 10)
+        await watched.place(10_000, time.monotonic() + 20)
         await watched.close()
+        assert watched.acknowledged[-1] == f"{watched.name}-10000"
         frame = None
         while frame is None or frame.get("e") != "ORDER_TRADE_UPDATE":
-            frame = json.loads((await ws.receive(5)).data)
+            frame = json.loads((await ws.receive(15)).data)
         assert frame["o"]["c"] == f"{watched.name}-10000"
         await ws.close()
     cluster.gateways[0].start()
