@@ -9,7 +9,7 @@ async context manager, which ``exchange_sim.runtime.feeds.FeedSupervisor`` does)
 | ``binance[?depth=100ms&trades=trade&mark=1&merge_ms=10]`` | Binance USDⓈ-M websockets, /public + /market (``feeds.binance``) |
 | ``ccxt:<exchange id>`` | any ccxt.pro venue (``feeds.ccxt_pro``); ccxt config via ``ccxt_config=`` |
 | ``mqtt://host:port/topic`` | ticks from an MQTT topic (``feeds.mqtt``) |
-| ``replay:<file>[,<file>...][?speed=N&symbol=S&kind=K&book=L&history=K,F]`` | a recording (``feeds.replay``) |
+| ``replay:<file>[,<file>...][?speed=N&symbol=S&kind=K&book=L&history=K,F&times=now|original]`` | a recording (``feeds.replay``) |
 | ``synthetic[:walk|flash_crash|squeeze|slow_bleed][?seed=N&steps=N&speed=N&start=now|MS]`` | ``feeds.synthetic`` |
 | ``manual`` | no feed: prices come from the admin API; ``open_feed`` returns None |
 
@@ -19,12 +19,16 @@ event-time order (0: as they come). Replay speed: 0 or ``max`` = as fast as poss
 ``kind`` forces an archive layout, ``history=<1m klines.csv>,<funding.csv>`` is the kline/funding
 past served before the replay's first event (``feeds.history``); ``synthetic?start=now`` stamps the
 synthetic market from the wall clock (default: 2024-08-05T00:00Z).
+
+Given a ``clock`` (the session's, in ms), live-like feeds share it: synthetic steps are stamped
+with it and a replay is shifted to start at its time (``replay_times``: ``times=original`` keeps
+the recording's own; a replay with ``history=`` keeps them by default, so its past lines up).
 A bad spec raises ``FeedSpecError``; every feed error derives from ``FeedError``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -42,7 +46,7 @@ from .base import (
 
 __all__ = [
     "FeedDisconnected", "FeedError", "FeedFormatError", "FeedSignal", "FeedSpec", "FeedSpecError",
-    "is_market_event", "only_market_events", "open_feed", "parse_spec",
+    "is_market_event", "only_market_events", "open_feed", "parse_spec", "replay_times",
 ]
 
 KINDS = ("binance", "ccxt", "mqtt", "replay", "synthetic", "manual")
@@ -114,16 +118,35 @@ def _bool(params: Mapping[str, str], key: str, default: bool) -> bool:
     return params[key].strip().lower() not in ("0", "false", "no", "off", "")
 
 
+def replay_times(params: Mapping[str, str]) -> str:
+    """``now`` (a served recording is shifted to start now) or ``original`` (its own timestamps).
+
+    A replay with a ``history=`` past keeps its own times by default: that past is the archive's
+    and must end where the recording begins.
+    """
+    times = params.get("times", "original" if params.get("history") else "now")
+    if times not in ("now", "original"):
+        raise FeedSpecError(f"times must be 'now' (shift the recording to start now) or 'original', got {times!r}")
+    if times == "now" and params.get("history"):
+        raise FeedSpecError("a replay with history= keeps its own times (its past comes from the archive): "
+                            "drop times=now")
+    return times
+
+
 def open_feed(spec: str | FeedSpec, instruments: Sequence[str] | Mapping[str, Any], *,
               ws_url: str | None = None, rest_url: str | None = None,
               routes: Mapping[str, str] | None = None, ccxt_config: Mapping[str, Any] | None = None,
               symbol_map: Mapping[str, str] | None = None,
-              speed: float | None = None, seed: int | None = None) -> Any:
+              speed: float | None = None, seed: int | None = None,
+              clock: Callable[[], int] | None = None,
+              anchor: Callable[[str], int | None] | None = None, endless: bool = False) -> Any:
     """The feed a spec names, for ``instruments`` (symbols, or the core's {symbol: Instrument}).
 
     Keyword arguments override what the spec's query says (``speed``, ``seed``) or give what a
     spec cannot carry (the Binance feed's root URLs and route paths ``{"public": "/public",
-    "market": "/market"}``, a ccxt config dict). Returns None for ``manual``.
+    "market": "/market"}``, a ccxt config dict, the session ``clock``, the synthetic walk's
+    ``anchor``: the market's last price; ``endless``: a synthetic market without ``steps=`` runs
+    until stopped). Returns None for ``manual``.
     """
     fs = spec if isinstance(spec, FeedSpec) else parse_spec(spec)
     symbols = list(instruments)
@@ -165,7 +188,9 @@ def open_feed(spec: str | FeedSpec, instruments: Sequence[str] | Mapping[str, An
                               trades=_bool(p, "trades", True))
         files = [f for f in fs.target.split(",") if f]
         pace = _speed(p.get("speed")) if speed is None else speed
-        return Replay(files, symbols, speed=pace, symbol=sym, kind=p.get("kind"), options=options)
+        times = replay_times(p)
+        return Replay(files, symbols, speed=pace, symbol=sym, kind=p.get("kind"), options=options,
+                      start_at=clock if times == "now" else None)
     if fs.kind == "synthetic":
         from .synthetic import SyntheticConfig, SyntheticFeed
 
@@ -173,7 +198,7 @@ def open_feed(spec: str | FeedSpec, instruments: Sequence[str] | Mapping[str, An
         extra = {"start_ts": wall_ms() if start == "now" else _int(p, "start", 0)} if start else {}
         cfg = SyntheticConfig(scenario=fs.target or "walk", **extra,
                               seed=seed if seed is not None else (_int(p, "seed", 1) or 0),
-                              steps=_int(p, "steps", 600) or None,
+                              steps=_int(p, "steps", None if endless else 600) or None,
                               speed=_speed(p.get("speed", "1")) if speed is None else speed)
-        return SyntheticFeed(symbols, cfg)
+        return SyntheticFeed(symbols, cfg, clock=clock, anchor=anchor)
     raise FeedSpecError(f"unknown feed {fs.kind!r}")  # pragma: no cover - parse_spec guards

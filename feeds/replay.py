@@ -15,6 +15,11 @@ Formats (detected from the first line; gzip detected from the magic bytes):
 
 Several files are merged by timestamp (e.g. 1m klines + funding rates). Speed: ``0`` as fast as
 possible, ``1`` real time, ``N`` N times real time (paced on the events' own timestamps).
+
+Served to clients (``exchange-sim run --feed replay:...``) a recording is shifted to start now:
+``start_at`` (a clock in ms) is read at the first market event and every timestamp moves by the
+same offset, so the spacing stays and a bot that judges candles by its own wall clock sees fresh
+data. Without ``start_at`` the recording keeps its own times (the offline ``exchange-sim replay``).
 """
 
 from __future__ import annotations
@@ -26,12 +31,13 @@ import io
 import json
 import os
 import re
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import msgspec
+from msgspec.structs import replace as _restamp
 
-from exchange_sim.core.messages import BookSnapshot, loads
+from exchange_sim.core.messages import BookSnapshot, MarkPrice, loads
 
 from .archive import read_archive, symbol_from_name
 from .base import GAP, RESYNC, FeedFormatError, FeedSignal, FeedSpecError, Pacer, is_market_event
@@ -167,13 +173,20 @@ def read_file(path: str, symbols: Sequence[str] | None = None, symbol: str | Non
             if symbols and len(symbols) == 1:
                 sym = symbols[0]
             else:
-                raise FeedSpecError(f"cannot tell the symbol of {path}; pass symbol=")
+                raise FeedSpecError(f"cannot tell the symbol of {path}; name it (--symbol BTCUSDT, or replay:FILE?symbol=BTCUSDT)")
         yield from read_archive(rest, sym, name=os.path.basename(path), kind=kind, options=options)
 
 
 def _chain(head: list[str], tail: Iterator[str]) -> Iterator[str]:
     yield from head
     yield from tail
+
+
+def _shift(item: Any, offset_ms: int) -> Any:
+    """``item`` with its timestamps (and a mark's next funding time) moved by ``offset_ms``."""
+    if isinstance(item, MarkPrice) and item.next_funding_ts:
+        return _restamp(item, ts=item.ts + offset_ms, next_funding_ts=item.next_funding_ts + offset_ms)
+    return _restamp(item, ts=item.ts + offset_ms)
 
 
 def _ts(item: Any) -> int:
@@ -189,7 +202,8 @@ class Replay:
 
     def __init__(self, paths: str | Sequence[str], symbols: Sequence[str] | None = None, speed: float = 0.0,
                  symbol: str | None = None, kind: str | None = None,
-                 options: PathOptions = DEFAULT_PATH, yield_every: int = 500) -> None:
+                 options: PathOptions = DEFAULT_PATH, yield_every: int = 500,
+                 start_at: Callable[[], int] | None = None) -> None:
         self.paths = [paths] if isinstance(paths, str) else list(paths)
         if not self.paths:
             raise FeedSpecError("replay needs at least one file")
@@ -203,6 +217,15 @@ class Replay:
         self.pacer = Pacer(speed)
         self.yield_every = max(1, yield_every)
         self.count = 0
+        self.start_at = start_at
+        self.offset_ms = 0  # what was added to every timestamp (known after the first market event)
+
+    def first_event(self) -> Any:
+        """The recording's first market event (None when it has none): reading it checks the file."""
+        for item in self.events():
+            if is_market_event(item):
+                return item
+        return None
 
     def events(self) -> Iterator[Any]:
         """The merged events, synchronously (for tests and tools that need no pacing)."""
@@ -215,9 +238,16 @@ class Replay:
         return self._run()
 
     async def _run(self) -> AsyncIterator[Any]:
+        offset: int | None = None
         for item in self.events():
             if is_market_event(item):
                 await self.pacer.wait(item.ts)
+                if self.start_at is not None:
+                    if offset is None:
+                        offset = self.offset_ms = self.start_at() - item.ts
+                    item = _shift(item, offset)
+            elif offset is not None and isinstance(item, FeedSignal):
+                item = FeedSignal(ts=item.ts + offset, symbol=item.symbol, kind=item.kind, detail=item.detail)
             self.count += 1
             if self.count % self.yield_every == 0:
                 await asyncio.sleep(0)  # let the rest of the node run while replaying flat out

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import tomllib
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from exchange_sim.config import ConfigError, Settings, load_config, parse_config
@@ -35,13 +35,29 @@ def test_defaults():
 
 def test_shipped_config_toml_is_valid_and_matches_the_defaults():
     s = load_config(ROOT / "config.toml", env={})
-    assert dataclasses.replace(s, source="x") == dataclasses.replace(load_config(None, env={}), source="x")
+    replace = msgspec.structs.replace
+    assert replace(s, source="x") == replace(load_config(None, env={}), source="x")
 
 
 def test_settings_are_frozen():
     s = load_config(None, env={})
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):
         s.server.port = 1  # type: ignore[misc]
+
+
+def test_sections_are_msgspec_structs_that_forbid_unknown_keys():
+    from exchange_sim.config import SECTIONS
+
+    for name, cls in SECTIONS.items():
+        assert issubclass(cls, msgspec.Struct) and cls.__struct_config__.forbid_unknown_fields, name
+        assert cls.__struct_config__.frozen, name
+
+
+def test_the_unknown_key_message_users_liked():
+    msg = error_of("[feed]\nstale_after = 10.0\n")
+    assert msg == ("config.toml: unknown key feed.stale_after = 10.0; allowed keys in [feed]: bad_tick_band, "
+                   "spec, stale_after_s, symbols")
+    assert "allowed keys in [feeds.binance]: market_path, public_path, rest_url, ws_url" in error_of("[feeds.binance]\nurl = 'x'\n")
 
 
 def test_unknown_key_names_the_key_and_the_allowed_ones():

@@ -13,7 +13,9 @@ are decimal strings (or JSON numbers). Errors have the venue's shape ``{"code", 
   "price", "qty", "side"}``, ``{"type": "mark", "symbol", "price", "index"?, "fundingRate"?,
   "nextFundingTime"?}``, ``{"type": "index", "symbol", "price"}``, ``{"type": "funding", "symbol",
   "rate"}``, ``{"type": "status", "symbol", "stale", "reason"?}``. All are validated before any is
-  applied.
+  applied. Guarded like a live feed (``runtime/manual_feed.py``): a price (or a book top) outside
+  the bad-tick band around the market's current price refuses the request (−1130, saying which
+  event and how far); ``"force": true`` moves the market on purpose.
 - ``GET /sim/v1/events?account=&type=&since=&afterSeq=&limit=``: the core's event log, oldest first,
   the newest ``limit`` (default 1000) matching events, or with ``afterSeq`` (an event number) the
   oldest ``limit`` after it (paging forward); ``since`` is a timestamp (ms, ``ts >= since``). With a journal it is the journal's event log: it survives a restart
@@ -35,6 +37,8 @@ from aiohttp import web
 
 from exchange_sim.core import messages as m
 from exchange_sim.core.fixed import SCALE, fmt_trim
+from exchange_sim.core.views import AccountView
+from exchange_sim.runtime.manual_feed import off_band
 
 from . import errors, wire
 from .auth import check_admin_token
@@ -107,8 +111,16 @@ def _position_json(ctx: ApiContext, p: Any) -> dict:
     }
 
 
+def _view(ctx: ApiContext, aid: int) -> AccountView:
+    """The account's view (404 for an account the core does not know)."""
+    view = ctx.ex.account_view(aid)
+    if view is None:
+        raise ApiError(errors.INVALID_PARAMETER, f"Unknown account {aid}.", 404)
+    return view
+
+
 def _account_summary(ctx: ApiContext, aid: int) -> dict:
-    v = ctx.ex.account_view(aid)
+    v = _view(ctx, aid)
     return {
         "accountId": v.account, "name": v.name, "parent": v.parent, "hedgeMode": v.hedge_mode,
         "walletBalance": wire.money(v.wallet_balance), "crossWallet": wire.money(v.cross_wallet),
@@ -139,7 +151,7 @@ async def list_accounts(ctx: ApiContext, request: web.Request) -> list:
 
 async def show_account(ctx: ApiContext, request: web.Request) -> dict:
     aid = _account_id(ctx, request.match_info["id"])
-    v = ctx.ex.account_view(aid)
+    v = _view(ctx, aid)
     out = _account_summary(ctx, aid)
     out.update({
         "maintMargin": wire.money(v.maintenance_margin),
@@ -275,8 +287,15 @@ async def inject_market(ctx: ApiContext, request: web.Request) -> dict:
     raw_events = body.get("events")
     if not isinstance(raw_events, list) or len(raw_events) > MAX_MARKET_EVENTS:
         raise _bad("events")
+    force = body.get("force", False)
+    if not isinstance(force, bool):
+        raise _bad("force")
     now = ctx.now()
     msgs = [market_event(ctx, raw, now) for raw in raw_events]
+    if not force:
+        why = off_band(msgs, ctx.ex.market, ctx.config.bad_tick_band)
+        if why is not None:
+            raise ApiError(errors.INVALID_PARAMETER, why)
     caused = []
     for msg in msgs:
         for event in await ctx.apply(msg):

@@ -180,13 +180,15 @@ class ApiServer:
         now = ctx.now()
         for symbol in ctx.instruments:  # seed the depth mirrors with whatever book exists already
             ctx.depth.refresh(symbol, now)
-        self._publisher = MarketPublisher(ctx.hub, ctx.instruments, ctx.depth, ctx.stats, ctx.ex.market, ctx.clock,
-                                          ctx.klines)
+        # ``ctx.ex`` read at each call: the node replaces its core when it rebuilds it after a core bug
+        self._publisher = MarketPublisher(ctx.hub, ctx.instruments, ctx.depth, ctx.stats,
+                                          lambda symbol: ctx.ex.market(symbol), ctx.clock, ctx.klines)
         ctx.node.add_listener(ctx.event_log)
         ctx.node.add_listener(ctx.klines)
         if ctx.history_listener is not None:
             ctx.node.add_listener(ctx.history_listener)
         ctx.node.add_listener(self._publisher)
+        ctx.node.add_commit_hook(self._publisher.on_commit)  # frames leave once their batch is stored
         self._user_queue = ctx.node.subscribe()
         self._user_task = asyncio.get_running_loop().create_task(
             user_stream.UserStreamPublisher(ctx).run(self._user_queue), name="user-stream-publisher")
@@ -242,6 +244,7 @@ class ApiServer:
             self._user_queue = None
         if self._publisher is not None:
             ctx.node.remove_listener(self._publisher)
+            ctx.node.remove_commit_hook(self._publisher.on_commit)
             self._publisher = None
         ctx.node.remove_listener(ctx.klines)
         await ctx.futures_data.close()

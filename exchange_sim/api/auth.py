@@ -10,10 +10,9 @@ of the rest, keyed with the account's secret) as the last parameter, and the key
 from __future__ import annotations
 
 import collections
-import hashlib
 import hmac
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -50,7 +49,7 @@ def split_signature(raw: str) -> tuple[str, str | None]:
 
 def sign(secret: str, payload: str) -> str:
     """hex HMAC-SHA256 of ``payload`` keyed with ``secret`` (what a client computes)."""
-    return hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(secret.encode(), payload.encode(), "sha256").hex()  # one-shot: no HMAC object
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,9 +61,9 @@ class Caller:
     params: Params
 
 
-def api_key_of(headers: dict | object, keys: KeyStore) -> tuple[int, str]:
+def api_key_of(headers: Mapping[str, str], keys: KeyStore) -> tuple[int, str]:
     """The account owning the request's ``X-MBX-APIKEY`` header (−2014 / −2015)."""
-    key = headers.get("X-MBX-APIKEY")  # type: ignore[attr-defined]
+    key = headers.get("X-MBX-APIKEY")
     if not key or not API_KEY_RE.fullmatch(key):
         raise ApiError(errors.BAD_API_KEY_FMT, "API-key format invalid.", 401)
     account = keys.account_by_api_key(key)
@@ -73,13 +72,15 @@ def api_key_of(headers: dict | object, keys: KeyStore) -> tuple[int, str]:
     return account, key
 
 
-def verify_signed(raw_query: str, raw_body: str, headers: object, keys: KeyStore, now_ms: int) -> Caller:
+def verify_signed(raw_query: str, raw_body: str, headers: Mapping[str, str], keys: KeyStore,
+                  now_ms: int) -> Caller:
     """Authenticate a signed (USER_DATA / TRADE) request or raise the venue's error."""
     account, key = api_key_of(headers, keys)
     query_rest, query_sig = split_signature(raw_query)
     body_rest, body_sig = split_signature(raw_body)
     if body_sig is not None and query_sig is not None:
         raise errors.bad_signature()
+    signature: str | None
     if body_sig is not None:
         signature, query_part, body_part = body_sig, raw_query, body_rest
     else:

@@ -5,6 +5,10 @@ the depth tracker, then publishes to whoever listens — ``<sym>@trade``, ``@agg
 ``@ticker``/``@miniTicker`` (and ``!…@arr``), ``@kline_<i>``, ``@depth[@speed]`` diffs,
 ``@depth5/10/20`` partial books, ``@bookTicker`` (when the best level changes), ``@markPrice[@1s]``
 (and ``!markPrice@arr``), ``@forceOrder``. Frames are only built for streams somebody watches.
+
+Publish only what is stored: frames are built in core order but only *staged*; the node's
+commit hook (``on_commit``) sends them once the batch they belong to is in the journal, and
+drops them if the commit failed (so a liquidation the journal lost is never announced).
 """
 
 from __future__ import annotations
@@ -37,6 +41,18 @@ class MarketPublisher:
         self.market_view = market_view
         self.clock = clock
         self._best: dict[str, tuple[int, int, int, int]] = {}
+        self._staged: list[tuple[str, Any]] = []  # (stream, payload) of the batch being committed
+
+    def on_commit(self, stored: bool) -> None:
+        """The node's commit hook: send the staged frames if their batch is stored, else drop them."""
+        staged, self._staged = self._staged, []
+        if stored:
+            publish = self.hub.publish
+            for stream, payload in staged:
+                publish(stream, payload)
+
+    def _publish(self, stream: str, payload: Any) -> None:
+        self._staged.append((stream, payload))
 
     def __call__(self, msg: object, events: list) -> None:
         now = self.clock()
@@ -63,10 +79,10 @@ class MarketPublisher:
         low = symbol.lower()
         p, q = wire.price(inst, t.price), wire.qty(inst, t.qty)
         if self.hub.wants(f"{low}@trade"):
-            self.hub.publish(f"{low}@trade", {"e": "trade", "E": now, "T": t.ts, "s": symbol, "t": t.trade_id,
+            self._publish(f"{low}@trade", {"e": "trade", "E": now, "T": t.ts, "s": symbol, "t": t.trade_id,
                                               "p": p, "q": q, "X": "MARKET", "m": t.buyer_maker})
         if self.hub.wants(f"{low}@aggTrade"):
-            self.hub.publish(f"{low}@aggTrade", {"e": "aggTrade", "E": now, "a": t.trade_id, "s": symbol, "p": p,
+            self._publish(f"{low}@aggTrade", {"e": "aggTrade", "E": now, "a": t.trade_id, "s": symbol, "p": p,
                                                  "q": q, "f": t.trade_id, "l": t.trade_id, "T": t.ts,
                                                  "m": t.buyer_maker})
         wants_ticker = self.hub.wants(f"{low}@ticker") or self.hub.wants("!ticker@arr")
@@ -78,8 +94,8 @@ class MarketPublisher:
                         "o": wire.price(inst, st.open), "h": wire.price(inst, st.high), "l": wire.price(inst, st.low),
                         "v": wire.qty(inst, st.volume), "q": wire.money(st.quote_volume)}
                 if wants_mini:
-                    self.hub.publish(f"{low}@miniTicker", mini)
-                    self.hub.publish("!miniTicker@arr", [mini])
+                    self._publish(f"{low}@miniTicker", mini)
+                    self._publish("!miniTicker@arr", [mini])
                 if wants_ticker:
                     full = {"e": "24hrTicker", "E": now, "s": symbol, "p": wire.price(inst, st.change),
                             "P": fmt_trim(st.change_percent), "w": wire.price(inst, st.weighted_avg),
@@ -88,8 +104,8 @@ class MarketPublisher:
                             "l": wire.price(inst, st.low), "v": wire.qty(inst, st.volume),
                             "q": wire.money(st.quote_volume), "O": st.open_ts, "C": st.close_ts,
                             "F": st.first_id, "L": st.last_id, "n": st.count}
-                    self.hub.publish(f"{low}@ticker", full)
-                    self.hub.publish("!ticker@arr", [full])
+                    self._publish(f"{low}@ticker", full)
+                    self._publish("!ticker@arr", [full])
         for interval in INTERVALS:
             stream = f"{low}@kline_{interval}"
             if self.hub.wants(stream):
@@ -98,7 +114,7 @@ class MarketPublisher:
                                              None, 1)
                 if candles:
                     c = candles[-1]
-                    self.hub.publish(stream, {"e": "kline", "E": now, "s": symbol, "k": {
+                    self._publish(stream, {"e": "kline", "E": now, "s": symbol, "k": {
                         "t": c.open_ts, "T": bucket_end(c.open_ts, interval), "s": symbol, "i": interval,
                         "f": t.trade_id,
                         "L": t.trade_id, "o": wire.price(inst, c.open), "c": wire.price(inst, c.close),
@@ -117,13 +133,13 @@ class MarketPublisher:
                     payload = {"e": "depthUpdate", "E": now, "T": d.ts, "s": d.symbol, "U": d.first_update_id,
                                "u": d.final_update_id, "pu": d.prev_final_update_id,
                                "b": wire.levels(inst, d.bids), "a": wire.levels(inst, d.asks)}
-                self.hub.publish(stream, payload)
+                self._publish(stream, payload)
         for n in (5, 10, 20):
             for speed in ("", "@100ms", "@250ms", "@500ms"):
                 stream = f"{low}@depth{n}{speed}"
                 if self.hub.wants(stream):
                     bids, asks, uid, _ = self.depth.snapshot(d.symbol, n)
-                    self.hub.publish(stream, {"e": "depthUpdate", "E": now, "T": d.ts, "s": d.symbol, "U": uid,
+                    self._publish(stream, {"e": "depthUpdate", "E": now, "T": d.ts, "s": d.symbol, "U": uid,
                                               "u": uid, "pu": uid - 1, "b": wire.levels(inst, bids),
                                               "a": wire.levels(inst, asks)})
 
@@ -140,8 +156,8 @@ class MarketPublisher:
         payload = {"e": "bookTicker", "u": uid, "E": now, "T": ts, "s": symbol,
                    "b": wire.price(inst, best[0]), "B": wire.qty(inst, best[1]),
                    "a": wire.price(inst, best[2]), "A": wire.qty(inst, best[3])}
-        self.hub.publish(f"{low}@bookTicker", payload)
-        self.hub.publish("!bookTicker", payload)
+        self._publish(f"{low}@bookTicker", payload)
+        self._publish("!bookTicker", payload)
 
     def _mark(self, msg: m.MarkPrice, now: int) -> None:
         inst = self.instruments.get(msg.symbol)
@@ -159,9 +175,9 @@ class MarketPublisher:
                    "r": wire.rate(view.funding_rate if view is not None else msg.funding_rate or 0),
                    "T": view.next_funding_ts if view is not None else msg.next_funding_ts or 0}
         for s in streams:
-            self.hub.publish(s, payload)
+            self._publish(s, payload)
         for s in arr:
-            self.hub.publish(s, [payload])
+            self._publish(s, [payload])
 
     def _force_order(self, liq: m.Liquidation, now: int) -> None:
         inst = self.instruments.get(liq.symbol)
@@ -174,5 +190,5 @@ class MarketPublisher:
             "s": liq.symbol, "S": liq.side, "o": "LIMIT", "f": "IOC", "q": wire.qty(inst, liq.qty),
             "p": wire.price(inst, liq.bankruptcy_price), "ap": wire.price(inst, liq.price), "X": "FILLED",
             "l": wire.qty(inst, liq.qty), "z": wire.qty(inst, liq.qty), "T": liq.ts}}
-        self.hub.publish(f"{low}@forceOrder", payload)
-        self.hub.publish("!forceOrder@arr", payload)
+        self._publish(f"{low}@forceOrder", payload)
+        self._publish("!forceOrder@arr", payload)

@@ -11,6 +11,7 @@ ints. Candles and their buckets are Binance's (``exchange_sim.core.candles``).
 from __future__ import annotations
 
 import collections
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from exchange_sim.core import messages as m
@@ -182,7 +183,7 @@ class MarketStats:
                kind: str = "trade") -> list[Candle]:
         """Candles of ``interval`` (a key of INTERVALS) and ``kind`` built from the 1-minute candles."""
         stats = self._of(symbol)
-        minutes = stats.candles if kind == "trade" else stats.price_candles.get(kind, {})
+        minutes: Mapping[int, Candle] = stats.candles if kind == "trade" else stats.price_candles.get(kind, {})
         out = aggregate((c for ts, c in minutes.items()
                          if (start is None or bucket_end(bucket_start(ts, interval), interval) >= start)
                          and (end is None or bucket_start(ts, interval) <= end)), interval)

@@ -105,6 +105,14 @@ def parse_new_order(ctx: ApiContext, caller: Caller, *, algo: bool) -> m.PlaceOr
     )
 
 
+def _order_view(ctx: ApiContext, account: int, order_id: int) -> OrderView:
+    """The order's view after the core took the command (−2013 should it not know the order)."""
+    view = ctx.ex.order(account, order_id=order_id)
+    if view is None:
+        raise ApiError(-2013, "Order does not exist.")
+    return view
+
+
 def _placed_id(events: list, cmd: m.PlaceOrder) -> int:
     """The id of the order ``cmd`` created: its first OrderUpdate (by client id when one was given)."""
     for event in events:
@@ -162,7 +170,7 @@ async def new_order(ctx: ApiContext, caller: Caller) -> dict:
     cmd = parse_new_order(ctx, caller, algo=False)
     resp_type = caller.params.choice("newOrderRespType", ("ACK", "RESULT"), default="ACK")
     events = await ctx.submit(cmd)
-    view = ctx.ex.order(caller.account, order_id=_placed_id(events, cmd))
+    view = _order_view(ctx, caller.account, _placed_id(events, cmd))
     inst = ctx.instruments[cmd.symbol]
     out = wire.order(view, inst)
     if resp_type == "ACK" and view.status not in ("NEW",):
@@ -196,7 +204,7 @@ async def cancel_order(ctx: ApiContext, caller: Caller) -> dict:
                  missing=errors.unknown_order(), conditional=None)
     await ctx.submit(m.CancelOrder(ts=ctx.now(), account=caller.account, symbol=inst.symbol,
                                    order_id=view.order_id))
-    return wire.order(ctx.ex.order(caller.account, order_id=view.order_id), inst)
+    return wire.order(_order_view(ctx, caller.account, view.order_id), inst)
 
 
 async def modify_order(ctx: ApiContext, caller: Caller) -> dict:
@@ -211,7 +219,7 @@ async def modify_order(ctx: ApiContext, caller: Caller) -> dict:
                  missing=ApiError(-2013, "Order does not exist."), conditional=False)
     await ctx.submit(m.ModifyOrder(ts=ctx.now(), account=caller.account, symbol=inst.symbol, side=side or m.BUY,
                                    qty=qty or 0, price=price or 0, order_id=view.order_id))
-    return wire.order(ctx.ex.order(caller.account, order_id=view.order_id), inst)
+    return wire.order(_order_view(ctx, caller.account, view.order_id), inst)
 
 
 async def open_orders(ctx: ApiContext, caller: Caller) -> list:
@@ -341,7 +349,7 @@ def _find_algo(ctx: ApiContext, caller: Caller, missing: ApiError) -> OrderView:
 async def new_algo_order(ctx: ApiContext, caller: Caller) -> dict:
     cmd = parse_new_order(ctx, caller, algo=True)
     events = await ctx.submit(cmd)
-    view = ctx.ex.order(caller.account, order_id=_placed_id(events, cmd))
+    view = _order_view(ctx, caller.account, _placed_id(events, cmd))
     return wire.algo_order(view, ctx.instruments[cmd.symbol])
 
 

@@ -252,7 +252,7 @@ async def funding_rate_history(ctx: ApiContext, params: Params) -> list:
     start = params.integer("startTime", lo=0)
     end = params.integer("endTime", lo=0)
     assert limit is not None
-    rows = []
+    rows: list[dict[str, Any]] = []
     for inst in _symbols(ctx, params):
         for rec in ctx.klines.merge_funding(inst.symbol, ctx.stats.funding_history(inst.symbol)):
             if (start is None or rec.ts >= start) and (end is None or rec.ts <= end):

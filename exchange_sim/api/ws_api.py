@@ -149,7 +149,8 @@ async def _session(ctx: ApiContext, ws: web.WebSocketResponse, address: str) -> 
 
 
 async def _close_sessions(app: web.Application) -> None:
-    for ws in list(app[SESSIONS]):
+    sessions: set[web.WebSocketResponse] = app[SESSIONS]
+    for ws in list(sessions):
         await ws.close(code=1001, message=b"server shutdown")
 
 

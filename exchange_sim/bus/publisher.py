@@ -1,7 +1,8 @@
 """Publish every core event to an MQTT broker, without ever holding up the exchange.
 
     config = BusConfig.from_settings(settings.mqtt)          # None: no broker configured
-    publisher = MqttPublisher(config, node.subscribe(), account_view=node.exchange.account_view)
+    publisher = MqttPublisher(config, node.subscribe(), account_view=lambda aid: node.exchange.account_view(aid))
+    # (a lambda, not the bound method: the node replaces its core when it rebuilds it after a core bug)
     await publisher.start()
     ...
     await publisher.stop()

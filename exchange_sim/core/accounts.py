@@ -9,21 +9,16 @@ the invariant checkable to the last unit:
              − fees + insurance top-ups
 
 A position is (signed qty, cost basis): cost = Σ entry notional of what is open, so Q·EP is
-exact and the entry price is derived. Closing part of a position removes a pro-rata share of
-the cost (and of the isolated wallet) and realizes side × (close notional − removed cost).
+exact and the entry price is derived. Every money field here (wallets, ledger totals) and every
+position's size is written by ``ledger.Ledger`` alone; the rest of the core reads them.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from .fixed import SCALE
-from .margin import initial_margin, unrealized_pnl
+from .margin import unrealized_pnl
 from .messages import BOTH
 from .orders import Order
-
-if TYPE_CHECKING:
-    from .monitor import RiskUnit
 
 LEDGER_KEYS = ("deposits", "withdrawals", "transfers_in", "transfers_out", "realized_pnl", "funding",
                "fees", "insurance")
@@ -42,7 +37,7 @@ class Position:
     """One leg: BOTH in one-way mode, LONG or SHORT in hedge mode."""
 
     __slots__ = ("account", "symbol", "side", "qty", "cost", "isolated", "isolated_wallet", "leverage",
-                 "auto_add", "update_ts", "unit")
+                 "auto_add", "update_ts")
 
     def __init__(self, account: int, symbol: str, side: str, isolated: bool, leverage: int) -> None:
         self.account = account
@@ -55,7 +50,6 @@ class Position:
         self.leverage = leverage
         self.auto_add = False
         self.update_ts = 0
-        self.unit: RiskUnit | None = None  # the margin monitor's risk unit while open
 
     @property
     def entry_price(self) -> int:
@@ -71,7 +65,7 @@ class Position:
 class Account:
     __slots__ = ("id", "name", "parent", "api_key", "api_secret", "cross_wallet", "hedge", "isolated",
                  "leverage", "auto_add", "positions", "open_orders", "order_margin", "closed_orders",
-                 "trades", "income", "update_ts", "ledger", "children", "unit", "history", "open_client_ids")
+                 "trades", "income", "update_ts", "ledger", "children", "history", "open_client_ids")
 
     def __init__(self, aid: int, name: str, parent: int | None, api_key: str, api_secret: str,
                  ts: int, history: int | None = None) -> None:
@@ -97,7 +91,6 @@ class Account:
         self.update_ts = ts
         self.ledger = dict.fromkeys(LEDGER_KEYS, 0)
         self.children: list[int] = []
-        self.unit: RiskUnit | None = None  # the margin monitor's cross risk unit
 
     def open_order(self, order_id: int = 0, client_order_id: str = "") -> Order | None:
         """An open order by id, else by client id (None when neither names one)."""
@@ -136,45 +129,3 @@ class Account:
         orders = any(o.symbol == symbol for o in self.open_orders.values())
         pos = any(p.symbol == symbol and p.qty for p in self.positions.values())
         return orders, pos
-
-
-def apply_fill(acct: Account, pos: Position, signed_qty: int, price: int, ts: int) -> int:
-    """Book a fill of ``signed_qty`` at ``price`` on ``pos``; returns the realized PnL.
-
-    Moves isolated margin between the cross wallet and the position (opening: IM of the fill
-    at its leverage; closing: the pro-rata share plus the realized PnL back to the cross wallet).
-    The realized PnL itself is credited here; fees are not.
-    """
-    realized = 0
-    qty = pos.qty
-    if qty and (qty > 0) != (signed_qty > 0):
-        close = min(abs(signed_qty), abs(qty))
-        removed = pos.cost if close == abs(qty) else pos.cost * close // abs(qty)
-        notional = close * price // SCALE
-        realized = notional - removed if qty > 0 else removed - notional
-        if pos.isolated:
-            released = pos.isolated_wallet if close == abs(qty) else pos.isolated_wallet * close // abs(qty)
-            pos.isolated_wallet -= released
-            acct.cross_wallet += released + realized
-        else:
-            acct.cross_wallet += realized
-        pos.cost -= removed
-        qty += close if qty < 0 else -close
-        signed_qty += close if signed_qty < 0 else -close
-    if signed_qty:
-        notional = abs(signed_qty) * price // SCALE
-        pos.cost += notional
-        qty += signed_qty
-        if pos.isolated:
-            margin = initial_margin(notional, pos.leverage)
-            pos.isolated_wallet += margin
-            acct.cross_wallet -= margin
-    pos.qty = qty
-    if qty == 0:
-        pos.cost = 0
-        if pos.isolated and pos.isolated_wallet:
-            acct.cross_wallet += pos.isolated_wallet
-            pos.isolated_wallet = 0
-    pos.update_ts = ts
-    acct.ledger["realized_pnl"] += realized
-    return realized

@@ -7,226 +7,271 @@
 ``apply`` takes any message of ``messages.MARKET_EVENTS`` or ``messages.COMMANDS`` and returns
 the list of events it caused, in order. A rejected command returns exactly one
 ``CommandRejected`` (venue code and message) and changes nothing. Timestamps are the caller's
-(integer ms); the core reads no clock. Query methods (``views``) never change state.
+(integer ms); the core reads no clock. Query methods (``queries``) never change state.
 
-The behaviour is split by concept over mixins sharing this object's state: ``trading``
-(orders and fills), ``monitor`` (margin monitor), ``liquidation`` (liquidation, insurance fund,
-ADL), ``account_commands`` (accounts, wallets, modes, leverage, margin), ``queries`` (views).
+The facade owns the clock and the order of calls; the state lives in components that own it:
+
+- ``Ledger`` (``ledger``): accounts, positions, every wallet and ledger total; it alone writes them
+  and lists what it changed;
+- ``SymbolMarket`` per symbol (``markets``): book, marks, index, funding, triggers, resting orders;
+- ``OrderManager`` (``orders``): placement, cancels, modifies, triggers, fills and fees;
+- ``MarginMonitor`` (``monitor``): risk units and guard prices; returns verdicts;
+- ``LiquidationEngine`` (``liquidation``): insurance fund and ADL; acts on verdicts;
+- ``AccountCommands`` (``account_commands``): the account registry and settings commands.
+
+After every step that can move money the facade hands the ledger's changes to the monitor and
+judges the dirty units (``_judge``), acting on each verdict in order.
 """
 
 from __future__ import annotations
 
 import pickle
-from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from sortedcontainers import SortedList
-
 from .account_commands import AccountCommands
-from .accounts import Account, Position
-from .fixed import SCALE, to_fixed
+from .accounts import Position
+from .exchange_config import ExchangeConfig
+from .fixed import SCALE
 from .instruments import Instrument
+from .ledger import Ledger
 from .liquidation import LiquidationEngine
 from .matching import SymbolMarket
 from .messages import (
-    CONTRACT_PRICE, MARK_PRICE, AdjustIsolatedMargin, CommandRejected, BalanceUpdate, FundingPayment, PositionUpdate, BookDelta, BookSnapshot, CancelAllOrders, CancelOrder,
-    CreateAccount, Deposit, FeedStatus, Funding, IndexPrice, MarketStatus, MarkPrice, ModifyOrder, PlaceOrder, ResetAccount,
-    SetAutoAddMargin, SetLeverage, SetMarginType, SetPositionMode, Trade, Transfer, Withdraw,
+    CONTRACT_PRICE, MARK_PRICE, AdjustIsolatedMargin, AutoAddMargin, BalanceUpdate, BookDelta, BookSnapshot,
+    CancelAllOrders, CancelOrder, CommandRejected, CreateAccount, Deposit, FeedStatus, Funding, IndexPrice,
+    MarketStatus, MarkPrice, ModifyOrder, PlaceOrder, PositionUpdate, ResetAccount, SetAutoAddMargin,
+    SetLeverage, SetMarginType, SetPositionMode, Trade, Transfer, Withdraw,
 )
-from .monitor import INF, MarginMonitor, RiskUnit
+from .monitor import AUTO_ADD, LIQUIDATE, MarginMonitor, RiskUnit
+from .order_manager import OrderManager
 from .queries import Queries
-from .trading import Trading
+from .risk_view import RiskView
+
+__all__ = ["Exchange", "ExchangeConfig", "SnapshotVersionError", "SNAPSHOT_FORMAT"]
+
+# Snapshots are pickles of the whole component graph; a change of its shape bumps the format.
+SNAPSHOT_FORMAT = 2
+_SNAPSHOT_MAGIC = b"exchange-sim core snapshot v"
 
 
-@dataclass(frozen=True, slots=True)
-class ExchangeConfig:
-    """Behaviour knobs of the core (ratios and rates are fixed-point: 1.0 = SCALE)."""
-
-    margin_call_ratio: int = to_fixed("0.8")
-    warning_ratio: int = to_fixed("0.6")  # 0 disables the warning level
-    margin_call_hysteresis: int = to_fixed("0.05")
-    auto_add_ratio: int = to_fixed("0.9")  # isolated auto-add margin acts at this margin ratio
-    half_spread: int = to_fixed("0.0001")  # no-book fill model: price moved against the taker by this
-    default_leverage: int = 20
-    insurance_fund: int = to_fixed("1000000")  # initial insurance fund balance (USDT)
-    adl_enabled: bool = True
-    history_limit: int | None = 1000  # closed orders, fills and income kept per account (None: all)
-    partial_liquidation_min_tier: int = 3  # positions in this bracket or above are first reduced a tier
+class SnapshotVersionError(ValueError):
+    """A snapshot written by another version of the core (recover from the journal instead)."""
 
 
-class Exchange(Trading, MarginMonitor, LiquidationEngine, AccountCommands, Queries):
+class Exchange(Queries):
     def __init__(self, instruments: Mapping[str, Instrument], config: ExchangeConfig | None = None) -> None:
-        self.instruments: dict[str, Instrument] = dict(sorted(instruments.items()))
-        self.config = config or ExchangeConfig()
-        self.markets: dict[str, SymbolMarket] = {s: SymbolMarket(i) for s, i in self.instruments.items()}
-        self.mark_fed: set[str] = set()  # symbols with their own mark stream (else last price marks)
-        self.accounts: dict[int, Account] = {}
-        self.accounts_by_key: dict[str, int] = {}
-        self.initial_deposit: dict[int, int] = {}
-        self.orders: dict = {}
-        # open positions per symbol (an insertion-ordered set; sort by (account, side) to iterate)
-        self.positions_by_symbol: dict[str, dict[Position, None]] = {s: {} for s in self.instruments}
-        self.units: dict[int, RiskUnit] = {}
-        self.dirty_units: dict[int, RiskUnit] = {}
-        self.held_units: set[int] = set()
-        self.guards_down: dict[str, SortedList] = {s: SortedList() for s in self.instruments}
-        self.guards_up: dict[str, SortedList] = {s: SortedList() for s in self.instruments}
-        self.guard_down_max: dict[str, int] = dict.fromkeys(self.instruments, -1)
-        self.guard_up_min: dict[str, int] = dict.fromkeys(self.instruments, INF)
-        self.insurance_fund = self.config.insurance_fund
-        self.next_account_id = 0
-        self.next_order_id = 0
-        self.next_trade_id = 0
-        self.next_tran_id = 0
-        self.next_unit_id = 0
-        self.next_liquidation_id = 0
+        instruments = dict(sorted(instruments.items()))
+        cfg = config or ExchangeConfig()
+        markets = {s: SymbolMarket(i) for s, i in instruments.items()}
+        self.ledger = ledger = Ledger(instruments)
+        view = RiskView(instruments, markets, ledger)
+        self.orders = OrderManager(instruments, cfg, markets, ledger, view)
+        self.monitor = MarginMonitor(instruments, cfg)
+        self.liquidation = LiquidationEngine(instruments, cfg, markets, ledger, self.orders, view)
+        self.account_commands = AccountCommands(instruments, cfg, ledger, self.orders, view)
+        super().__init__(instruments, cfg, ledger, markets, view, self.account_commands.accounts_by_key)
         self.now = 0
-        self.out: list = []
 
-    _HANDLERS: dict[type, Callable[[Any, Any], None]] = {}
+    # ------------------------------------------------------------------ what others read
+
+    @property
+    def insurance_fund(self) -> int:
+        return self.liquidation.insurance_fund
+
+    @property
+    def next_order_id(self) -> int:
+        return self.orders.next_order_id
+
+    @property
+    def next_trade_id(self) -> int:
+        return self.orders.next_trade_id
+
+    @property
+    def next_account_id(self) -> int:
+        return self.account_commands.next_account_id
+
+    @property
+    def positions_by_symbol(self) -> dict[str, dict[Position, None]]:
+        return self.ledger.positions_by_symbol
+
+    @property
+    def guards_down(self) -> Mapping[str, Any]:
+        return self.monitor.guards_down
+
+    def adl_ranking(self, symbol: str, long_side: bool) -> list[Position]:
+        return self.liquidation.adl_ranking(symbol, long_side)
+
+    # ------------------------------------------------------------------ dispatch
 
     def apply(self, msg: Any) -> list:
         """Apply one market event or command; return the events it caused, in order."""
-        out: list = []
-        self.out = out
         before, self.now = self.now, msg.ts
-        handler = self._HANDLERS.get(type(msg))
+        handler = _HANDLERS.get(type(msg))
         if handler is None:
             raise TypeError(f"not a market event or command: {type(msg).__name__}")
-        handler(self, msg)
+        out = handler(self, msg)
         if len(out) == 1 and type(out[0]) is CommandRejected:
             self.now = before  # a refused command leaves no trace, not even its time
-        if self.dirty_units:
-            self._refresh_dirty()
+        if self.ledger.changes or self.monitor.dirty:
+            self._judge(out)
         return out
+
+    def _judge(self, out: list) -> None:
+        """Tell the monitor what the ledger changed; judge every dirty unit and act on its verdicts."""
+        monitor, ledger = self.monitor, self.ledger
+        while True:
+            monitor.absorb(ledger.take_changes())
+            unit = monitor.next_dirty()
+            if unit is None:
+                return
+            self._judge_unit(out, unit, False)
+
+    def _judge_unit(self, out: list, unit: RiskUnit, after_auto_add: bool) -> None:
+        for verdict in self.monitor.judge(unit, self.view, self.now, after_auto_add):
+            if verdict.kind == AUTO_ADD:
+                self._auto_add(out, verdict.positions[0], verdict.amount)
+                self.monitor.absorb(self.ledger.take_changes(), judging=unit)
+                self._judge_unit(out, unit, True)
+            elif verdict.kind == LIQUIDATE:
+                out += self.liquidation.execute(verdict, self.now)
+            elif verdict.event is not None:
+                out.append(verdict.event)
+
+    def _auto_add(self, out: list, pos: Position, amount: int) -> None:
+        """Move the position's IM (or what is available, if less) from the cross wallet into it."""
+        acct = self.ledger.accounts[pos.account]
+        self.ledger.move_isolated(acct, pos, amount)
+        now = self.now
+        out.append(AutoAddMargin(now, acct.id, pos.symbol, pos.side, amount))
+        out.append(BalanceUpdate(now, acct.id, acct.cross_wallet, -amount, "AUTO_ADD_MARGIN"))
+        out.append(PositionUpdate(now, acct.id, pos.symbol, pos.side, pos.qty, pos.entry_price, True,
+                                  pos.isolated_wallet, pos.leverage, "AUTO_ADD_MARGIN"))
 
     # ------------------------------------------------------------------ market events
 
-    def _on_trade(self, msg: Trade) -> None:
+    def _on_trade(self, msg: Trade) -> list:
+        out: list = []
         mkt = self.markets.get(msg.symbol)
         if mkt is None:
-            return
+            return out
         price = msg.price
-        mkt.last_price = price
-        mkt.ts = msg.ts
+        mkt.on_trade(price, msg.ts)
         if mkt.best_bid_order >= price or mkt.best_ask_order <= price:
-            self._execute_resting(mkt.trade_fills(price, msg.qty, msg.taker_side))
+            out += self.orders.execute_resting(mkt.trade_fills(price, msg.qty, msg.taker_side), self.now)
         if mkt.trig_up_min[CONTRACT_PRICE] <= price or mkt.trig_down_max[CONTRACT_PRICE] >= price \
                 or mkt.trailing:
-            self._on_price(mkt, CONTRACT_PRICE, price, msg.ts)
-        if msg.symbol not in self.mark_fed:
-            self._new_mark(mkt, price, msg.ts)
+            out += self.orders.on_price(mkt, CONTRACT_PRICE, price, msg.ts)
+        if not mkt.mark_fed:
+            self._new_mark(out, mkt, price, msg.ts)
+        return out
 
-    def _on_mark(self, msg: MarkPrice) -> None:
+    def _on_mark(self, msg: MarkPrice) -> list:
+        out: list = []
         mkt = self.markets.get(msg.symbol)
         if mkt is None:
-            return
-        self.mark_fed.add(msg.symbol)
-        if msg.index is not None:
-            mkt.index = msg.index
-        if msg.funding_rate is not None:
-            mkt.funding_rate = msg.funding_rate
-        if msg.next_funding_ts is not None:
-            mkt.next_funding_ts = msg.next_funding_ts
-        self._new_mark(mkt, msg.mark, msg.ts)
+            return out
+        mkt.on_mark_stream(msg.index, msg.funding_rate, msg.next_funding_ts)
+        self._new_mark(out, mkt, msg.mark, msg.ts)
+        return out
 
-    def _new_mark(self, mkt: SymbolMarket, mark: int, ts: int) -> None:
+    def _new_mark(self, out: list, mkt: SymbolMarket, mark: int, ts: int) -> None:
         if mark <= 0:
             return
-        mkt.mark = mark
-        mkt.ts = ts
+        mkt.set_mark(mark, ts)
         if mkt.trig_up_min[MARK_PRICE] <= mark or mkt.trig_down_max[MARK_PRICE] >= mark or mkt.trailing:
-            self._on_price(mkt, MARK_PRICE, mark, ts)
+            out += self.orders.on_price(mkt, MARK_PRICE, mark, ts)
         if not mkt.stale:
+            monitor = self.monitor
             symbol = mkt.symbol
-            if self.guard_down_max[symbol] >= mark or self.guard_up_min[symbol] <= mark:
-                self._monitor_mark(symbol, mark)
+            if monitor.guard_down_max[symbol] >= mark or monitor.guard_up_min[symbol] <= mark:
+                self.monitor.absorb(self.ledger.take_changes())
+                monitor.on_mark(symbol, mark)
+                self._judge(out)
 
-    def _on_index(self, msg: IndexPrice) -> None:
+    def _on_index(self, msg: IndexPrice) -> list:
         mkt = self.markets.get(msg.symbol)
         if mkt is not None:
-            mkt.index = msg.price
+            mkt.set_index(msg.price)
+        return []
 
-    def _on_snapshot(self, msg: BookSnapshot) -> None:
+    def _on_snapshot(self, msg: BookSnapshot) -> list:
         mkt = self.markets.get(msg.symbol)
         if mkt is None:
-            return
-        mkt.book.apply_snapshot(msg.bids, msg.asks, msg.update_id, msg.ts)
-        mkt.has_book = not mkt.book.empty  # an empty snapshot: the feed carries no depth
-        for queue in list(mkt.resting_bids.values()) + list(mkt.resting_asks.values()):
-            for order in queue:
-                shown = mkt.book.displayed_at(order.is_buy, order.price)
-                if order.queue_ahead > shown:
-                    order.queue_ahead = shown
+            return []
+        mkt.apply_snapshot(msg.bids, msg.asks, msg.update_id, msg.ts)
+        return []
 
-    def _on_delta(self, msg: BookDelta) -> None:
+    def _on_delta(self, msg: BookDelta) -> list:
         mkt = self.markets.get(msg.symbol)
         if mkt is None:
-            return
-        mkt.book.apply_delta(msg.bids, msg.asks, msg.final_update_id, msg.ts)
-        mkt.has_book = True
-        if mkt.best_bid_order >= 0 or mkt.best_ask_order < INF:
-            mkt.lower_queues(msg.bids, msg.asks)
-            if mkt.crossed_by_book():
-                self._execute_resting(mkt.cross_fills())
+            return []
+        fills = mkt.apply_delta(msg.bids, msg.asks, msg.final_update_id, msg.ts)
+        return self.orders.execute_resting(fills, self.now) if fills else []
 
-    def _on_funding(self, msg: Funding) -> None:
+    def _on_funding(self, msg: Funding) -> list:
         """Settle funding: every open position of the symbol pays or receives notional × rate."""
+        out: list = []
         mkt = self.markets.get(msg.symbol)
         if mkt is None:
-            return
-        mkt.funding_rate = msg.rate
-        for pos in sorted(self.positions_by_symbol[msg.symbol], key=lambda p: (p.account, p.side)):
-            aid = pos.account
-            mark = self._mark_of(pos)
+            return out
+        mkt.set_funding_rate(msg.rate)
+        for pos in sorted(self.ledger.positions_by_symbol[msg.symbol], key=lambda p: (p.account, p.side)):
+            mark = self.view.mark_of(pos)
             signed_notional = pos.qty * mark // SCALE
             amount = -signed_notional * msg.rate // SCALE  # payers round up, receivers down
-            if not amount:
-                continue
-            acct = self.accounts[aid]
-            if pos.isolated:
-                pos.isolated_wallet += amount
-            else:
-                acct.cross_wallet += amount
-            acct.ledger["funding"] += amount
-            self._income(acct, msg.symbol, "FUNDING_FEE", amount)
-            self.out.append(FundingPayment(msg.ts, aid, msg.symbol, pos.side, msg.rate, mark, amount))
-            if pos.isolated:
-                self.out.append(PositionUpdate(msg.ts, aid, pos.symbol, pos.side, pos.qty, pos.entry_price, True,
-                                               pos.isolated_wallet, pos.leverage, "FUNDING_FEE"))
-            else:
-                self.out.append(BalanceUpdate(msg.ts, aid, acct.cross_wallet, amount, "FUNDING_FEE"))
-            self._position_changed(acct, pos)
+            if amount:
+                out += self.ledger.settle_funding(self.ledger.accounts[pos.account], pos, msg.rate, mark, amount,
+                                                  msg.ts)
+        return out
 
-    def _on_feed_status(self, msg: FeedStatus) -> None:
+    def _on_feed_status(self, msg: FeedStatus) -> list:
         mkt = self.markets.get(msg.symbol)
-        if mkt is None or mkt.stale == msg.stale:
-            return
-        mkt.stale = msg.stale
-        mkt.stale_reason = msg.reason if msg.stale else ""
-        self.out.append(MarketStatus(msg.ts, msg.symbol, msg.stale, msg.reason))
+        if mkt is None or not mkt.set_stale(msg.stale, msg.reason):
+            return []
+        out: list = [MarketStatus(msg.ts, msg.symbol, msg.stale, msg.reason)]
         if not msg.stale:
-            self._release_held(msg.symbol)
+            # re-judge the units held while the feed was stale, then look at the fresh mark
+            self.monitor.absorb(self.ledger.take_changes())
+            self.monitor.release(msg.symbol, self.view)
+            self._judge(out)
+            mark = mkt.mark
+            if mark:
+                self.monitor.on_mark(msg.symbol, mark)
+                self._judge(out)
+        return out
+
+    # ------------------------------------------------------------------ commands
+
+    def _refused(self, cmd: Any) -> list:
+        """[the refusal] of a command naming an unknown account or symbol, else []."""
+        refusal = self.account_commands.refusal(cmd)
+        return [] if refusal is None else [refusal]
 
     # ------------------------------------------------------------------ persistence
 
     def snapshot(self) -> bytes:
-        """The full state as bytes (restore with ``Exchange.restore``)."""
-        out, self.out = self.out, []
-        try:
-            return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
-        finally:
-            self.out = out
+        """The full state as bytes, tagged with the snapshot format (restore with ``Exchange.restore``)."""
+        return _SNAPSHOT_MAGIC + str(SNAPSHOT_FORMAT).encode() + b"\n" + pickle.dumps(
+            self, protocol=pickle.HIGHEST_PROTOCOL)
 
     @staticmethod
     def restore(data: bytes) -> "Exchange":
-        ex = pickle.loads(data)
+        """The Exchange of a ``snapshot``; SnapshotVersionError for one of another core version."""
+        head, _, body = data.partition(b"\n")
+        if not head.startswith(_SNAPSHOT_MAGIC):
+            raise SnapshotVersionError("snapshot written by an older core (before snapshot format 2); "
+                                       "recover from the journal instead")
+        version = head[len(_SNAPSHOT_MAGIC):].decode(errors="replace")
+        if version != str(SNAPSHOT_FORMAT):
+            raise SnapshotVersionError(f"snapshot format {version}, this core reads format {SNAPSHOT_FORMAT}; "
+                                       "recover from the journal instead")
+        ex = pickle.loads(body)
         if not isinstance(ex, Exchange):
             raise TypeError("not an Exchange snapshot")
         return ex
 
 
-Exchange._HANDLERS = {
+_HANDLERS: dict[type, Callable[[Exchange, Any], list]] = {
     Trade: Exchange._on_trade,
     MarkPrice: Exchange._on_mark,
     IndexPrice: Exchange._on_index,
@@ -234,18 +279,18 @@ Exchange._HANDLERS = {
     BookDelta: Exchange._on_delta,
     Funding: Exchange._on_funding,
     FeedStatus: Exchange._on_feed_status,
-    PlaceOrder: Trading._place_order,
-    CancelOrder: AccountCommands._cancel_order,
-    ModifyOrder: Trading._modify_order,
-    CancelAllOrders: AccountCommands._cancel_all,
-    CreateAccount: AccountCommands._create_account,
-    Deposit: AccountCommands._deposit,
-    Withdraw: AccountCommands._withdraw,
-    Transfer: AccountCommands._transfer,
-    ResetAccount: AccountCommands._reset,
-    SetMarginType: AccountCommands._set_margin_type,
-    SetPositionMode: AccountCommands._set_position_mode,
-    SetLeverage: AccountCommands._set_leverage,
-    AdjustIsolatedMargin: AccountCommands._adjust_margin,
-    SetAutoAddMargin: AccountCommands._set_auto_add,
+    PlaceOrder: lambda ex, m: ex.orders.place(m, ex.now),
+    ModifyOrder: lambda ex, m: ex.orders.modify(m, ex.now),
+    CancelOrder: lambda ex, m: ex._refused(m) or ex.orders.cancel(m, ex.now),
+    CancelAllOrders: lambda ex, m: ex._refused(m) or ex.orders.cancel_all(m, ex.now),
+    CreateAccount: lambda ex, m: ex.account_commands.create_account(m, ex.now),
+    Deposit: lambda ex, m: ex.account_commands.deposit(m, ex.now),
+    Withdraw: lambda ex, m: ex.account_commands.withdraw(m, ex.now),
+    Transfer: lambda ex, m: ex.account_commands.transfer(m, ex.now),
+    ResetAccount: lambda ex, m: ex.account_commands.reset(m, ex.now),
+    SetMarginType: lambda ex, m: ex._refused(m) or ex.account_commands.set_margin_type(m, ex.now),
+    SetPositionMode: lambda ex, m: ex.account_commands.set_position_mode(m, ex.now),
+    SetLeverage: lambda ex, m: ex.account_commands.set_leverage(m, ex.now),
+    AdjustIsolatedMargin: lambda ex, m: ex._refused(m) or ex.account_commands.adjust_margin(m, ex.now),
+    SetAutoAddMargin: lambda ex, m: ex._refused(m) or ex.account_commands.set_auto_add(m, ex.now),
 }

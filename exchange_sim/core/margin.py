@@ -17,12 +17,16 @@ A position leg is described by its signed quantity ``qty`` (+ long, − short) a
 - generalised to any margin-ratio threshold θ (margin call at 80%, warning at 60%):
   the price where MM = θ × margin balance, i.e. LP with W′ scaled by θ:
       P(θ) = [θ·W′ + Σcum − θ·Σ dir·Q·EP] / [Σ Q·MMR − θ·Σ dir·Q]
+  The ratio curve can cross θ more than once (a cross hedge book): ``threshold_crossings`` gives
+  the nearest crossing on each side of the mark, which the margin monitor watches.
 - bankruptcy price: where the leg's equity reaches 0: long EP − W′/Q, short EP + W′/Q.
 - cost to open (margin-rules.md "Orders"): IM + open loss,
   open loss = Q × |min(0, dir × (mark − order price))|.
 """
 
 from __future__ import annotations
+
+from bisect import bisect_right
 
 from .fixed import SCALE
 from .instruments import Instrument, Tier
@@ -103,6 +107,72 @@ def threshold_price(inst: Instrument, legs: list[Leg], wallet: int, theta: int =
             break
         tiers = new
     return price
+
+
+def threshold_crossings(inst: Instrument, legs: list[Leg], wallet: int, theta: int, mark: int) -> tuple[int, int]:
+    """The nearest prices below and above ``mark`` where this symbol's margin ratio reaches θ.
+
+    The ratio curve MM(P) − θ·(W′ + uPnL(P)) is continuous and linear between the prices where a
+    leg changes tier, so it can cross θ more than once: a cross hedge book (long 5,000, short
+    4,000) reaches 100% both below and far above the mark, where the gross maintenance outgrows
+    the net gain. Every root in (0, max price] is found segment by segment; the ones nearest to
+    the mark on either side bound the region the mark can move in without reaching θ. Returns
+    (below rounded down, above rounded up), 0 for no such price on that side.
+    """
+    legs = [(q, c) for q, c in legs if q]
+    if not legs:
+        return 0, 0
+    tiers = inst.tiers
+    breaks = {0}
+    for qty, _ in legs:
+        q = abs(qty)
+        breaks.update(-(-tier.floor * SCALE // q) for tier in tiers[1:])
+    edges = sorted(b for b in breaks if b <= inst.max_price) + [inst.max_price + 1]
+    here = max(0, bisect_right(edges, mark) - 1)
+    # on each piece the curve's slope is its denominator Σ Q·MMR − θ·net qty, bounded by the lowest
+    # and highest MMR: a side where it cannot turn towards the other sign holds no crossing
+    num, den = _piece(inst, legs, wallet, theta, edges[here])
+    sign = den * mark - num * SCALE  # the curve's sign at the mark
+    net = sum(q for q, _ in legs)
+    gross = sum(abs(q) for q, _ in legs)
+    slope_min = gross * tiers[0].mmr - theta * net
+    slope_max = gross * tiers[-1].mmr - theta * net
+    up = slope_max > 0 if sign < 0 else slope_min < 0 if sign > 0 else True
+    down = slope_min < 0 if sign < 0 else slope_max > 0 if sign > 0 else True
+    below = above = 0
+    if down:
+        for k in range(here, -1, -1):
+            root = _root_in(inst, legs, wallet, theta, edges[k], edges[k + 1])
+            if root is not None and root[0] * SCALE <= mark * root[1]:
+                below = root[0] * SCALE // root[1]
+                break
+    if up:
+        for k in range(here, len(edges) - 1):
+            root = _root_in(inst, legs, wallet, theta, edges[k], edges[k + 1])
+            if root is not None and root[0] * SCALE > mark * root[1]:
+                above = -(-root[0] * SCALE // root[1])
+                break
+    return below, above
+
+
+def _piece(inst: Instrument, legs: list[Leg], wallet: int, theta: int, lo: int) -> tuple[int, int]:
+    """P(θ)'s numerator and denominator with each leg in the tier holding its notional at ``lo``."""
+    return _solve([(q, c, inst.tier_for_notional(abs(q) * lo // SCALE)) for q, c in legs], wallet, theta)
+
+
+def _root_in(inst: Instrument, legs: list[Leg], wallet: int, theta: int, lo: int,
+             hi: int) -> tuple[int, int] | None:
+    """The crossing on the piece [lo, hi) as an exact fraction (num, den > 0), or None."""
+    if lo >= hi:
+        return None
+    num, den = _piece(inst, legs, wallet, theta, lo)
+    if den == 0:
+        return None
+    if den < 0:
+        num, den = -num, -den
+    if num <= 0 or not (lo * den <= num * SCALE < hi * den):
+        return None
+    return num, den
 
 
 def _price(frac: tuple[int, int], round_up: bool) -> int:

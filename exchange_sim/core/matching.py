@@ -73,7 +73,7 @@ class SymbolMarket:
         "symbol", "inst", "book", "last_price", "mark", "index", "funding_rate", "next_funding_ts",
         "stale", "ts", "resting_bids", "resting_asks", "best_bid_order", "best_ask_order",
         "triggers_up", "triggers_down", "trig_up_min", "trig_down_max", "trailing", "has_book",
-        "stale_reason",
+        "stale_reason", "mark_fed",
     )
 
     def __init__(self, inst: Instrument) -> None:
@@ -88,6 +88,7 @@ class SymbolMarket:
         self.next_funding_ts = 0
         self.stale = False
         self.stale_reason = ""
+        self.mark_fed = False  # the symbol has its own mark stream (else the last price marks)
         self.ts = 0
         self.resting_bids: SortedDict = SortedDict()  # -price -> [orders in time priority]
         self.resting_asks: SortedDict = SortedDict()  # price -> [orders]
@@ -99,6 +100,61 @@ class SymbolMarket:
         self.trig_up_min = {MARK_PRICE: INF, "CONTRACT_PRICE": INF}
         self.trig_down_max = {MARK_PRICE: -1, "CONTRACT_PRICE": -1}
         self.trailing: dict[int, Order] = {}
+
+    # ------------------------------------------------------------------ market data in
+
+    def on_trade(self, price: int, ts: int) -> None:
+        """A public trade: the last price."""
+        self.last_price = price
+        self.ts = ts
+
+    def on_mark_stream(self, index: int | None, funding_rate: int | None, next_funding_ts: int | None) -> None:
+        """What a mark-price stream carries besides the mark (None: not sent)."""
+        self.mark_fed = True
+        if index is not None:
+            self.index = index
+        if funding_rate is not None:
+            self.funding_rate = funding_rate
+        if next_funding_ts is not None:
+            self.next_funding_ts = next_funding_ts
+
+    def set_mark(self, mark: int, ts: int) -> None:
+        self.mark = mark
+        self.ts = ts
+
+    def set_index(self, index: int) -> None:
+        self.index = index
+
+    def set_funding_rate(self, rate: int) -> None:
+        self.funding_rate = rate
+
+    def set_stale(self, stale: bool, reason: str) -> bool:
+        """Mark the feed stale or fresh; False when it already was."""
+        if self.stale == stale:
+            return False
+        self.stale = stale
+        self.stale_reason = reason if stale else ""
+        return True
+
+    def apply_snapshot(self, bids: tuple, asks: tuple, update_id: int, ts: int) -> None:
+        """A full book: it never fills resting orders (rule 4), it only lowers their queues."""
+        self.book.apply_snapshot(bids, asks, update_id, ts)
+        self.has_book = not self.book.empty  # an empty snapshot: the feed carries no depth
+        for queue in list(self.resting_bids.values()) + list(self.resting_asks.values()):
+            for order in queue:
+                shown = self.book.displayed_at(order.is_buy, order.price)
+                if order.queue_ahead > shown:
+                    order.queue_ahead = shown
+
+    def apply_delta(self, bids: tuple, asks: tuple, final_update_id: int, ts: int) -> list[tuple[Order, int, int]]:
+        """A depth update; returns the fills of resting orders the book now moves through."""
+        self.book.apply_delta(bids, asks, final_update_id, ts)
+        self.has_book = True
+        if self.best_bid_order >= 0 or self.best_ask_order < INF:
+            self.lower_queues(bids, asks)
+            if self.crossed_by_book():
+                return self.cross_fills()
+        return []
 
     # ------------------------------------------------------------------ reference prices
 

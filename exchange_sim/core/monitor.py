@@ -1,9 +1,15 @@
-"""The margin monitor: marks risk to market on every mark price, calls margin, starts liquidations.
+"""The margin monitor: owns the risk units and their guard prices; judges units and returns verdicts.
 
 A *risk unit* is what the venue judges as one: an isolated position alone, or a cross account as
 a whole (cross wallet + Σ cross uPnL against Σ cross maintenance margin). Each unit has a level
 (0 normal, 1 warned, 2 margin-called) and the next margin-ratio threshold it can cross:
 the warning ratio, the margin-call ratio, auto-add margin, or 100% (liquidation).
+
+The monitor acts on nothing itself. It learns what changed from the ledger's change list
+(``absorb``) and from marks (``on_mark``), and ``judge`` returns *verdicts*, in order: ``WARN`` and
+``CALL`` carry the ``MarginCall`` event, ``AUTO_ADD`` the amount to move into an isolated
+position (the caller moves it and judges the unit again with ``after_auto_add``), ``LIQUIDATE``
+the positions the liquidation engine must close.
 
 Scaling. The per-tick cost does not grow with the number of open positions: every unit keeps
 *guard prices* in two sorted indexes per symbol (``guards_down`` fire when the mark falls to the
@@ -11,9 +17,11 @@ guard, ``guards_up`` when it rises to it), the way stop orders are kept, and a m
 only the guards it crosses. A popped unit is re-judged exactly and re-registered.
 
 - A unit whose positions are all in one symbol (every isolated position, most cross accounts)
-  gets the exact price where its ratio reaches the threshold (margin.threshold_price: the
-  Binance liquidation-price formula generalised to θ), plus a re-arm guard in the other
-  direction while it is warned or called (ratio back below threshold − hysteresis).
+  gets the exact prices nearest the mark, on both sides, where its ratio reaches the threshold
+  (margin.threshold_crossings: the Binance liquidation-price formula generalised to θ, every
+  root of the piecewise-linear ratio curve; a cross hedge book has one below and one far above
+  the mark), plus re-arm guards while it is warned or called (ratio back below threshold −
+  hysteresis).
 - A cross account spread over several symbols gets conservative guards: the slack to the
   threshold, S = θ·margin balance − MM, is split evenly between its symbols, and each symbol's
   guard sits where its mark alone could consume its share at the fastest possible rate
@@ -21,26 +29,29 @@ only the guards it crosses. A popped unit is re-judged exactly and re-registered
   threshold before some guard fires, so nothing is missed; when one fires the account is
   re-judged exactly and gets fresh guards. Its re-arm is checked whenever it is re-judged.
 
-Anything that changes a unit's wallet or positions (fills, funding, transfers, margin moves)
-marks it dirty; dirty units are re-judged at the end of the input that dirtied them. A unit
-holding a symbol whose feed is stale is *held*: never liquidated on stale prices, re-judged when
-the feed is fresh again.
+Anything that moves a unit's money or positions reaches the monitor through the ledger (the
+only writer of wallets): an isolated position's change also re-judges its account's cross unit,
+because its margin, fees and closes move the cross wallet. A unit holding a symbol whose feed
+is stale is *held*: never liquidated on stale prices, re-judged when the feed is fresh again.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import Iterable, Mapping
 
+from sortedcontainers import SortedList
 
 from .accounts import Account, Position
+from .exchange_config import ExchangeConfig
 from .fixed import SCALE
-from .margin import initial_margin, margin_ratio, threshold_price
-from .messages import AutoAddMargin, BalanceUpdate, MarginCall, MarginCallPosition, PositionUpdate
-
-if TYPE_CHECKING:
-    from .exchange import Exchange
+from .instruments import Instrument
+from .margin import initial_margin, margin_ratio, threshold_crossings
+from .messages import MarginCall, MarginCallPosition
+from .risk_view import RiskView
 
 INF = 1 << 62
+WARN, CALL, AUTO_ADD, LIQUIDATE = "WARN", "CALL", "AUTO_ADD", "LIQUIDATE"
 
 
 class RiskUnit:
@@ -54,53 +65,61 @@ class RiskUnit:
         self.guards: list[tuple[str, bool, tuple[int, int]]] = []  # (symbol, is_down, key)
 
 
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the monitor decided about one unit; the caller acts on it."""
+
+    kind: str  # WARN | CALL | AUTO_ADD | LIQUIDATE
+    unit: RiskUnit
+    positions: tuple[Position, ...] = ()
+    event: MarginCall | None = None  # WARN, CALL
+    amount: int = 0  # AUTO_ADD: what to move from the cross wallet into the position
+
+
 class MarginMonitor:
-    """Mixin: the margin monitor half of the Exchange."""
+    def __init__(self, instruments: Mapping[str, Instrument], config: ExchangeConfig) -> None:
+        self.instruments = instruments
+        self.config = config
+        self.units: dict[int, RiskUnit] = {}
+        self.cross_units: dict[int, RiskUnit] = {}  # account id -> its cross unit
+        self.isolated_units: dict[Position, RiskUnit] = {}
+        self.dirty: dict[int, RiskUnit] = {}
+        self.held: set[int] = set()
+        self.guards_down: dict[str, SortedList] = {s: SortedList() for s in instruments}
+        self.guards_up: dict[str, SortedList] = {s: SortedList() for s in instruments}
+        self.guard_down_max: dict[str, int] = dict.fromkeys(instruments, -1)
+        self.guard_up_min: dict[str, int] = dict.fromkeys(instruments, INF)
+        self.next_unit_id = 0
 
-    # ------------------------------------------------------------------ bookkeeping hooks
+    # ------------------------------------------------------------------ what changed
 
-    def _position_changed(self: "Exchange", acct: Account, pos: Position) -> None:
-        by_symbol = self.positions_by_symbol[pos.symbol]
-        if pos.qty:
-            by_symbol[pos] = None
-        else:
-            by_symbol.pop(pos, None)
-        if pos.isolated:
-            unit = pos.unit
-            if unit is None:
-                if not pos.qty:
-                    return
-                unit = pos.unit = self._new_unit(acct.id, pos)
-            self.dirty_units[unit.id] = unit
-        else:
-            self._account_changed(acct)
+    def absorb(self, changes: Iterable[tuple[Account, Position | None]], judging: RiskUnit | None = None) -> None:
+        """Mark dirty every unit the ledger's changes touch (except ``judging``, being judged now)."""
+        for acct, pos in changes:
+            if pos is not None and pos.isolated:
+                unit = self.isolated_units.get(pos)
+                if unit is None and pos.qty:
+                    unit = self.isolated_units[pos] = self._new_unit(acct.id, pos)
+                if unit is not None and unit is not judging:
+                    self.dirty[unit.id] = unit
+            self._account_touched(acct)
 
-    def _account_changed(self: "Exchange", acct: Account) -> None:
-        unit = acct.unit
+    def _account_touched(self, acct: Account) -> None:
+        unit = self.cross_units.get(acct.id)
         if unit is None:
             if not any(not p.isolated and p.qty for p in acct.positions.values()):
                 return
-            unit = acct.unit = self._new_unit(acct.id, None)
-        self.dirty_units[unit.id] = unit
+            unit = self.cross_units[acct.id] = self._new_unit(acct.id, None)
+        self.dirty[unit.id] = unit
 
-    def _new_unit(self: "Exchange", account: int, pos: Position | None) -> RiskUnit:
+    def _new_unit(self, account: int, pos: Position | None) -> RiskUnit:
         self.next_unit_id += 1
         unit = RiskUnit(self.next_unit_id, account, pos)
         self.units[unit.id] = unit
         return unit
 
-    def _refresh_dirty(self: "Exchange") -> None:
-        """Re-judge every unit changed by the current input, in a deterministic order."""
-        while self.dirty_units:
-            uid = min(self.dirty_units)
-            unit = self.dirty_units.pop(uid)
-            if uid in self.units:
-                self._evaluate(unit)
-
-    # ------------------------------------------------------------------ per tick
-
-    def _monitor_mark(self: "Exchange", symbol: str, mark: int) -> None:
-        """Pop the guards ``mark`` crosses and re-judge their units (the per-tick path)."""
+    def on_mark(self, symbol: str, mark: int) -> None:
+        """Pop the guards ``mark`` crosses: their units become dirty (the per-tick path)."""
         if self.guard_down_max[symbol] < mark and self.guard_up_min[symbol] > mark:
             return
         hit: set[int] = set()
@@ -114,121 +133,97 @@ class MarginMonitor:
         for uid in sorted(hit):
             unit = self.units.get(uid)
             if unit is not None:
-                self.dirty_units[uid] = unit
-        self._refresh_dirty()
+                self.dirty[uid] = unit
 
-    def _refresh_guard_cache(self: "Exchange", symbol: str) -> None:
-        down, up = self.guards_down[symbol], self.guards_up[symbol]
-        self.guard_down_max[symbol] = -down[0][0] if down else -1
-        self.guard_up_min[symbol] = up[0][0] if up else INF
+    def release(self, symbol: str, view: RiskView) -> None:
+        """A symbol's feed is fresh again: the units held while it was stale become dirty."""
+        for uid in sorted(self.held):
+            unit = self.units.get(uid)
+            if unit is None:
+                self.held.discard(uid)
+                continue
+            if any(p.symbol == symbol for p in view.unit_positions(unit.account, unit.position)):
+                self.held.discard(uid)
+                self.dirty[uid] = unit
+
+    def next_dirty(self) -> RiskUnit | None:
+        """The next unit to judge (lowest id first, for a deterministic order), or None."""
+        while self.dirty:
+            uid = min(self.dirty)
+            unit = self.dirty.pop(uid)
+            if uid in self.units:
+                return unit
+        return None
 
     # ------------------------------------------------------------------ judging a unit
 
-    def _unit_positions(self: "Exchange", unit: RiskUnit) -> list[Position]:
-        if unit.position is not None:
-            return [unit.position] if unit.position.qty else []
-        acct = self.accounts[unit.account]
-        return [p for _, p in sorted(acct.positions.items()) if not p.isolated and p.qty]
-
-    def _mark_of(self: "Exchange", pos: Position) -> int:
-        return self.markets[pos.symbol].mark or pos.entry_price
-
-    def _margin_sums(self: "Exchange", positions) -> tuple[int, int]:
-        """(Σ maintenance margin, Σ unrealized PnL) of positions at the current marks."""
-        mm = 0
-        pnl = 0
-        for pos in positions:
-            mark = self._mark_of(pos)
-            mm += self.instruments[pos.symbol].maintenance_margin(pos.notional(mark))
-            pnl += pos.pnl(mark)
-        return mm, pnl
-
-    def _unit_margin(self: "Exchange", unit: RiskUnit, positions: list[Position]) -> tuple[int, int]:
-        """(Σ maintenance margin, margin balance) of a unit at the current marks."""
-        mm, pnl = self._margin_sums(positions)
-        if unit.position is not None:
-            return mm, unit.position.isolated_wallet + pnl
-        return mm, self.accounts[unit.account].cross_wallet + pnl
-
-    def unit_ratio(self: "Exchange", unit: RiskUnit) -> int:
-        positions = self._unit_positions(unit)
-        return margin_ratio(*self._unit_margin(unit, positions)) if positions else 0
-
-    def _evaluate(self: "Exchange", unit: RiskUnit) -> None:
-        """Judge a unit exactly: auto-add, margin call, liquidation; then re-register its guards."""
+    def judge(self, unit: RiskUnit, view: RiskView, now: int, after_auto_add: bool = False) -> list[Verdict]:
+        """Judge a unit exactly at the current marks; re-register its guards unless it is liquidated."""
         self._unregister(unit)
-        positions = self._unit_positions(unit)
+        positions = view.unit_positions(unit.account, unit.position)
         if not positions:
             self._drop_unit(unit)
-            return
-        if any(self.markets[p.symbol].stale for p in positions):
-            self.held_units.add(unit.id)
-            return
+            return []
+        if any(view.stale(p.symbol) for p in positions):
+            self.held.add(unit.id)
+            return []
         cfg = self.config
-        mm, balance = self._unit_margin(unit, positions)
+        mm, balance = view.unit_margin(unit.account, unit.position, positions)
         ratio = margin_ratio(mm, balance)
         pos = unit.position
-        if pos is not None and pos.auto_add and pos.leverage > 1 and ratio >= cfg.auto_add_ratio:
-            if self._auto_add_margin(pos):
-                mm, balance = self._unit_margin(unit, positions)
-                ratio = margin_ratio(mm, balance)
+        if not after_auto_add and pos is not None and pos.auto_add and pos.leverage > 1 \
+                and ratio >= cfg.auto_add_ratio:
+            acct = view.ledger.accounts[pos.account]
+            amount = min(initial_margin(pos.notional(view.mark_of(pos)), pos.leverage), view.available(acct))
+            if amount > 0:
+                return [Verdict(AUTO_ADD, unit, (pos,), amount=amount)]
+        verdicts = []
         if ratio >= SCALE:
             if unit.level < 2:
-                self._margin_call(unit, positions, ratio, "MARGIN_CALL")
-            self._liquidate(unit, positions)
-            return
+                verdicts.append(self._margin_call(CALL, unit, positions, ratio, view, now))
+                unit.level = 2  # called: a partial liquidation that leaves it above 80% calls no second time
+            verdicts.append(Verdict(LIQUIDATE, unit, tuple(positions)))
+            return verdicts
         call, warn, hyst = cfg.margin_call_ratio, cfg.warning_ratio, cfg.margin_call_hysteresis
         if ratio >= call and unit.level < 2:
-            self._margin_call(unit, positions, ratio, "MARGIN_CALL")
+            verdicts.append(self._margin_call(CALL, unit, positions, ratio, view, now))
             unit.level = 2
         elif warn and ratio >= warn and unit.level < 1:
-            self._margin_call(unit, positions, ratio, "WARNING")
+            verdicts.append(self._margin_call(WARN, unit, positions, ratio, view, now))
             unit.level = 1
         if unit.level == 2 and ratio < call - hyst:
             unit.level = 1 if warn and ratio >= warn else 0
         if unit.level == 1 and ratio < warn - hyst:
             unit.level = 0
-        self._register(unit, positions, ratio)
+        self._register(unit, positions, ratio, view)
+        return verdicts
 
-    def _drop_unit(self: "Exchange", unit: RiskUnit) -> None:
+    def _drop_unit(self, unit: RiskUnit) -> None:
         self.units.pop(unit.id, None)
-        self.held_units.discard(unit.id)
+        self.held.discard(unit.id)
         if unit.position is not None:
-            unit.position.unit = None
-        else:
-            acct = self.accounts.get(unit.account)
-            if acct is not None and acct.unit is unit:
-                acct.unit = None
+            if self.isolated_units.get(unit.position) is unit:
+                del self.isolated_units[unit.position]
+        elif self.cross_units.get(unit.account) is unit:
+            del self.cross_units[unit.account]
 
-    def _margin_call(self: "Exchange", unit: RiskUnit, positions: list[Position], ratio: int, level: str) -> None:
-        acct = self.accounts[unit.account]
+    def _margin_call(self, kind: str, unit: RiskUnit, positions: list[Position], ratio: int, view: RiskView,
+                     now: int) -> Verdict:
+        acct = view.ledger.accounts[unit.account]
         rows = []
         for pos in positions:
-            mark = self._mark_of(pos)
+            mark = view.mark_of(pos)
             rows.append(MarginCallPosition(
                 pos.symbol, pos.side, pos.qty, pos.isolated, pos.isolated_wallet, mark, pos.pnl(mark),
                 self.instruments[pos.symbol].maintenance_margin(pos.notional(mark))))
         symbol = unit.position.symbol if unit.position is not None else ""
-        self.out.append(MarginCall(self.now, acct.id, symbol, level, ratio, acct.cross_wallet, tuple(rows)))
-
-    def _auto_add_margin(self: "Exchange", pos: Position) -> bool:
-        """Move the position's IM (or what is available, if less) from the cross wallet into it."""
-        acct = self.accounts[pos.account]
-        amount = min(initial_margin(pos.notional(self._mark_of(pos)), pos.leverage), self._available(acct))
-        if amount <= 0:
-            return False
-        acct.cross_wallet -= amount
-        pos.isolated_wallet += amount
-        self.out.append(AutoAddMargin(self.now, acct.id, pos.symbol, pos.side, amount))
-        self.out.append(BalanceUpdate(self.now, acct.id, acct.cross_wallet, -amount, "AUTO_ADD_MARGIN"))
-        self.out.append(PositionUpdate(self.now, acct.id, pos.symbol, pos.side, pos.qty, pos.entry_price, True,
-                                       pos.isolated_wallet, pos.leverage, "AUTO_ADD_MARGIN"))
-        self._account_changed(acct)
-        return True
+        level = "MARGIN_CALL" if kind == CALL else "WARNING"
+        event = MarginCall(now, acct.id, symbol, level, ratio, acct.cross_wallet, tuple(rows))
+        return Verdict(kind, unit, tuple(positions), event=event)
 
     # ------------------------------------------------------------------ guards
 
-    def _next_threshold(self: "Exchange", unit: RiskUnit, ratio: int) -> int:
+    def _next_threshold(self, unit: RiskUnit, ratio: int) -> int:
         cfg = self.config
         candidates = [SCALE]
         if unit.level < 2:
@@ -241,7 +236,7 @@ class MarginMonitor:
         above = [c for c in candidates if c > ratio]
         return min(above) if above else SCALE
 
-    def _rearm_threshold(self: "Exchange", unit: RiskUnit) -> int:
+    def _rearm_threshold(self, unit: RiskUnit) -> int:
         cfg = self.config
         if unit.level == 2:
             return cfg.margin_call_ratio - cfg.margin_call_hysteresis
@@ -249,7 +244,7 @@ class MarginMonitor:
             return cfg.warning_ratio - cfg.margin_call_hysteresis
         return 0
 
-    def _register(self: "Exchange", unit: RiskUnit, positions: list[Position], ratio: int) -> None:
+    def _register(self, unit: RiskUnit, positions: list[Position], ratio: int, view: RiskView) -> None:
         theta = self._next_threshold(unit, ratio)
         symbols = sorted({p.symbol for p in positions})
         if len(symbols) == 1:
@@ -257,18 +252,21 @@ class MarginMonitor:
             inst = self.instruments[symbol]
             legs = [(p.qty, p.cost) for p in positions]
             wallet = unit.position.isolated_wallet if unit.position is not None \
-                else self.accounts[unit.account].cross_wallet
-            down = sum(p.qty for p in positions) > 0
-            price = threshold_price(inst, legs, wallet, theta, round_up=not down)
-            if price > 0:
-                self._add_guard(unit, symbol, down, price)
+                else view.ledger.accounts[unit.account].cross_wallet
+            mark = view.mark_of(positions[0])
+            # every crossing of θ nearest the mark, on both sides (a hedge book has two)
+            thresholds = [theta]
             rearm = self._rearm_threshold(unit)
             if rearm > 0:
-                price = threshold_price(inst, legs, wallet, rearm, round_up=down)
-                if price > 0:
-                    self._add_guard(unit, symbol, not down, price)
+                thresholds.append(rearm)
+            for level in thresholds:
+                below, above = threshold_crossings(inst, legs, wallet, level, mark)
+                if below > 0:
+                    self._add_guard(unit, symbol, True, below)
+                if above > 0:
+                    self._add_guard(unit, symbol, False, above)
             return
-        mm, balance = self._unit_margin(unit, positions)
+        mm, balance = view.unit_margin(unit.account, unit.position, positions)
         slack = theta * balance // SCALE - mm
         if slack <= 0:
             # the exact judgement just said otherwise (rounding): look again on the next tick
@@ -276,7 +274,7 @@ class MarginMonitor:
         budget = slack // len(symbols)
         for symbol in symbols:
             held = [p for p in positions if p.symbol == symbol]
-            mark = self.markets[symbol].mark
+            mark = view.mark(symbol)
             if not mark:
                 continue
             net = sum(p.qty for p in held)
@@ -288,8 +286,14 @@ class MarginMonitor:
                 self._add_guard(unit, symbol, True, mark - distance)
             if net <= 0:
                 self._add_guard(unit, symbol, False, min(mark + distance, 2 * mark))
+            elif gross * self.instruments[symbol].tiers[-1].mmr > theta * net:
+                # a hedge book long on balance: a rise can still consume the slack once its gross
+                # maintenance grows faster than its net gain (at the latest in a higher tier)
+                rate_up = gross * mmr_bound - theta * net
+                up = mark + budget * SCALE * SCALE // rate_up if rate_up > 0 else INF
+                self._add_guard(unit, symbol, False, min(up, 2 * mark))
 
-    def _add_guard(self: "Exchange", unit: RiskUnit, symbol: str, down: bool, price: int) -> None:
+    def _add_guard(self, unit: RiskUnit, symbol: str, down: bool, price: int) -> None:
         if down:
             if price <= 0:
                 return
@@ -304,7 +308,7 @@ class MarginMonitor:
                 self.guard_up_min[symbol] = price
         unit.guards.append((symbol, down, key))
 
-    def _unregister(self: "Exchange", unit: RiskUnit) -> None:
+    def _unregister(self, unit: RiskUnit) -> None:
         if not unit.guards:
             return
         touched = set()
@@ -315,17 +319,7 @@ class MarginMonitor:
         for symbol in touched:
             self._refresh_guard_cache(symbol)
 
-    def _release_held(self: "Exchange", symbol: str) -> None:
-        """A symbol's feed is fresh again: re-judge the units held while it was stale."""
-        for uid in sorted(self.held_units):
-            unit = self.units.get(uid)
-            if unit is None:
-                self.held_units.discard(uid)
-                continue
-            if any(p.symbol == symbol for p in self._unit_positions(unit)):
-                self.held_units.discard(uid)
-                self.dirty_units[uid] = unit
-        self._refresh_dirty()
-        mark = self.markets[symbol].mark
-        if mark:
-            self._monitor_mark(symbol, mark)
+    def _refresh_guard_cache(self, symbol: str) -> None:
+        down, up = self.guards_down[symbol], self.guards_up[symbol]
+        self.guard_down_max[symbol] = -down[0][0] if down else -1
+        self.guard_up_min[symbol] = up[0][0] if up else INF

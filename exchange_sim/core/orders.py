@@ -7,11 +7,13 @@ Checks that need account state (margin, reduce-only, position side) live in the 
 
 from __future__ import annotations
 
+from typing import Any
+
 from .fixed import SCALE, fmt_trim
 from .instruments import Instrument
 from .messages import (
     BOTH, BUY, CONDITIONAL_TYPES, CONTRACT_PRICE, FOK, GTC, GTX, IOC, LIMIT, LONG, MARK_PRICE, MARKET,
-    ORDER_TYPES, SELL, SHORT, STOP, TAKE_PROFIT, TRAILING_STOP_MARKET, PlaceOrder,
+    ORDER_TYPES, SELL, SHORT, STOP, TAKE_PROFIT, TRAILING_STOP_MARKET, CommandRejected, PlaceOrder,
 )
 from .views import OrderView
 
@@ -213,3 +215,9 @@ def trigger_direction(order_type: str, side: str) -> int:
     if side == BUY:
         return 1 if stop_like else -1
     return -1 if stop_like else 1
+
+
+def rejected(cmd: Any, err: tuple[int, str]) -> CommandRejected:
+    """The venue's refusal of ``cmd`` (code and message); the command changes nothing."""
+    return CommandRejected(cmd.ts, getattr(cmd, "account", None), type(cmd).__name__, err[0], err[1],
+                           getattr(cmd, "client_order_id", ""), getattr(cmd, "symbol", ""))

@@ -3,7 +3,9 @@
     add_routes(app, node, admin_token="...", margin_call_ratio=0.8)
 
 Routes:
-- ``GET /``                          the page (static/index.html)
+- ``GET /``                          the page (static/index.html): the teacher's view, leaderboard
+- ``GET /trade``                     the students' trading page (static/trade.html): it talks only to
+  the Binance-compatible API, signing in the browser with the student's key and secret
 - ``GET /dashboard/static/{file}``   the page's own JS/CSS
 - ``GET /dashboard/vendor/lightweight-charts.js``  TradingView lightweight-charts, served from the
   npm package installed next to this module (never copied into the repository)
@@ -13,7 +15,8 @@ Routes:
 - ``POST /dashboard/api/shock``      ``{"symbol", "percent", "seconds", "steps"}``: move the mark
   (and last price) by N% over M seconds; admin token required (``Authorization: Bearer``)
 - ``POST /dashboard/api/reset``      ``{"accounts": [ids]}``: reset accounts (to their deposit)
-- ``POST /dashboard/api/lesson``     ``{"name", "step_seconds"}``: play a scripted lesson (manual feed)
+- ``POST /dashboard/api/lesson``     ``{"name", "step_seconds"}``: play a scripted lesson (on the lesson
+  instruments, e.g. ``LESSONBTCUSDT``, unless the feed is manual: a live market is never moved)
 
 The hub subscribes to the node's fan-out: a slow page never slows the core (the node drops
 for a full subscriber queue, and the hub then just sends the newest document).
@@ -56,8 +59,11 @@ class DashboardHub:
 
     def __init__(self, node: Any, *, admin_token: str | None = None, margin_call_ratio: float = 0.8,
                  warning_ratio: float = 0.6, push_interval: float = 0.25, chart_js: str | None = None,
-                 shock_moves_book: bool = False, lessons: bool = False) -> None:
+                 shock_moves_book: bool = False, lessons: bool = False, feed: str = "manual",
+                 clock: Any = None) -> None:
         self.node = node
+        self.feed = feed
+        self.clock = clock or (lambda: int(time.time() * 1000))
         self.lessons_allowed = lessons
         self.shock_moves_book = shock_moves_book
         self.admin_token = admin_token
@@ -111,7 +117,7 @@ class DashboardHub:
             self._dirty.set()
 
     def document(self, history_tail: int | None = None) -> dict[str, Any]:
-        return self.state.snapshot(self.node.exchange, history_tail)
+        return self.state.snapshot(self.node.exchange, history_tail) | {"feed": self.feed, "now": self.clock()}
 
     async def _push(self) -> None:
         while True:
@@ -133,6 +139,9 @@ class DashboardHub:
 
     async def page(self, _request: web.Request) -> web.StreamResponse:
         return web.Response(text=_static_text("index.html"), content_type="text/html", charset="utf-8")
+
+    async def trade_page(self, _request: web.Request) -> web.StreamResponse:
+        return web.Response(text=_static_text("trade.html"), content_type="text/html", charset="utf-8")
 
     async def static(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
@@ -225,7 +234,7 @@ class DashboardHub:
         for i, price in enumerate(prices):
             if i and pause > 0:
                 await asyncio.sleep(pause)
-            ts = int(time.time() * 1000)
+            ts = self.clock()
             if self.shock_moves_book:
                 market = self.node.exchange.market(symbol)
                 depth = max(market.best_bid_qty, market.best_ask_qty, to_fixed("1000"))
@@ -240,6 +249,7 @@ class DashboardHub:
         """Play a scripted lesson into this simulator for the class to watch (manual feed only)."""
         from exchange_sim.lessons import LESSONS, lesson_scenario
         from exchange_sim.lessons.live import play_on_node
+        from exchange_sim.lessons.scenario import on_lesson_symbols
 
         self._authorized(request)
         body = await _json_body(request)
@@ -247,12 +257,19 @@ class DashboardHub:
         if name not in LESSONS:
             raise _error(400, f"lesson {name!r} unknown; one of {', '.join(LESSONS)}")
         if not self.lessons_allowed:
-            raise _error(409, "lessons replace the market's books: start the simulator with --feed manual")
+            raise _error(409, "lessons are disabled on this simulator (start it with --feed manual)")
         step_seconds = _number(body.get("step_seconds", 1.0))
         if step_seconds is None or not 0 <= step_seconds <= 60:
             raise _error(400, "step_seconds must be between 0 and 60")
         scenario = lesson_scenario(name)
-        task = asyncio.get_running_loop().create_task(play_on_node(scenario, self.node, step_seconds=step_seconds))
+        if self.feed != "manual":
+            scenario = on_lesson_symbols(scenario)
+            missing = [s for s in scenario.start_prices if s not in self.node.exchange.instruments]
+            if missing:
+                raise _error(409, f"this session has no lesson instrument {missing[0]}: a lesson would move "
+                                  "the live market; restart with --fresh (a new session has them) or --feed manual")
+        task = asyncio.get_running_loop().create_task(play_on_node(scenario, self.node, step_seconds=step_seconds,
+                                                                   now_ms=self.clock))
         self._shocks.add(task)
         task.add_done_callback(self._shocks.discard)
         return web.json_response({"lesson": name, "steps": len(scenario.path), "step_seconds": step_seconds})
@@ -272,7 +289,7 @@ class DashboardHub:
                                   'e.g. {"deposit": "1000"}') from None
         results = []
         for aid in ids:
-            events = await self.node.submit(m.ResetAccount(ts=int(time.time() * 1000), account=aid, deposit=deposit))
+            events = await self.node.submit(m.ResetAccount(ts=self.clock(), account=aid, deposit=deposit))
             rejected = [e for e in events if isinstance(e, m.CommandRejected)]
             results.append({"account": aid, "ok": not rejected, **({"msg": rejected[0].msg} if rejected else {})})
         return web.json_response({"results": results})
@@ -330,18 +347,20 @@ def _static_text(name: str) -> str:
 def add_routes(app: web.Application, node: Any, *, admin_token: str | None = None, margin_call_ratio: float = 0.8,
                warning_ratio: float = 0.6, chart_js: str | None = None,
                push_interval: float = 0.25, shock_moves_book: bool = False,
-               lessons: bool = False) -> DashboardHub:
+               lessons: bool = False, feed: str = "manual", clock: Any = None) -> DashboardHub:
     """Install the dashboard into ``app`` (before it starts); returns its hub.
 
     ``shock_moves_book``: set it when no live feed maintains the book (``manual``, ``synthetic``);
-    ``lessons``: allow playing scripted lessons from the page (``manual`` feed only).
+    ``lessons``: allow playing scripted lessons from the page; ``feed``: the feed's kind (a lesson
+    on anything but ``manual`` plays on the lesson instruments); ``clock``: the session clock (ms).
     """
     hub = DashboardHub(node, admin_token=admin_token, margin_call_ratio=margin_call_ratio,
                        warning_ratio=warning_ratio, chart_js=chart_js, push_interval=push_interval,
-                       shock_moves_book=shock_moves_book, lessons=lessons)
+                       shock_moves_book=shock_moves_book, lessons=lessons, feed=feed, clock=clock)
     app[HUB_KEY] = hub
     app.router.add_get("/", hub.page)
     app.router.add_get("/dashboard", hub.page)
+    app.router.add_get("/trade", hub.trade_page)
     app.router.add_get("/dashboard/static/{name}", hub.static)
     app.router.add_get("/dashboard/vendor/lightweight-charts.js", hub.chart_library)
     app.router.add_get("/dashboard/state", hub.state_json)

@@ -3,7 +3,9 @@
 ``DashboardState`` follows the node's fan-out (``observe(msg, events)``): it keeps a short price
 history per symbol (mark and last, one point per second of market time), a timeline of margin
 calls, liquidations, ADL and auto-add-margin, and which accounts were just liquidated (their gauge
-stays red until they open a new position or are reset). ``snapshot(exchange)`` turns the
+stays red until they open a new position or are reset). A margin call at or past 100% raised by
+the same input that liquidates the account is left out of the timeline: the liquidation is the
+event, the call is noise. ``snapshot(exchange)`` turns the
 exchange's views into the document the page renders; numbers are floats (display only).
 
 Margin-call level of a one-way position: the price P where MM(P) / equity(P) = r, with
@@ -63,6 +65,8 @@ class DashboardState:
     history: dict[str, deque] = field(default_factory=dict)  # symbol -> deque[[t_s, mark, last]]
     timeline: deque = field(default_factory=lambda: deque(maxlen=TIMELINE_ITEMS))
     liquidated: dict[int, dict[str, Any]] = field(default_factory=dict)  # account -> last liquidation
+    liquidations: dict[int, int] = field(default_factory=dict)  # account -> liquidations so far (leaderboard)
+    modes: dict[int, set[str]] = field(default_factory=dict)  # account -> margin modes it has traded in
     seq: int = 0  # bumps on every observed input: clients skip identical states
 
     def observe(self, msg: Any, events: list[Any]) -> None:
@@ -72,15 +76,21 @@ class DashboardState:
             self._sample(msg)
         elif isinstance(msg, m.ResetAccount):
             self.liquidated.pop(msg.account, None)
+        liquidated_now = {e.account for e in events if isinstance(e, m.Liquidation)}
         for e in events:
+            if isinstance(e, m.MarginCall) and e.account in liquidated_now and e.margin_ratio >= SCALE:
+                continue  # a call at or past 100% in the input that liquidates: the liquidation is the event
             item = self._timeline_item(e)
             if item is not None:
                 self.timeline.append(item)
             if isinstance(e, m.Liquidation):
                 self.liquidated[e.account] = {"ts": e.ts, "symbol": e.symbol, "price": num(e.price)}
-            elif (isinstance(e, m.PositionUpdate) and e.qty != 0 and e.account in self.liquidated
-                  and e.ts > self.liquidated[e.account]["ts"]):
-                self.liquidated.pop(e.account, None)
+                if not e.partial:
+                    self.liquidations[e.account] = self.liquidations.get(e.account, 0) + 1
+            elif isinstance(e, m.PositionUpdate) and e.qty != 0:
+                self.modes.setdefault(e.account, set()).add("isolated" if e.isolated else "cross")
+                if e.account in self.liquidated and e.ts > self.liquidated[e.account]["ts"]:
+                    self.liquidated.pop(e.account, None)
 
     def _sample(self, msg: m.MarkPrice | m.Trade) -> None:
         t = msg.ts // 1000
@@ -143,6 +153,11 @@ class DashboardState:
             "symbols": symbols,
             "accounts": accounts,
             "classes": self._classes(exchange, accounts),
+            "leaderboard": [{"id": a["id"], "name": a["name"], "equity": a["margin_balance"],
+                             "liquidations": self.liquidations.get(a["id"], 0),
+                             "mode": "/".join(sorted({p["mode"] for p in a["positions"]}
+                                                     or self.modes.get(a["id"], set()))) or "—",
+                             "open_positions": len(a["positions"])} for a in accounts],
             "timeline": list(self.timeline)[-100:],
             "insurance_fund": num(exchange.insurance_fund),
         }

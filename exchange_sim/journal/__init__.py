@@ -5,7 +5,7 @@
 """
 
 from .errors import JournalCorruptError, JournalError, JournalWriteError
-from .recovery import ReplayReport, compare_session, recover, replay_session
+from .recovery import ReplayReport, compare_session, rebuild, recover, replay_session
 from .store import Journal, JournalConfig, JournalStats
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "JournalStats",
     "JournalWriteError",
     "ReplayReport",
+    "rebuild",
     "compare_session",
     "recover",
     "replay_session",

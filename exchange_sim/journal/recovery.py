@@ -6,7 +6,8 @@
 ``recover`` restores the newest snapshot and applies every input stored after it, in order, to
 the restored core. The core is a pure function of its inputs, so the result is the state the
 crashed process had after its last stored input, exactly; inputs that were not stored were never
-applied nor acknowledged (the node journals before it applies). Events that the crash kept out
+applied nor acknowledged (the node journals before it applies). Inputs marked refused (the core
+raised on them live) are skipped, as the live node skipped them (``rebuild``). Events that the crash kept out
 of the event log are regenerated and written. ``genesis`` makes the exchange for a new file; its
 snapshot becomes snapshot 0, so the file alone is enough to replay the session later, with the
 same profile and configuration.
@@ -40,23 +41,37 @@ def _exchange_type(exchange_type: Any) -> Any:
     return Exchange
 
 
-def _restore_newest(journal: Journal, seqs: list[int], exchange_type: Any) -> tuple[Any, int]:
-    """The newest snapshot (of ``seqs``) that restores, and its seq; older ones if newer are bad."""
+def _restore_newest(journal: Journal, seqs: list[int], exchange_type: Any,
+                    genesis: Callable[[], Any] | None = None) -> tuple[Any, int]:
+    """The newest snapshot (of ``seqs``) that restores, and its seq; older ones if newer are bad.
+
+    When none restores but the journal still holds every input from the first one, and
+    ``genesis`` is given, the session is rebuilt from ``genesis()`` and the whole journal (snapshots
+    written by another core version are refused by ``Exchange.restore``).
+    """
     for seq in reversed(seqs):
         try:
             return exchange_type.restore(journal.snapshot_at(seq)), seq
         except JournalError:
             raise
         except Exception as exc:  # noqa: BLE001 - a snapshot the core cannot read: fall back to an older one
-            log.error("journal %s: snapshot after input %d cannot be restored (%r); trying an older one",
+            log.error("journal %s: snapshot after input %d cannot be restored (%s); trying an older one",
                       journal.path, seq, exc)
+    if genesis is not None and (not journal.last_seq or journal.first_input_seq() == 1):
+        log.warning("journal %s: no snapshot can be restored; replaying the whole journal from genesis",
+                    journal.path)
+        return genesis(), 0
     raise JournalCorruptError(f"journal {journal.path}: no snapshot can be restored")
 
 
 def _replay(journal: Journal, exchange: Any, after: int) -> Iterator[tuple[int, list[Any]]]:
-    """Apply every stored input after ``after`` to ``exchange``; yield (seq, events) per input."""
+    """Apply every stored input after ``after`` to ``exchange`` (refused ones skipped: the live core
+    was rebuilt without them); yield (seq, events) per input."""
+    refused = journal.refused_seqs(after)
     expected = after + 1
     for seq, msg in journal.inputs(after=after):
+        while expected in refused:
+            expected += 1
         if seq != expected:
             raise JournalCorruptError(f"journal {journal.path}: inputs {expected}..{seq - 1} are missing")
         try:
@@ -65,6 +80,8 @@ def _replay(journal: Journal, exchange: Any, after: int) -> Iterator[tuple[int, 
             raise JournalCorruptError(f"journal {journal.path}: replaying input {seq} ({type(msg).__name__}) "
                                       f"raised {exc!r}") from exc
         yield seq, events
+        expected += 1
+    while expected in refused:
         expected += 1
     if expected <= journal.last_seq:
         raise JournalCorruptError(f"journal {journal.path}: inputs {expected}..{journal.last_seq} are missing")
@@ -95,7 +112,7 @@ def recover(journal: Journal | str | os.PathLike[str], genesis: Callable[[], Any
         # events of inputs up to events_through are logged; if a snapshot lies beyond that (a file
         # written without record()), start from an older one so the missing events can be rebuilt
         usable = [s for s in seqs if s <= journal.events_through] or seqs
-        exchange, start = _restore_newest(journal, usable, _exchange_type(exchange_type))
+        exchange, start = _restore_newest(journal, usable, _exchange_type(exchange_type), genesis)
     replayed = 0
     for seq, events in _replay(journal, exchange, start):
         replayed += 1
@@ -106,6 +123,23 @@ def recover(journal: Journal | str | os.PathLike[str], genesis: Callable[[], Any
     log.info("journal %s: recovered from snapshot %d + %d inputs; next input %d",
              journal.path, start, replayed, journal.next_seq)
     return exchange, journal.next_seq
+
+
+def rebuild(journal: Journal, exchange_type: Any = None) -> Any:
+    """The exchange after every input appended so far except the refused ones (staged ones too).
+
+    What the live node does when ``apply`` raised: the core may be half-changed, so it is thrown
+    away and made again from the newest snapshot plus the inputs after it, exactly as a restart
+    would. The journal is bound to the new exchange. Events are not written again.
+    """
+    seqs = journal.snapshot_seqs()
+    if not seqs:
+        raise JournalCorruptError(f"journal {journal.path}: no snapshot to rebuild the exchange from")
+    exchange, start = _restore_newest(journal, seqs, _exchange_type(exchange_type))
+    replayed = sum(1 for _ in _replay(journal, exchange, start))
+    journal.bind(exchange)
+    log.warning("journal %s: exchange rebuilt from snapshot %d + %d inputs", journal.path, start, replayed)
+    return exchange
 
 
 def replay_session(db: Journal | str | os.PathLike[str], *, exchange_type: Any = None) -> Iterator[Any]:

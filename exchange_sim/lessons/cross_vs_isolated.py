@@ -60,6 +60,7 @@ def _outcome(run: ScenarioRun, label: str) -> tuple[str, str, str]:
 def build(*, with_venue_fees: bool = True) -> LessonReport:
     """Run the lesson offline and describe it (plus the venue-fee comparison run)."""
     run = run_scenario(scenario(fees_off=True))
+    venue = run_scenario(scenario(fees_off=False)) if with_venue_fees else None
     iso = next(p for p in run.opened if p.label == "isolated")
     cross = next(p for p in run.opened if p.label == "cross")
     iso_step = run.first_liquidation_step("isolated")
@@ -88,8 +89,12 @@ def build(*, with_venue_fees: bool = True) -> LessonReport:
     for label_row, fn in (("liquidated", _outcome),):
         iso_o, cross_o = fn(run, "isolated"), fn(run, "cross")
         rows.append((label_row, iso_o[0], cross_o[0]))
-        rows.append(("lost", iso_o[1], cross_o[1]))
-        rows.append(("wallet at the end", iso_o[2], cross_o[2]))
+        if venue is not None:  # the venue's numbers first, then the fee-free textbook ones
+            venue_iso, venue_cross = _outcome(venue, "isolated"), _outcome(venue, "cross")
+            rows.append(("lost on the venue (fees)", venue_iso[1], venue_cross[1]))
+            rows.append(("… wallet at the end (venue)", venue_iso[2], venue_cross[2]))
+        rows.append(("lost, lesson profile (no fees)", iso_o[1], cross_o[1]))
+        rows.append(("… wallet at the end (no fees)", iso_o[2], cross_o[2]))
 
     iso_liq = run.liquidations("isolated")
     cross_liq = run.liquidations("cross")
@@ -97,22 +102,29 @@ def build(*, with_venue_fees: bool = True) -> LessonReport:
         (f"Both accounts hold the same position: notional {usd(iso.qty * iso.entry_price // 10**8)}, "
          f"initial margin {usd(iso.initial_margin)}, maintenance {usd(iso.maintenance_margin)}."),
     ]
-    if iso_liq:
+    if iso_liq and venue is not None:
+        story.append(f"At {price_text(iso_liq[0].price)} the isolated position is liquidated: on the venue it loses "
+                     f"{_outcome(venue, 'isolated')[1]}, its whole margin (the clearance fee takes what the liquidation "
+                     f"leaves; {_outcome(run, 'isolated')[1]} on the fee-free lesson profile), and the rest of the "
+                     "wallet is untouched.")
+    elif iso_liq:
         story.append(f"At {price_text(iso_liq[0].price)} the isolated position is liquidated: it loses "
-                     f"{_outcome(run, 'isolated')[1]} and the other {_outcome(run, 'isolated')[2]} of the wallet is untouched.")
+                     f"{_outcome(run, 'isolated')[1]} (lesson profile, no fees) and the other "
+                     f"{_outcome(run, 'isolated')[2]} of the wallet is untouched.")
     if iso_step is not None:
         story.append(f"The same move leaves the cross account at equity {at(iso_step, 'cross')}, far above its "
                      f"{usd(cross.maintenance_margin)} maintenance: its position stays open.")
     if cross_liq:
+        lost = (f"{_outcome(venue, 'cross')[1]} on the venue ({_outcome(run, 'cross')[1]} without fees)"
+                if venue is not None else _outcome(run, "cross")[1])
         story.append(f"The fall goes on; at {price_text(cross_liq[0].price)} the cross account is liquidated and "
-                     f"loses {_outcome(run, 'cross')[1]}: everything but the maintenance margin was at risk.")
+                     f"loses {lost}: the whole wallet was at risk.")
     facts: dict[str, object] = {"isolated_step": iso_step, "cross_step": cross_step,
                                 "isolated_final": run.final_wallet("isolated"),
                                 "cross_final": run.final_wallet("cross")}
     notes = [("Lesson profile: BTCUSDT with trading fees and the liquidation clearance fee set to 0, to reproduce "
               "the plain numbers of margin-rules.md example E (fees are ignored there).")]
-    if with_venue_fees:
-        venue = run_scenario(scenario(fees_off=False))
+    if venue is not None:
         facts["venue_isolated_final"] = venue.final_wallet("isolated")
         facts["venue_cross_final"] = venue.final_wallet("cross")
         facts["venue_run"] = venue

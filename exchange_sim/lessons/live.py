@@ -1,120 +1,38 @@
 """Play a lesson on a running simulator, so a class watches it on the dashboard.
 
-    client = AdminClient("http://127.0.0.1:8765", token)
-    play_live(lesson_scenario("cross-vs-isolated"), client, step_seconds=1.0)
+    played = play_live(lesson_scenario("cross-vs-isolated"), SimClient(url, token), step_seconds=1.0)
 
-Uses only the stable contracts: the admin API (``POST /sim/v1/accounts``, ``POST /sim/v1/market``)
-to create a class (a parent account and one sub-account per lesson account) and to move the
-market, and the Binance-compatible REST API with each account's own key (signed as the venue
-signs: HMAC-SHA256 of the query) to set margin type and leverage and to open the positions.
-Best run with ``exchange-sim run --feed manual``: on top of a live feed the next real mark
-overrides the lesson's path.
-
-``AdminClient`` is also what ``exchange-sim accounts ...`` uses. Standard library HTTP only.
+A live lesson never moves the live market: it plays on the simulator's lesson instruments
+(``LESSONBTCUSDT``, ``LESSONETHUSDT``: clones of the real symbols that no feed touches), and a
+simulator without them is refused unless its feed is ``manual`` (then nothing else moves the
+real symbols). It uses only the stable contracts: the admin API (``POST /sim/v1/accounts``,
+``POST /sim/v1/market``) to create the lesson's accounts and move the lesson's market, and the
+Binance-compatible REST API with each account's own key (``exchange_sim.client``) to set margin
+type and leverage and to open the positions. At the end it closes the lesson's positions
+(``reset``; ``keep=True`` leaves them for the class to look at); it creates no parent account.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .scenario import Scenario
+from exchange_sim.client import Credentials, SimApiError, SimClient
+
+from .scenario import LessonError, Scenario, on_lesson_symbols
 
 DEEP_QTY = "1000000"
-
-
-class AdminApiError(Exception):
-    """The simulator refused a request or could not be reached; the message says which and why."""
+AdminApiError = SimApiError  # the name the dashboard's lesson player raises
 
 
 @dataclass(frozen=True, slots=True)
-class Credentials:
-    account: int
-    api_key: str
-    api_secret: str
+class Played:
+    """What a live lesson left: its accounts by label and the symbols it played on."""
 
-
-class AdminClient:
-    """A tiny synchronous client of the simulator's admin API and signed Binance REST API."""
-
-    def __init__(self, base_url: str, admin_token: str | None, *, timeout: float = 10.0) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.admin_token = admin_token
-        self.timeout = timeout
-
-    # ------------------------------------------------------------------ transport
-
-    def _request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:
-        data = None if body is None else json.dumps(body).encode()
-        hdrs = {"Accept": "application/json", **(headers or {})}
-        if data is not None:
-            hdrs["Content-Type"] = "application/json"
-        req = urllib.request.Request(self.base_url + path, data=data, method=method, headers=hdrs)
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as res:
-                text = res.read().decode("utf-8")
-        except urllib.error.HTTPError as exc:
-            detail = exc.read().decode("utf-8", "replace")
-            try:
-                parsed = json.loads(detail)
-                detail = parsed.get("msg") or parsed.get("error") or detail
-                code = parsed.get("code")
-                if code is not None:
-                    detail = f"{code} {detail}"
-            except (ValueError, AttributeError):
-                pass
-            raise AdminApiError(f"{method} {path}: HTTP {exc.code}: {detail}") from None
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise AdminApiError(f"cannot reach the simulator at {self.base_url} ({reason}); "
-                                "is `exchange-sim run` running?") from None
-        return json.loads(text) if text else None
-
-    def admin(self, method: str, path: str, body: Any = None) -> Any:
-        if not self.admin_token:
-            raise AdminApiError("an admin token is needed: pass --admin-token or set EXSIM_ADMIN_TOKEN "
-                                "(the server prints its token at start)")
-        return self._request(method, path, body, {"Authorization": f"Bearer {self.admin_token}"})
-
-    def signed(self, creds: Credentials, method: str, path: str, params: dict[str, Any]) -> Any:
-        """A venue-signed request with ``creds`` (parameters in the query string)."""
-        query = dict(params, timestamp=int(time.time() * 1000), recvWindow=10_000)
-        text = urllib.parse.urlencode(query)
-        signature = hmac.new(creds.api_secret.encode(), text.encode(), hashlib.sha256).hexdigest()
-        return self._request(method, f"{path}?{text}&signature={signature}", None,
-                             {"X-MBX-APIKEY": creds.api_key})
-
-    # ------------------------------------------------------------------ admin contract
-
-    def create_account(self, name: str, deposit: str = "0", parent: int | None = None) -> Credentials:
-        body: dict[str, Any] = {"name": name, "deposit": deposit}
-        if parent is not None:
-            body["parent"] = parent
-        out = self.admin("POST", "/sim/v1/accounts", body)
-        return Credentials(int(out["accountId"]), str(out["apiKey"]), str(out["apiSecret"]))
-
-    def accounts(self) -> Any:
-        return self.admin("GET", "/sim/v1/accounts")
-
-    def account(self, account: int) -> Any:
-        return self.admin("GET", f"/sim/v1/accounts/{account}")
-
-    def deposit(self, account: int, amount: str) -> Any:
-        return self.admin("POST", f"/sim/v1/accounts/{account}/deposit", {"amount": amount})
-
-    def reset(self, account: int) -> Any:
-        return self.admin("POST", f"/sim/v1/accounts/{account}/reset", {})
-
-    def market(self, events: list[dict[str, Any]]) -> Any:
-        return self.admin("POST", "/sim/v1/market", {"events": events})
+    accounts: dict[str, Credentials]
+    symbols: tuple[str, ...]
 
 
 def _book(symbol: str, bid: str, ask: str) -> dict[str, Any]:
@@ -127,13 +45,30 @@ def _plus_tick(price: str, tick: str) -> str:
     return str(Decimal(price) + Decimal(tick))
 
 
-def play_live(scenario: Scenario, client: AdminClient, *, step_seconds: float = 1.0,
-              on_step: Callable[[int, dict[str, str]], None] | None = None,
-              sleep: Callable[[float], None] = time.sleep) -> dict[str, Credentials]:
-    """Create the lesson's class on the server, open its positions, then play the path."""
-    from exchange_sim.profiles import profile_data
+def live_scenario(scenario: Scenario, client: SimClient) -> tuple[Scenario, dict[str, str]]:
+    """The scenario on the server's lesson instruments (or its real symbols on a manual feed), and ticks."""
+    info = client.public("/fapi/v1/exchangeInfo")
+    ticks = {s["symbol"]: next(f["tickSize"] for f in s["filters"] if f["filterType"] == "PRICE_FILTER")
+             for s in info["symbols"]}
+    cloned = on_lesson_symbols(scenario)
+    if all(s in ticks for s in cloned.start_prices):
+        return cloned, ticks
+    try:
+        feed = (client.dashboard_state() or {}).get("feed")
+    except SimApiError:  # no dashboard: the feed is unknown, so it may be live
+        feed = None
+    if feed == "manual":
+        return scenario, ticks
+    raise LessonError(f"{client.base_url} has no lesson instruments ({', '.join(cloned.start_prices)}) and its feed "
+                      f"is {feed or 'unknown'}: the lesson would move the live market; restart it with --fresh "
+                      "(a new session has them) or with --feed manual")
 
-    ticks = {s: str(d["tick_size"]) for s, d in profile_data()["symbols"].items()}
+
+def play_live(scenario: Scenario, client: SimClient, *, step_seconds: float = 1.0, keep: bool = False,
+              on_step: Callable[[int, dict[str, str]], None] | None = None,
+              sleep: Callable[[float], None] = time.sleep) -> Played:
+    """Create the lesson's accounts on the server, open their positions, play the path, clean up."""
+    scenario, ticks = live_scenario(scenario, client)
     sells = {pp.symbol for a in scenario.accounts for pp in a.positions if pp.side == "SELL"}
     start = []
     for symbol, price in sorted(scenario.start_prices.items()):
@@ -143,13 +78,11 @@ def play_live(scenario: Scenario, client: AdminClient, *, step_seconds: float = 
         else:
             start.append(_book(symbol, _plus_tick(price, "-" + tick), price))
         start.append({"type": "mark", "symbol": symbol, "price": price})
-    client.market(start)
+    client.market(start, force=True)  # the lesson sets its own market, wherever the session was
 
-    stamp = time.strftime("%H%M%S")
-    parent = client.create_account(f"lesson {scenario.name} {stamp}", "0")
     creds: dict[str, Credentials] = {}
     for plan in scenario.accounts:
-        c = client.create_account(f"{plan.label}", plan.deposit, parent.account)
+        c = client.create_account(plan.label, plan.deposit)
         creds[plan.label] = c
         for pos in plan.positions:
             if pos.isolated:
@@ -164,10 +97,13 @@ def play_live(scenario: Scenario, client: AdminClient, *, step_seconds: float = 
             events.append(_book(symbol, price, _plus_tick(price, ticks[symbol])))
             events.append({"type": "mark", "symbol": symbol, "price": price})
             events.append({"type": "trade", "symbol": symbol, "price": price, "qty": "0.001", "side": "SELL"})
-        client.market(events)
+        client.market(events, force=True)  # a scripted move, however steep, is deliberate
         if on_step is not None:
             on_step(step, prices)
-    return creds
+    if not keep:
+        for c in creds.values():
+            client.reset(c.account)
+    return Played(creds, tuple(sorted(scenario.start_prices)))
 
 
 async def play_on_node(scenario: Scenario, node: Any, *, step_seconds: float = 1.0,
@@ -175,10 +111,10 @@ async def play_on_node(scenario: Scenario, node: Any, *, step_seconds: float = 1
                        pause: Callable[[float], Awaitable[Any]] | None = None) -> dict[str, int]:
     """Play ``scenario`` straight into a running node (the dashboard's "play lesson" button).
 
-    Creates a class (parent account + one sub-account per lesson account, keys generated here,
-    outside the core), opens the positions against a one-level book at the start prices, then
-    moves book, last price and mark along the path, ``step_seconds`` apart. Only for a simulator
-    without a live feed (``--feed manual``): it replaces the books. Returns {label: account id}.
+    Creates one account per lesson account (keys generated here, outside the core), opens the
+    positions against a one-level book at the start prices, then moves book, last price and mark
+    along the path, ``step_seconds`` apart. It replaces the books of the scenario's symbols: give
+    it the lesson instruments (``on_lesson_symbols``) unless the feed is manual. Returns {label: id}.
     """
     import asyncio
     import secrets
@@ -212,10 +148,9 @@ async def play_on_node(scenario: Scenario, node: Any, *, step_seconds: float = 1
         await node.submit(m.BookSnapshot(ts=clock(), symbol=symbol, bids=bids, asks=asks,
                                          update_id=node.exchange.market(symbol).book_update_id + 1))
         await node.submit(m.MarkPrice(ts=clock(), symbol=symbol, mark=p))
-    parent = await new_account(f"lesson {scenario.name} {time.strftime('%H:%M:%S')}", "0", None)
     ids: dict[str, int] = {}
     for plan in scenario.accounts:
-        aid = ids[plan.label] = await new_account(plan.label, plan.deposit, parent)
+        aid = ids[plan.label] = await new_account(plan.label, plan.deposit, None)
         for pos in plan.positions:
             if pos.isolated:
                 await command(m.SetMarginType(ts=clock(), account=aid, symbol=pos.symbol, isolated=True))

@@ -66,6 +66,37 @@ class Scenario:
     notes: tuple[str, ...] = ()
 
 
+LESSON_PREFIX = "LESSON"  # a live lesson trades LESSONBTCUSDT, a clone of BTCUSDT nobody else holds
+
+
+def lesson_symbol(symbol: str) -> str:
+    """The lesson instrument cloned from ``symbol``: ``BTCUSDT`` → ``LESSONBTCUSDT``."""
+    return symbol if symbol.startswith(LESSON_PREFIX) else LESSON_PREFIX + symbol
+
+
+def lesson_clones(instruments: dict[str, Instrument], symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT")
+                  ) -> dict[str, Instrument]:
+    """Clones of ``symbols`` (same tick, lot, fee and tier rules) under their lesson names.
+
+    A live lesson moves these books and marks as its script says while the real symbols keep
+    following their feed: the class's positions and the live market are never touched.
+    """
+    return {lesson_symbol(s): dataclasses.replace(instruments[s], symbol=lesson_symbol(s),
+                                                  base=LESSON_PREFIX + instruments[s].base)
+            for s in symbols if s in instruments}
+
+
+def on_lesson_symbols(scenario: Scenario) -> Scenario:
+    """The same lesson played on the lesson instruments instead of the real symbols."""
+    def rename(prices: dict[str, str]) -> dict[str, str]:
+        return {lesson_symbol(s): p for s, p in prices.items()}
+
+    accounts = tuple(dataclasses.replace(a, positions=tuple(dataclasses.replace(p, symbol=lesson_symbol(p.symbol))
+                                                            for p in a.positions)) for a in scenario.accounts)
+    return dataclasses.replace(scenario, accounts=accounts, start_prices=rename(scenario.start_prices),
+                               path=tuple(rename(step) for step in scenario.path))
+
+
 @dataclass(frozen=True, slots=True)
 class OpenPosition:
     """A position right after opening, as the core reports it (fixed-point ints)."""

@@ -16,22 +16,37 @@ code calling ``exchange.apply``. The consumer takes the inputs waiting in the qu
 2. applies it to the core;
 3. runs the synchronous listeners (``add_listener``): small in-process projections such as the
    journal's event log, the API's depth diff tracker and market statistics, which must see every
-   input in order and at once.
+   input in order and at once. A listener that sends anything outward (the market streams) only
+   stages it, and sends it from its commit hook.
 
 Then it commits the batch (``journal.flush()``: one fsync for every input of the batch, the
-group commit) and only then, for each input:
+group commit), calls every commit hook (``add_commit_hook``) with ``True`` (stored: send what
+you staged) or ``False`` (not stored: drop it), and only then, for each input:
 
 4. resolves the submitter's future with the events;
-5. fans ``(msg, events)`` out to every subscriber queue. A subscriber queue is bounded; when it
-   is full the item is dropped for that subscriber and counted (``dropped(q)``): a slow
-   websocket never blocks the core.
+5. fans ``(msg, events)`` out to every subscriber queue (user streams, MQTT, the dashboard). A
+   subscriber queue is bounded; when it is full the item is dropped for that subscriber and
+   counted (``dropped(q)``): a slow websocket never blocks the core.
 
 So nothing is acknowledged or published before it is stored. If the commit fails, no input of
 the batch is acknowledged or published, every submitter gets the error, and the node refuses all
 further input (``failure``): the core has applied inputs the journal does not hold, and only a
 restart (recovery from the journal) makes the two agree again.
+
+A core bug (``apply`` raises): the input is **refused**, not half-applied. ``apply`` may have
+changed part of the core before raising, so the node throws that core away: it marks the input
+refused in the journal (``journal.refuse(seq)``, committed with the batch) and rebuilds the core
+from the journal (``journal.rebuild()``: newest snapshot + every stored input except the
+refused ones, the very computation a restart's recovery does). Live state and recovered state
+are therefore equal by construction, and a client that retries gets its command applied once.
+The submitter gets ``InputRefused`` (the API answers −1000), the traceback goes to the log, the
+listeners never see the refused input, and the node keeps serving. Without a journal there is
+nothing to rebuild from: the input is refused the same way but the core keeps whatever the
+failed ``apply`` changed (logged as such); run with a journal where that matters.
+
 Reads of core state (``node.exchange.account_view(...)``) are safe from any coroutine of the
-same event loop: ``apply`` never yields, so a reader never sees half an input.
+same event loop: ``apply`` never yields, so a reader never sees half an input. Read the core
+through ``node.exchange`` each time, never keep the object: a rebuild replaces it.
 """
 
 from __future__ import annotations
@@ -44,6 +59,7 @@ from typing import Any, Protocol, Self
 log = logging.getLogger(__name__)
 
 Listener = Callable[[Any, list], None]
+CommitHook = Callable[[bool], None]
 
 
 class NodeError(Exception):
@@ -54,10 +70,18 @@ class NodeStopped(NodeError):
     """The node is not running (not started yet, or stopped): nothing was applied."""
 
 
+class InputRefused(NodeError):
+    """The core raised on this input (a bug): it was refused, nothing of it was kept."""
+
+
 class Journal(Protocol):
     def append(self, msg: Any) -> Any: ...
 
     def flush(self) -> Any: ...
+
+    def refuse(self, seq: int, reason: str) -> None: ...
+
+    def rebuild(self, exchange_type: Any) -> Any: ...
 
 
 class Core(Protocol):
@@ -80,9 +104,12 @@ class Node:
         self._task: asyncio.Task | None = None
         self._subscribers: dict[asyncio.Queue, int] = {}  # queue -> dropped count
         self._listeners: list[Listener] = []
+        self._commit_hooks: list[CommitHook] = []
         self._running = False
         self.applied = 0  # inputs applied since start
+        self.refused = 0  # inputs the core raised on (refused, core rebuilt) since start
         self.failure: str | None = None  # set when a batch could not be committed: input refused
+        self._refused_in_batch = False  # a refusal is staged in the journal: the batch must commit
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -159,6 +186,18 @@ class Node:
         if listener in self._listeners:
             self._listeners.remove(listener)
 
+    def add_commit_hook(self, hook: CommitHook) -> None:
+        """Call ``hook(stored)`` after each batch's commit, before its futures and subscribers.
+
+        ``stored`` is True when the batch is in the journal (send what the listeners staged for
+        it), False when the commit failed (drop it). Hooks must not await; errors are logged.
+        """
+        self._commit_hooks.append(hook)
+
+    def remove_commit_hook(self, hook: CommitHook) -> None:
+        if hook in self._commit_hooks:
+            self._commit_hooks.remove(hook)
+
     # ------------------------------------------------------------------ the consumer
 
     async def _consume(self) -> None:
@@ -182,16 +221,19 @@ class Node:
                 events = self._apply(msg, future)
                 if events is not None:
                     done.append((msg, events, future))
-            if not done:
+            if not done and not self._refused_in_batch:
                 continue
+            self._refused_in_batch = False
             try:
                 self._commit()
             except Exception as exc:  # noqa: BLE001 - the batch is not stored: acknowledge nothing
                 self.failure = f"journal commit failed: {exc}"
                 log.error("%s; refusing input until restart", self.failure)
+                self._after_commit(False)
                 for _, _, future in done:
                     _fail(future, exc)
                 continue
+            self._after_commit(True)
             for msg, events, future in done:
                 if future is not None and not future.done():
                     future.set_result(events)
@@ -208,9 +250,10 @@ class Node:
 
     def _apply(self, msg: Any, future: asyncio.Future | None) -> list | None:
         """Journal (staged) and apply one input and run the listeners; None if it was not applied."""
+        seq = None
         if self.journal is not None:
             try:
-                self.journal.append(msg)
+                seq = self.journal.append(msg)
             except Exception as exc:  # noqa: BLE001 - any journal failure: never apply unjournaled input
                 if future is not None and not future.done():
                     future.set_exception(exc)
@@ -219,9 +262,8 @@ class Node:
                 return None
         try:
             events = self.exchange.apply(msg)
-        except Exception as exc:  # a core bug: tell the submitter, keep the node alive
-            log.exception("exchange.apply raised for %s", type(msg).__name__)
-            _fail(future, exc)
+        except Exception as exc:  # noqa: BLE001 - a core bug: refuse the input, keep the node alive
+            self._refuse(msg, seq, exc, future)
             return None
         self.applied += 1
         for listener in tuple(self._listeners):
@@ -230,6 +272,32 @@ class Node:
             except Exception:  # a projection bug must not stop the core
                 log.exception("node listener %r failed", listener)
         return events
+
+    def _refuse(self, msg: Any, seq: int | None, exc: Exception, future: asyncio.Future | None) -> None:
+        """``apply`` raised on ``msg``: record it refused and rebuild the core without it (module doc)."""
+        name = type(msg).__name__
+        log.error("exchange.apply raised %s on input %s (%s): refused", type(exc).__name__, seq, name,
+                  exc_info=exc)
+        self.refused += 1
+        if self.journal is None:
+            log.error("no journal: the core keeps whatever the failed %s changed", name)
+        else:
+            self._refused_in_batch = True
+            try:
+                self.journal.refuse(seq, f"{type(exc).__name__} in exchange.apply")  # type: ignore[arg-type]
+                self.exchange = self.journal.rebuild(type(self.exchange))
+            except Exception as fault:  # noqa: BLE001 - cannot make live and journal agree: stop taking input
+                self.failure = f"could not rebuild the core after refusing input {seq}: {fault}"
+                log.error("%s; refusing input until restart", self.failure)
+        _fail(future, InputRefused(f"{name} refused: the simulator hit an internal error applying it; "
+                                   "nothing of it was kept"))
+
+    def _after_commit(self, stored: bool) -> None:
+        for hook in tuple(self._commit_hooks):
+            try:
+                hook(stored)
+            except Exception:  # a publisher bug must not stop the core
+                log.exception("node commit hook %r failed", hook)
 
     def _commit(self) -> None:
         if self.journal is not None:

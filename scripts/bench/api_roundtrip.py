@@ -1,7 +1,8 @@
 """API round trip (benchmarks issue, item 4). Prints one JSON line.
 
 The real ccxt async client (``ccxt.async_support.binanceusdm``, configured as docs/binance-api.md
-says) places resting limit orders on loopback against the running simulator, with 1 client and
+says) places resting limit orders on loopback against the running simulator (every 150 orders a
+client cancels its open ones, untimed: the venue allows 200 open orders per symbol and account), with 1 client and
 with 8 concurrent clients (8 accounts, one client each); p50/p99 latency of ``create_order`` as
 the bot sees it, and orders/s. The reference is ``aiohttp_stub.py``: a do-nothing server that
 only checks the signature and answers the same client with a valid order JSON, run the same way
@@ -20,6 +21,22 @@ together they show what the journal costs and where.
     EXSIM_BENCH_SMOKE=1 python scripts/bench/api_roundtrip.py
     python scripts/bench/api_roundtrip.py --profile DIR     # also pyinstrument the simulator (text reports)
     EXSIM_BENCH_REPEAT=5 python scripts/bench/api_roundtrip.py   # repeats per variant (default 3; smoke 1)
+    EXSIM_BENCH_SUSTAINED_S=60 EXSIM_BENCH_ONLY_SUSTAINED=1 python scripts/bench/api_roundtrip.py
+    EXSIM_BENCH_VARIANTS=sim,stub EXSIM_BENCH_SUSTAINED_S=0 python scripts/bench/api_roundtrip.py  # a subset
+
+Side by side (``side_by_side_*``; ``EXSIM_BENCH_SIDE_ROUNDS``, default 15 rounds of 200 orders,
+0 skips it): the stub, the simulator and the simulator without its journal (``sim_nojournal``)
+run at once, and one ccxt client takes turns on them round by round; the median of the per-round p50s and of the
+per-round sim/stub ratios. This is the fair 1-client comparison on a shared, loaded machine.
+
+Sustained load (``*_16c_<N>s_*``, after the repeats; ``EXSIM_BENCH_SUSTAINED_S``, default 60, smoke
+2, 0 skips it): 16 clients (16 accounts) place resting limit orders back to back for N seconds
+against the stub, the simulator as configured (``sim``) and the simulator with its snapshots taken
+inline on the event loop (``sim_inline_snapshot``, how it was before forked snapshots); p50, p99,
+**max** latency and how many took over 100 ms. The simulators run with a stall probe
+(``EXSIM_BENCH_STALL_PROBE``): every collector pass, journal call or event-loop block over 20 ms
+is logged, and those within the measured 16-client window are counted and the worst five
+reported (``*_worst_stalls``), naming what stalled.
 
 Internal: ``api_roundtrip.py serve-sim [--profile FILE] run ...`` is the launcher described above.
 Everything talks to 127.0.0.1 only; every loop is bounded; servers are stopped at the end.
@@ -29,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import secrets
@@ -64,7 +82,14 @@ def serve_sim(argv: list[str]) -> None:
     from exchange_sim.api.auth import RateLimits
 
     api.ApiConfig = functools.partial(api.ApiConfig, rate_limits=RateLimits(10**9, 10**9, 10**9))  # type: ignore[misc]
+    import exchange_sim.cli as cli
     from exchange_sim.cli import app
+
+    if os.environ.get("EXSIM_BENCH_INLINE_SNAPSHOT") == "1":  # the old way, for the comparison row
+        configured = cli.journal_config
+        cli.journal_config = lambda settings: dataclasses.replace(configured(settings), background_snapshot=False)
+    if os.environ.get("EXSIM_BENCH_STALL_PROBE") == "1":
+        install_stall_probe(float(os.environ.get("EXSIM_BENCH_STALL_MS", "20")) / 1000)
 
     profile_out = None
     if argv[:1] == ["--profile"]:
@@ -81,6 +106,70 @@ def serve_sim(argv: list[str]) -> None:
         if profiler is not None:
             profiler.stop()
             Path(profile_out).write_text(profiler.output_text(unicode=False, color=False, show_all=False))
+
+
+def install_stall_probe(threshold_s: float = 0.02) -> None:
+    """Log to stderr what holds the simulator's event loop for more than ``threshold_s``: collector
+    passes (``gc.callbacks``), journal snapshots and commits, and any other slow loop step (asyncio's
+    own slow-callback report, debug mode off: a ticker measures how late it wakes up)."""
+    import gc
+
+    from exchange_sim.journal import store
+
+    started: dict[int, float] = {}
+
+    def on_gc(phase: str, info: dict) -> None:
+        if phase == "start":
+            started[info["generation"]] = time.perf_counter()
+        else:
+            took = time.perf_counter() - started.pop(info["generation"], time.perf_counter())
+            if took > threshold_s:
+                print(f"{time.time():.3f} stall-probe gc gen{info['generation']} {took * 1000:.1f} ms", file=sys.stderr, flush=True)
+
+    gc.callbacks.append(on_gc)
+
+    def timed(cls: type, name: str) -> None:
+        inner = getattr(cls, name)
+
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return inner(self, *args, **kwargs)
+            finally:
+                took = time.perf_counter() - t0
+                if took > threshold_s:
+                    print(f"{time.time():.3f} stall-probe {cls.__name__}.{name} {took * 1000:.1f} ms", file=sys.stderr, flush=True)
+
+        setattr(cls, name, wrapper)
+
+    for name in ("record", "flush", "append", "save_snapshot"):
+        timed(store.Journal, name)
+    original_run = asyncio.run
+
+    period = min(0.005, max(0.001, threshold_s / 4))
+
+    async def ticker() -> None:
+        # a late wake-up with little CPU used by this process meanwhile was the machine (another
+        # process had the core); with CPU used, it was work of ours holding the loop
+        while True:
+            t0, c0 = time.perf_counter(), time.process_time()
+            await asyncio.sleep(period)
+            late = time.perf_counter() - t0 - period
+            if late > threshold_s:
+                cpu = time.process_time() - c0
+                print(f"{time.time():.3f} stall-probe loop blocked {late * 1000:.1f} ms "
+                      f"(this process used {cpu * 1000:.1f} ms CPU meanwhile)", file=sys.stderr, flush=True)
+
+    def run(main: Any, **kwargs: Any) -> Any:
+        async def with_ticker() -> Any:
+            task = asyncio.get_running_loop().create_task(ticker())
+            try:
+                return await main
+            finally:
+                task.cancel()
+        return original_run(with_ticker(), **kwargs)
+
+    asyncio.run = run  # type: ignore[assignment]
 
 
 # ----------------------------------------------------------------------------- processes
@@ -191,6 +280,19 @@ def client(base: str, key: str, secret: str) -> Any:
     return ccxt_async.binanceusdm(ccxt_config(base, key, secret))
 
 
+RESTING_CAP = 150  # below the venue's MAX_NUM_ORDERS (200 open orders per symbol and account)
+
+
+async def timed_order(c: Any, i: int) -> float:
+    """Seconds ``c``'s ``i``-th resting limit buy took; every RESTING_CAP orders first (untimed) it
+    cancels its open orders, so an account never reaches the venue's open-order limit."""
+    if i and i % RESTING_CAP == 0:
+        await c.cancel_all_orders(SYMBOL)
+    t0 = time.perf_counter()
+    await c.create_order(SYMBOL, "limit", "buy", 0.01, 59000 - (i % 100) * 0.1)
+    return time.perf_counter() - t0
+
+
 def pct(values: list[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, int(q * len(s)))]
@@ -209,17 +311,12 @@ async def load(base: str, creds: list[tuple[str, str]], per_client: int, warmup:
         nonlocal ready
         await c.load_markets()
         for i in range(warmup):
-            await c.create_order(SYMBOL, "limit", "buy", 0.01, 59000 - (i % 100) * 0.1)
+            await timed_order(c, i)
         ready += 1
         if ready == len(clients):
             go.set()
         await go.wait()
-        mine = []
-        for i in range(n):
-            price = 59000 - (i % 100) * 0.1
-            t0 = time.perf_counter()
-            await c.create_order(SYMBOL, "limit", "buy", 0.01, price)
-            mine.append(time.perf_counter() - t0)
+        mine = [await timed_order(c, warmup + i) for i in range(n)]
         latencies.extend(mine)
         tenth = max(1, n // 10)
         first.extend(mine[:tenth])
@@ -242,6 +339,107 @@ async def load(base: str, creds: list[tuple[str, str]], per_client: int, warmup:
             "orders_per_s": round(len(latencies) / wall),
             "first_tenth_p50_ms": round(1000 * statistics.median(first), 3),
             "last_tenth_p50_ms": round(1000 * statistics.median(last), 3)}
+
+
+async def sustained(base: str, creds: list[tuple[str, str]], seconds: float) -> dict[str, float]:
+    """Every client places resting limit buys back to back for ``seconds``; p50/p99/max latency."""
+    clients = [client(base, k, s) for k, s in creds]
+    latencies: list[float] = []
+
+    async def one(c: Any, end: float) -> None:
+        i = 0
+        while time.perf_counter() < end:
+            latencies.append(await timed_order(c, i))
+            i += 1
+
+    try:
+        await asyncio.gather(*(c.load_markets() for c in clients))
+        end = time.perf_counter() + seconds
+        await asyncio.gather(*(one(c, end) for c in clients))
+    finally:
+        await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
+    return {"p50_ms": round(1000 * statistics.median(latencies), 3), "p99_ms": round(1000 * pct(latencies, 0.99), 3),
+            "max_ms": round(1000 * max(latencies), 3), "over_100ms": sum(1 for v in latencies if v > 0.1),
+            "orders": len(latencies), "orders_per_s": round(len(latencies) / seconds)}
+
+
+async def side_by_side(workdir: Path, exchange_info: bytes, rounds: int, per_round: int) -> dict[str, Any]:
+    """One client, the stub and the simulators all running at once, taking turns every ``per_round``
+    orders for ``rounds`` rounds: a noisy minute on a shared machine hits them all alike. The
+    figure is the median over the rounds of each round's p50 (and of the per-round ratio)."""
+    stub_creds = [(secrets.token_hex(32), secrets.token_hex(32))]
+    names = ("stub", "sim", "sim_nojournal")
+    p50s: dict[str, list[float]] = {n: [] for n in names}
+    async with contextlib.AsyncExitStack() as stack:
+        stub = await stack.enter_async_context(stub_server(workdir, exchange_info, stub_creds))
+        servers: dict[str, tuple[ServerProcess, list[tuple[str, str]]]] = {"stub": (stub, stub_creds)}
+        for name, journal in (("sim", True), ("sim_nojournal", False)):
+            sim = await stack.enter_async_context(sim_process(workdir, f"side-{name}", journal=journal))
+            servers[name] = (sim, await sim_accounts(sim.url, 1))
+        clients = {n: client(srv.url, *creds[0]) for n, (srv, creds) in servers.items()}
+        try:
+            placed = dict.fromkeys(names, 0)
+            for name, c in clients.items():
+                await c.load_markets()
+                for _ in range(20):  # warm up
+                    await timed_order(c, placed[name])
+                    placed[name] += 1
+            for r in range(rounds):
+                for name in names[r % len(names):] + names[:r % len(names)]:
+                    lat = []
+                    for _ in range(per_round):
+                        lat.append(await timed_order(clients[name], placed[name]))
+                        placed[name] += 1
+                    p50s[name].append(statistics.median(lat))
+        finally:
+            await asyncio.gather(*(c.close() for c in clients.values()), return_exceptions=True)
+    out: dict[str, Any] = {"side_by_side_rounds": rounds, "side_by_side_orders_per_round": per_round}
+    for name in names:
+        out[f"side_by_side_{name}_1c_p50_ms"] = round(1000 * statistics.median(p50s[name]), 3)
+    for name in names[1:]:
+        ratios = [a / b for a, b in zip(p50s[name], p50s["stub"], strict=True)]
+        out[f"side_by_side_ratio_p50_1c_{name}_over_stub"] = round(statistics.median(ratios), 2)
+    return out
+
+
+def stall_ms(report: str) -> float:
+    """The duration in a stall-probe report (``"gc gen2 44.8 ms"``, ``"loop blocked 12.0 ms (...)"``)."""
+    return float(report.split(" ms")[0].split()[-1])
+
+
+def probe_lines(log: Path, start: float, end: float) -> list[str]:
+    """The stall probe's reports logged between ``start`` and ``end`` (wall time): the measured window."""
+    out = []
+    for line in log.read_text().splitlines():
+        stamp, sep, what = line.partition(" stall-probe ")
+        if sep and stamp.replace(".", "", 1).isdigit() and start <= float(stamp) <= end:
+            out.append(what)
+    return out
+
+
+SUSTAINED_VARIANTS = {"sim": {}, "sim_inline_snapshot": {"EXSIM_BENCH_INLINE_SNAPSHOT": "1"}}
+
+
+async def run_sustained(workdir: Path, seconds: float, exchange_info: bytes) -> dict[str, Any]:
+    """16 clients for ``seconds`` against the stub, the simulator, and the simulator snapshotting inline."""
+    out: dict[str, Any] = {}
+    stub_creds = [(secrets.token_hex(32), secrets.token_hex(32)) for _ in range(16)]
+    async with stub_server(workdir, exchange_info, stub_creds) as stub:
+        for k, v in (await sustained(stub.url, stub_creds, seconds)).items():
+            out[f"stub_16c_{seconds:g}s_{k}"] = v
+    for name, env in SUSTAINED_VARIANTS.items():
+        probe = {"EXSIM_BENCH_STALL_PROBE": "1"}
+        async with sim_process(workdir, f"sustained-{name}", env={**env, **probe}) as sim:
+            creds = await sim_accounts(sim.url, 16)
+            start = time.time()
+            for k, v in (await sustained(sim.url, creds, seconds)).items():
+                out[f"{name}_16c_{seconds:g}s_{k}"] = v
+            end = time.time()
+            log = sim.log
+        stalls = probe_lines(log, start, end)
+        out[f"{name}_16c_stalls_over_20ms"] = len(stalls)
+        out[f"{name}_16c_worst_stalls"] = sorted(stalls, key=stall_ms, reverse=True)[:5]
+    return out
 
 
 async def measure(server: ServerProcess, creds: list[tuple[str, str]], sizes: dict[str, int]) -> dict[str, dict]:
@@ -298,11 +496,22 @@ async def bench(profile_dir: Path | None) -> dict[str, Any]:
                     exchange_info = await resp.read()
         # the variants take turns (rotated each repeat) so a noisy minute on this shared box
         # does not land on one of them only; each figure is the median over the repeats
-        for rep in range(repeats):
-            order = VARIANTS[rep % len(VARIANTS):] + VARIANTS[:rep % len(VARIANTS)]
-            for name in order:
-                runs[name].append(await run_variant(name, workdir, rep, sizes, exchange_info, profile_dir))
+        chosen = tuple(v for v in os.environ.get("EXSIM_BENCH_VARIANTS", ",".join(VARIANTS)).split(",") if v)
+        if not os.environ.get("EXSIM_BENCH_ONLY_SUSTAINED"):
+            for rep in range(repeats):
+                order = chosen[rep % len(chosen):] + chosen[:rep % len(chosen)]
+                for name in order:
+                    runs[name].append(await run_variant(name, workdir, rep, sizes, exchange_info, profile_dir))
+        rounds = int(os.environ.get("EXSIM_BENCH_SIDE_ROUNDS", "2" if SMOKE else "15"))
+        if rounds > 0:
+            figures.update(await side_by_side(workdir, exchange_info, rounds, 30 if SMOKE else 200))
+        seconds = float(os.environ.get("EXSIM_BENCH_SUSTAINED_S", "2" if SMOKE else "60"))
+        if seconds > 0:
+            figures.update(await run_sustained(workdir, seconds, exchange_info))
+    if not runs["sim"]:
+        return figures
     results: dict[str, dict[str, dict[str, float]]] = {}
+    runs = {name: reps for name, reps in runs.items() if reps}
     for name, reps in runs.items():
         results[name] = {clients: {key: round(statistics.median(r[clients][key] for r in reps), 3)
                                    for key in reps[0][clients]} for clients in ("1c", "8c")}
@@ -311,6 +520,8 @@ async def bench(profile_dir: Path | None) -> dict[str, Any]:
                 figures[f"{name}_{clients}_{key}"] = value
     r = results["stub"]
     for name, short in (("sim", "sim"), ("sim_nojournal", "nojournal"), ("sim_journal_full", "journal_full")):
+        if name not in results:
+            continue
         v = results[name]
         figures[f"ratio_p50_1c_{short}_over_stub"] = round(v["1c"]["p50_ms"] / r["1c"]["p50_ms"], 2)
         figures[f"ratio_p99_1c_{short}_over_stub"] = round(v["1c"]["p99_ms"] / r["1c"]["p99_ms"], 2)

@@ -1,5 +1,7 @@
 """Margin-monitor scaling: per-tick cost with 1 .. 1,000,000 open positions, nothing triggering
-and 1% triggering; memory for the largest set. Prints one JSON line.
+and 1% triggering; memory for the largest set; and a walk of the mark through the positions'
+guards, timing the ticks that cross guards (they produce margin calls and liquidations)
+separately from those that do not. Prints one JSON line.
 
 Positions are isolated and cross mixed (every other account is isolated), 10 per account over
 10 symbols. The tick moves one symbol's mark; cost is the mean of many ticks on that symbol.
@@ -12,9 +14,11 @@ reports the largest size built with it.
 from __future__ import annotations
 
 import gc
+import math
 import random
 import sys
 import time
+from collections import Counter
 
 from _common import SMOKE, F, emit, exchange, rss_mb
 
@@ -23,7 +27,7 @@ from exchange_sim.core.messages import BookSnapshot, CreateAccount, MarkPrice, P
 SYMBOLS = 10
 
 
-def build(n_positions: int, seed: int = 7, history: int | None = 0):
+def build(n_positions: int, seed: int = 7, history: int | None = 0, leverages=(5, 10, 20, 50)):
     ex = exchange(SYMBOLS, warning_ratio=0, history_limit=history)
     syms = list(ex.instruments)[:SYMBOLS]
     rng = random.Random(seed)
@@ -44,7 +48,7 @@ def build(n_positions: int, seed: int = 7, history: int | None = 0):
                 break
             if isolated:
                 ex.apply(SetMarginType(ts, aid, sym, True))
-            lev = rng.choice((5, 10, 20, 50))
+            lev = rng.choice(leverages)
             ex.apply(SetLeverage(ts, aid, sym, lev))
             side = "BUY" if rng.random() < 0.5 else "SELL"
             qty = F("0.001") * rng.randint(2, 50)
@@ -66,19 +70,70 @@ def tick_cost(ex, sym, ts, ticks: int, lo: int, hi: int) -> float:
     return dt / ticks
 
 
-def trigger_cost(n_positions: int) -> tuple[float, int]:
-    """One tick that crosses ~1% of the positions' guards (margin calls or liquidations)."""
+def long_liquidation_prices(ex, sym: str) -> list[int]:
+    """The liquidation prices of every long in ``sym`` (public position views; setup, not timed)."""
+    return sorted((p.liquidation_price for aid in ex.account_ids() for p in ex.positions(aid, sym)
+                   if p.qty > 0 and p.liquidation_price > 0), reverse=True)
+
+
+def trigger_cost(n_positions: int) -> tuple[float, int, int]:
+    """One tick that crosses ~1% of the longs' liquidation prices: (seconds, events, liquidations)."""
     ex, syms, ts = build(n_positions, seed=11)
     sym = syms[0]
-    guards = sorted([-k[0] for k in ex.guards_down[sym]], reverse=True)
-    if not guards:
-        return 0.0, 0
+    prices = long_liquidation_prices(ex, sym)
+    if not prices:
+        return 0.0, 0, 0
     target = max(1, n_positions // 100)
-    idx = min(len(guards) - 1, target - 1)
-    price = guards[idx]
+    price = prices[min(len(prices) - 1, target - 1)]
     t0 = time.perf_counter()
     events = ex.apply(MarkPrice(ts + 1, sym, price))
-    return time.perf_counter() - t0, len(events)
+    return time.perf_counter() - t0, len(events), sum(type(e).__name__ == "Liquidation" for e in events)
+
+
+def guard_walk(n_positions: int, ticks: int) -> dict:
+    """Mark ticks p ← p·exp(N(−drift, 2·10⁻⁴)) walking 15% down through the guards of one symbol.
+
+    A tick that produces events crossed at least one unit's guard (margin call, liquidation or
+    re-judgement with news); its cost is reported apart from the quiet ticks'.
+    """
+    ex, syms, ts = build(n_positions, seed=13, leverages=range(5, 51))  # 46 distinct liquidation prices
+    sym = syms[0]
+    rng = random.Random(17)
+    drift = math.log(0.85) / ticks
+    p = 60_000.0
+    msgs = []
+    for i in range(ticks):
+        p *= math.exp(rng.gauss(drift, 2e-4))
+        msgs.append(MarkPrice(ts + 1 + i, sym, int(p * 10) * F("0.1")))
+    quiet = crossing = 0.0
+    n_quiet = n_crossing = 0
+    counts: Counter = Counter()
+    apply = ex.apply
+    clock = time.perf_counter
+    gc.disable()
+    for m in msgs:
+        t0 = clock()
+        events = apply(m)
+        dt = clock() - t0
+        if events:
+            crossing += dt
+            n_crossing += 1
+            for e in events:
+                counts[type(e).__name__] += 1
+        else:
+            quiet += dt
+            n_quiet += 1
+    gc.enable()
+    tag = f"{n_positions}"
+    return {
+        f"walk_ticks_{tag}": ticks,
+        f"walk_crossing_ticks_{tag}": n_crossing,
+        f"walk_crossing_us_per_tick_{tag}": round(crossing / max(1, n_crossing) * 1e6, 1),
+        f"walk_quiet_us_per_tick_{tag}": round(quiet / max(1, n_quiet) * 1e6, 2),
+        f"walk_liquidations_{tag}": counts["Liquidation"],
+        f"walk_margin_calls_{tag}": counts["MarginCall"],
+        f"walk_events_by_type_{tag}": dict(sorted(counts.items())),
+    }
 
 
 def main() -> None:
@@ -105,9 +160,11 @@ def main() -> None:
         del ex
         gc.collect()
     n_trig = 10_000 if SMOKE else 100_000
-    cost, events = trigger_cost(n_trig)
+    cost, events, liquidations = trigger_cost(n_trig)
     figures[f"one_pct_trigger_ms_per_tick_{n_trig}"] = round(cost * 1e3, 2)
     figures[f"one_pct_trigger_events_{n_trig}"] = events
+    figures[f"one_pct_trigger_liquidations_{n_trig}"] = liquidations
+    figures |= guard_walk(10_000 if SMOKE else 100_000, 5_000 if SMOKE else 20_000)
     base = figures["no_trigger_us_per_tick_1"]
     big = 10_000 if SMOKE else 100_000
     if f"no_trigger_us_per_tick_{big}" in figures and base:

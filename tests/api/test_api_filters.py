@@ -40,8 +40,8 @@ async def test_percent_price_band_around_the_mark(market, clients, sim):
     with pytest.raises(ccxt.ExchangeError, match="-4024"):  # a modification is held to the band too
         await ex.edit_order(low["id"], BTC, "limit", "buy", 0.01, 56000)
     assert (await ex.fetch_order(low["id"], BTC))["price"] == 57000
-    # the band moves with the mark
-    await sim.market([{"type": "mark", "symbol": "BTCUSDT", "price": "50000"}])
+    # the band moves with the mark (a deliberate 17% move: past the manual feed's bad-tick band)
+    await sim.market([{"type": "mark", "symbol": "BTCUSDT", "price": "50000"}], force=True)
     assert (await ex.create_order(BTC, "limit", "buy", 0.01, 48000))["status"] == "open"
 
 

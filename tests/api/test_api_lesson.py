@@ -113,9 +113,10 @@ async def test_cross_and_isolated_under_a_falling_mark(sim, clients):
         (cross_position,) = await clients.async_(cross).fetch_positions([BTC])
         assert cross_position["contracts"] == 0.02  # cross survives the same move
 
-        # the move continues: now the cross account is called and loses (almost) everything
+        # the move continues (a deliberate crash, past the bad-tick band): now the cross account is
+        # called and loses (almost) everything
         await sim.market([{"type": "book", "symbol": "BTCUSDT", "bids": [["9000", "5"]], "asks": [["9010", "5"]]},
-                          {"type": "mark", "symbol": "BTCUSDT", "price": "10075"}])
+                          {"type": "mark", "symbol": "BTCUSDT", "price": "10075"}], force=True)
         frames = await frames_until(cross_ws, "MARGIN_CALL")
         assert frames[-1]["cw"] == "999.40000000" and frames[-1]["p"][0]["mt"] == "CROSSED"
         await sim.market([{"type": "mark", "symbol": "BTCUSDT", "price": "10000"}])

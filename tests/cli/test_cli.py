@@ -61,7 +61,7 @@ def test_config_error_keeps_section_names_in_brackets(tmp_path):
 
 
 def test_run_hands_the_journal_keys_to_the_journal():
-    from exchange_sim.cli import journal_config
+    from exchange_sim.serve import journal_config
     from exchange_sim.config import parse_config
     from exchange_sim.journal import JournalConfig
 
@@ -69,9 +69,9 @@ def test_run_hands_the_journal_keys_to_the_journal():
                                          "compact_events": True}}, env={})
     assert journal_config(settings) == JournalConfig(snapshot_every=5, keep_snapshots=0, synchronous="NORMAL",
                                                      compact_events=True, group_commit=True,
-                                                     background_checkpoint=True)
+                                                     background_checkpoint=True, background_snapshot=True)
     # the node acknowledges a batch only after the journal committed it: group commit is on
-    assert journal_config(parse_config({}, env={})) == JournalConfig(group_commit=True, background_checkpoint=True)
+    assert journal_config(parse_config({}, env={})) == JournalConfig(group_commit=True, background_checkpoint=True, background_snapshot=True)
 
 
 def test_an_unusable_mqtt_setting_is_one_line_without_the_password(tmp_path):
@@ -186,12 +186,15 @@ async def test_lesson_plays_live_on_a_manual_server(tmp_path):
             headers = {"Authorization": f"Bearer {TOKEN}"}
             async with s.get(server.url + "/sim/v1/events?type=Liquidation", headers=headers) as r:
                 assert r.status == 200, await r.text()
-                body = json.dumps(await r.json())
+                body = await r.json()
             async with s.get(server.url + "/dashboard/state") as r:
                 doc = await r.json()
-        names = {a["name"]: a for a in doc["accounts"]}
-        assert names["isolated"]["liquidated"] and names["cross"]["liquidated"]
-        assert "BTCUSDT" in body
+        events = body["events"] if isinstance(body, dict) else body
+        names = {a["id"]: a for a in doc["accounts"]}
+        assert sorted(names[e["account"]]["name"] for e in events) == ["cross", "isolated"], events
+        assert "BTCUSDT" in json.dumps(events)
+        # it cleaned up: no parent account, no position left open
+        assert len(doc["accounts"]) == 2 and not any(a["positions"] for a in doc["accounts"])
 
 
 def test_record_a_synthetic_feed_then_replay_it(tmp_path):

@@ -7,7 +7,7 @@ import pytest
 from exchange_sim.core import bybit
 from exchange_sim.core.fixed import to_fixed as F
 from exchange_sim.core.margin import bankruptcy_price, liquidation_price, margin_ratio
-from exchange_sim.core.trading import Trading
+from exchange_sim.core.pretrade import order_cost
 from exchange_sim.profiles import load_profile
 from tests.support.core_helpers import money
 
@@ -91,8 +91,8 @@ def test_example_c_bybit(lev, lp, bp, cost):
 
 def test_example_d_binance_order_cost():
     q, price, mark = F("1"), F("60000"), F("59900")
-    assert money(Trading._order_cost(q, True, price, mark, 10)) == Decimal("6100")
-    assert money(Trading._order_cost(q, False, price, mark, 10)) == Decimal("6000")
+    assert money(order_cost(q, True, price, mark, 10)) == Decimal("6100")
+    assert money(order_cost(q, False, price, mark, 10)) == Decimal("6000")
 
 
 def test_tiers_cum_and_max_position():

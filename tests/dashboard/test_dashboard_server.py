@@ -180,11 +180,63 @@ async def test_play_a_lesson_from_the_dashboard():
         # (plus 6.25 taker fee), the cross account loses everything
         assert names["isolated"]["liquidated"] and names["isolated"]["wallet"] == pytest.approx(893.75)
         assert names["cross"]["liquidated"] and names["cross"]["wallet"] == 0
-        lesson_class = next(c for c in doc["classes"] if c["name"].startswith("lesson cross-vs-isolated"))
-        assert sorted(lesson_class["members"]) == sorted([names["isolated"]["id"], names["cross"]["id"]])
+        assert not any(c["name"].startswith("lesson") for c in doc["classes"])  # no empty parent account
         async with s.post(room.base_url + "/dashboard/api/lesson", headers=auth, json={"name": "nope"}) as res:
             assert res.status == 400
     async with classroom(lessons=False) as room, aiohttp.ClientSession() as s:
         async with s.post(room.base_url + "/dashboard/api/lesson", headers=auth,
                           json={"name": "leverage"}) as res:
             assert res.status == 409 and "--feed manual" in (await res.json())["error"]
+
+
+async def test_a_margin_call_past_100_percent_in_the_liquidating_input_is_not_logged():
+    from exchange_sim.core import messages as m
+
+    async with classroom() as room, aiohttp.ClientSession() as s:
+        events = await room.move("BTCUSDT", "49500")  # a gap straight through alice's 125x liquidation price
+        alice = room.ids["alice"]
+        core_calls = [e for e in events if isinstance(e, m.MarginCall) and e.account == alice]
+        assert core_calls and core_calls[0].margin_ratio >= SCALE  # the core says "margin call" too
+        assert any(isinstance(e, m.Liquidation) and e.account == alice for e in events)
+        for _ in range(100):  # bounded: the hub follows the node
+            doc = await get_json(s, room.base_url + "/dashboard/state")
+            mine = [t for t in doc["timeline"] if t["account"] == alice]
+            if any(t["kind"] == "LIQUIDATION" for t in mine):
+                break
+            await asyncio.sleep(0.02)
+        assert [t["kind"] for t in mine] == ["LIQUIDATION"], mine  # the liquidation is the event
+
+
+async def test_a_lesson_on_a_live_feed_plays_on_the_lesson_instruments_and_leaves_btcusdt_alone():
+    from aiohttp import web
+
+    from exchange_sim.config import load_config
+    from exchange_sim.core import messages as m
+    from exchange_sim.dashboard import make_app
+    from exchange_sim.runtime.node import Node
+    from exchange_sim.serve import new_exchange
+
+    node = Node(new_exchange(load_config(None, env={})))
+    await node.start()
+    await node.submit(m.MarkPrice(ts=1, symbol="BTCUSDT", mark=to_fixed("60000")))
+    runner = web.AppRunner(make_app(node, admin_token=TOKEN, lessons=True, feed="synthetic"), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    liquidated: list[str] = []
+    node.add_listener(lambda _msg, events: liquidated.extend(e.symbol for e in events if isinstance(e, m.Liquidation)))
+    try:
+        async with aiohttp.ClientSession() as s:
+            async with s.post(base + "/dashboard/api/lesson", headers={"Authorization": f"Bearer {TOKEN}"},
+                              json={"name": "cross-vs-isolated", "step_seconds": 0}) as res:
+                assert res.status == 200, await res.text()
+            for _ in range(300):  # bounded wait for the background lesson task
+                if len(liquidated) >= 2:
+                    break
+                await asyncio.sleep(0.02)
+        assert liquidated == ["LESSONBTCUSDT", "LESSONBTCUSDT"]
+        assert node.exchange.market("BTCUSDT").mark == to_fixed("60000")  # the live symbol never moved
+    finally:
+        await runner.cleanup()
+        await node.stop()

@@ -237,7 +237,8 @@ async def test_a_live_feed_recorded_replays_as_the_same_events(tmp_path):
 
 
 async def test_the_route_paths_are_configuration_and_a_refusal_is_one_line_naming_the_url(tmp_path):
-    from exchange_sim.cli import _open_feed_factory, build_instruments
+    from exchange_sim.serve import build_instruments
+    from exchange_sim.serve import feed_factory as _open_feed_factory
     from exchange_sim.config import ConfigError, parse_config
     from tests.cli.helpers import cli_command, cli_env
 

@@ -11,14 +11,10 @@ lists the same events with the same numbers; ``afterSeq`` and ``since`` reach ac
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import time
-import urllib.parse
-
 import aiohttp
 
 from exchange_sim.api import ApiConfig, ApiServer
+from exchange_sim.client import signed_query
 from exchange_sim.core.fixed import to_fixed
 from exchange_sim.core.messages import BookSnapshot, MarkPrice
 from exchange_sim.journal import Journal, recover
@@ -31,8 +27,7 @@ TOKEN = "journal-api-test-token"
 
 
 def signed(secret: str, params: dict) -> str:
-    query = urllib.parse.urlencode({**params, "timestamp": int(time.time() * 1000), "recvWindow": 60000})
-    return query + "&signature=" + hmac.new(secret.encode(), query.encode(), hashlib.sha256).hexdigest()
+    return signed_query(secret, params, recv_window=60000)
 
 
 async def test_write_failure_refuses_orders_through_the_api_and_keeps_what_was_acknowledged(tmp_path):

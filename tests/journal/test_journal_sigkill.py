@@ -4,7 +4,8 @@ Each trial runs ``tests.support.journal_writer`` (a real ``Node`` + ``Journal`` 
 process) over a seeded session, kills it with SIGKILL after a seeded random number of
 acknowledged inputs (twice), restarts it on the same file, and lets it finish. After every kill
 the recovered state and event log must equal an uninterrupted run over the stored inputs, every
-acknowledged input must be stored, and every acknowledged order must exist.
+acknowledged input must be stored, and every acknowledged order must exist. Odd trials take
+their snapshots in forked children (``JournalConfig(background_snapshot=True)``).
 ``EXSIM_NODE_CRASH_TRIALS`` sets the number of trials (default 10; the whole-server test,
 ``test_crash_recovery.py``, runs 20).
 """
@@ -30,11 +31,14 @@ N = 100
 SNAPSHOT_EVERY = 25
 
 
-def run_writer(db: Path, seed: int, kill_after: int | None, acked: dict[int, int]) -> bool:
-    """Run the writer; SIGKILL it after ``kill_after`` acks (None: let it finish). True if it finished."""
+def run_writer(db: Path, seed: int, kill_after: int | None, acked: dict[int, int], forked: bool = False) -> bool:
+    """Run the writer; SIGKILL it after ``kill_after`` acks (None: let it finish). True if it finished.
+
+    ``forked``: the writer's snapshots are taken by forked children (``background_snapshot``)."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, "-m", "tests.support.journal_writer", str(db), str(seed), str(N),
-                             str(SNAPSHOT_EVERY)], stdout=subprocess.PIPE, cwd=str(REPO), env=env, text=True)
+                             str(SNAPSHOT_EVERY)] + (["forked"] if forked else []),
+                            stdout=subprocess.PIPE, cwd=str(REPO), env=env, text=True)
     finished = False
     try:
         assert proc.stdout is not None
@@ -86,11 +90,12 @@ def test_sigkill_at_random_points_then_restart_recovers_exactly(tmp_path, trial)
     db = tmp_path / "session.db"
     acked: dict[int, int] = {}
     kills = [rng.choice([0, rng.randint(1, 20), rng.randint(1, len(inputs))]) for _ in range(2)]
+    forked = trial % 2 == 1  # odd trials: snapshots pickled by forked children, killed with the writer
     for kill_after in kills:
-        if run_writer(db, seed, kill_after, acked):
+        if run_writer(db, seed, kill_after, acked, forked):
             break
         if db.exists():
             check_recovery(db, inputs, acked)
-    while not run_writer(db, seed, None, acked):
+    while not run_writer(db, seed, None, acked, forked):
         pass
     assert check_recovery(db, inputs, acked) == len(inputs)

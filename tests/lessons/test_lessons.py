@@ -211,3 +211,21 @@ def test_lessons_are_deterministic_and_known():
         build_lesson("nope")
     assert lesson_scenario("portfolio").name == portfolio.NAME
     assert cross_vs_isolated.scenario().fees_off
+
+
+def test_a_live_lesson_refuses_in_one_line_where_it_would_move_a_live_market():
+    """A simulator without lesson instruments whose feed may be live: refused, and nothing created."""
+    from typer.testing import CliRunner
+
+    from exchange_sim.cli import app
+    from exchange_sim.client import SimClient
+    from tests.support.api_server import ADMIN_TOKEN, SimThread
+
+    with SimThread() as st:
+        res = CliRunner().invoke(app, ["lesson", "cross-vs-isolated", "--live", st.sim.url, "--admin-token",
+                                       ADMIN_TOKEN, "--step-seconds", "0"])
+        accounts = SimClient(st.sim.url, ADMIN_TOKEN).accounts()
+    assert res.exit_code == 1, res.output
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "would move the live market" in lines[0] and "--feed manual" in lines[0], res.output
+    assert accounts == []

@@ -10,7 +10,7 @@ from exchange_sim.core import messages as m
 from exchange_sim.core.exchange import Exchange, ExchangeConfig
 from exchange_sim.core.fixed import to_fixed
 from exchange_sim.profiles import load_profile
-from exchange_sim.runtime import Node, NodeStopped
+from exchange_sim.runtime import InputRefused, Node, NodeStopped
 
 
 class RecordingCore:
@@ -87,7 +87,7 @@ async def test_core_exception_reaches_the_submitter_and_the_node_survives():
     bad = object()
     core = RecordingCore(fail_on=bad)
     async with Node(core) as node:
-        with pytest.raises(RuntimeError):
+        with pytest.raises(InputRefused):
             await node.submit(bad)
         ok = object()
         assert await node.submit(ok) == [("event-of", ok)]

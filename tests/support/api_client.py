@@ -11,8 +11,6 @@ DELETE carry everything in the query string, POST/PUT in a form body.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import time
 from typing import Any
@@ -20,13 +18,14 @@ from urllib.parse import urlencode
 
 import aiohttp
 
+from exchange_sim.client import signature
+
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def signature_of(secret: str, payload: str) -> str:
-    return hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+signature_of = signature  # the one signer (exchange_sim.client), under the name these tests use
 
 
 async def raw(session: aiohttp.ClientSession, base: str, method: str, path: str, *, query: str = "",

@@ -90,8 +90,10 @@ class Sim:
         assert status == 200, data
         return data
 
-    async def market(self, events: list[dict]) -> dict:
-        status, data = await self.admin("POST", "/sim/v1/market", {"events": events})
+    async def market(self, events: list[dict], *, force: bool = False) -> dict:
+        """Inject market events; ``force`` moves the market past the bad-tick band on purpose."""
+        body: dict[str, Any] = {"events": events, "force": True} if force else {"events": events}
+        status, data = await self.admin("POST", "/sim/v1/market", body)
         assert status == 200, data
         return data
 
@@ -136,7 +138,7 @@ async def seed_book(sim: Sim, symbol: str = "BTCUSDT", mid: str = "60000", sprea
 
 def business_state(exchange: Exchange) -> bytes:
     """``exchange.snapshot()`` with the last-seen timestamp zeroed: equal before/after = nothing changed."""
-    ex = pickle.loads(exchange.snapshot())
+    ex = type(exchange).restore(exchange.snapshot())
     ex.now = 0
     return pickle.dumps(ex, protocol=pickle.HIGHEST_PROTOCOL)
 

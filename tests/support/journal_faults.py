@@ -1,4 +1,4 @@
-"""Real SQLite write failures for journal tests: a full disk and a read-only file.
+"""Real SQLite write failures for journal tests: a full disk, a read-only file, a failing commit.
 
 ``fill_disk`` caps the database at its current size with ``PRAGMA max_page_count``, so the next
 write that needs a page fails inside SQLite with SQLITE_FULL ("database or disk is full"), the
@@ -31,3 +31,17 @@ def make_read_only(journal: Journal) -> None:
     journal._db.close()
     journal._db = sqlite3.connect("file:" + str(journal.path.resolve()) + "?mode=ro", uri=True,
                                   isolation_level=None)
+
+
+def fail_next_commit(journal: Journal) -> None:
+    """The journal's next COMMIT fails inside SQLite (a deferred foreign-key violation), while every
+    write before it (appends, events) succeeds: the commit-time failure a group commit can meet."""
+    db = journal._db
+    if db.in_transaction:
+        db.execute("COMMIT")
+    db.execute("PRAGMA foreign_keys=ON")
+    db.execute("CREATE TABLE IF NOT EXISTS fault_parent (id INTEGER PRIMARY KEY)")
+    db.execute("CREATE TABLE IF NOT EXISTS fault_child (parent INTEGER REFERENCES fault_parent (id) "
+               "DEFERRABLE INITIALLY DEFERRED)")
+    db.execute("BEGIN IMMEDIATE")
+    db.execute("INSERT INTO fault_child VALUES (1)")  # no such parent: refused only at COMMIT

@@ -9,8 +9,6 @@ replay file (one canonical JSON core message per line).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 import random
@@ -25,6 +23,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from exchange_sim.client import signed_query
 from exchange_sim.core.fixed import to_fixed
 from exchange_sim.core.messages import BookSnapshot, MarkPrice, Trade, dumps
 
@@ -146,6 +145,5 @@ class RestClient:
                                          "Content-Type": "application/json"}, body)
 
     def signed(self, method: str, path: str, params: dict[str, Any]) -> Any:
-        query = urllib.parse.urlencode({**params, "timestamp": int(time.time() * 1000), "recvWindow": 60000})
-        signature = hmac.new(self.api_secret.encode(), query.encode(), hashlib.sha256).hexdigest()
-        return self._call(method, f"{path}?{query}&signature={signature}", {"X-MBX-APIKEY": self.api_key})
+        query = signed_query(self.api_secret, params, recv_window=60000)
+        return self._call(method, f"{path}?{query}", {"X-MBX-APIKEY": self.api_key})

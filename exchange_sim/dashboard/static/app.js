@@ -5,24 +5,9 @@
 
 (function () {
   const LWC = window.LightweightCharts;
-  const $ = (sel, root = document) => root.querySelector(sel);
-  const el = (tag, attrs = {}, ...kids) => {
-    const e = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs)) {
-      if (k === "class") e.className = v;
-      else if (k === "text") e.textContent = v;
-      else if (k.startsWith("data-")) e.setAttribute(k, v);
-      else e[k] = v;
-    }
-    for (const kid of kids) if (kid != null) e.append(kid);
-    return e;
-  };
-  const money = new Intl.NumberFormat("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
-  const fmt = (v) => (v == null ? "—" : money.format(v));
+  const { $, el, fmt, pct, timeText } = window.ExsimPage;
   const fmtQty = (v) => (v == null ? "—" : String(+v.toFixed(8)));
   const signed = (v) => el("b", { class: v > 0 ? "pos" : v < 0 ? "neg" : "", text: (v > 0 ? "+" : "") + fmt(v) });
-  const pct = (r) => (r == null ? "—" : (r * 100).toFixed(2) + "%");
-  const timeText = (ms) => new Date(ms).toISOString().slice(11, 19);
 
   const COLORS = { mark: "#ff9f40", last: "#4c8dff", entry: "#b0bec5", liq: "#ef5350", bankrupt: "#8e24aa", mc: "#f5a623" };
   const charts = {};            // symbol -> {chart, mark, last, lines: [], extra: []}
@@ -79,14 +64,20 @@
     renderSelectors();
     renderMarkets();
     renderAccounts();
+    renderLeaderboard();
     renderTimeline();
     $("#fund").textContent = "insurance fund " + fmt(state.insurance_fund);
     document.body.dataset.seq = String(state.seq);
   }
 
+  // symbols with a price: the lesson instruments (LESSONBTCUSDT...) appear once a lesson plays
+  function pricedSymbols() {
+    return Object.entries(state.symbols).filter(([, s]) => s.mark != null || s.last != null);
+  }
+
   function renderTickers() {
     const box = $("#tickers");
-    box.replaceChildren(...Object.entries(state.symbols).map(([sym, s]) =>
+    box.replaceChildren(...pricedSymbols().map(([sym, s]) =>
       el("span", { class: "ticker" }, el("b", { text: sym }),
         el("span", { text: "mark " + fmt(s.mark) }), " ",
         el("span", { class: "dim", text: "last " + fmt(s.last) }),
@@ -107,7 +98,7 @@
       ...state.classes.map((c) => [String(c.id), `class of ${c.name} (${c.members.length})`])]);
     syncOptions($("#lines-select"), [["auto", "auto"], ["none", "none"],
       ...state.accounts.map((a) => [String(a.id), `${a.name} #${a.id}`])]);
-    syncOptions($("#shock-symbol"), Object.keys(state.symbols).map((s) => [s, s]));
+    syncOptions($("#shock-symbol"), pricedSymbols().map(([s]) => [s, s]));
   }
 
   function lineAccounts() {
@@ -162,7 +153,7 @@
 
   function renderMarkets() {
     const accounts = lineAccounts();
-    for (const [sym, s] of Object.entries(state.symbols)) {
+    for (const [sym, s] of pricedSymbols()) {
       const c = ensureChart(sym);
       $(".prices", c.box).textContent = `mark ${fmt(s.mark)} · last ${fmt(s.last)}` + (s.stale ? " · STALE" : "");
       if (!c.chart) continue;
@@ -210,9 +201,9 @@
     const gaugeText = a.liquidated && !a.positions.length ? "LIQUIDATED" : "margin ratio " + pct(a.gauge_ratio);
     const card = el("div", { class: "account" + (selected === a.id ? " selected" : ""), "data-account": String(a.id) },
       el("div", { class: "head" },
-        el("span", { class: "rank", text: "#" + rank }),
+        el("span", { class: "account-id", text: "#" + a.id, title: "account id" }),
         el("span", { class: "name", text: a.name }),
-        el("span", { class: "dim", text: `id ${a.id}` }),
+        el("span", { class: "dim", text: `rank ${rank}`, title: "ranked by margin balance" }),
         a.parent != null ? el("span", { class: "badge child", text: `class of ${parentName(a.parent)}` }) : null,
         a.liquidated ? el("span", { class: "badge liq", text: `liquidated ${a.liquidated.symbol}` }) : null),
       el("div", { class: "nums" },
@@ -270,6 +261,14 @@
       return;
     }
     box.replaceChildren(...list.map((a, i) => accountCard(a, i + 1)));
+  }
+
+  function renderLeaderboard() {
+    $("#leaderboard tbody").replaceChildren(...(state.leaderboard || []).map((r, i) =>
+      el("tr", { "data-account": String(r.id) }, el("td", { text: String(i + 1) }), el("td", { text: "#" + r.id }),
+        el("td", { text: r.name }), el("td", { class: "num", text: fmt(r.equity) }),
+        el("td", { class: "num" + (r.liquidations ? " neg" : ""), text: String(r.liquidations) }),
+        el("td", { text: r.mode }), el("td", { class: "num", text: String(r.open_positions) }))));
   }
 
   function renderTimeline() {
