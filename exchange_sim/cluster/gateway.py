@@ -182,6 +182,7 @@ class ClusterNode:
         self.exchange: ShardedExchange | None = None  # set by start()
         self.applied = 0
         self._listeners: list[Callable[[Any, list], None]] = []
+        self._commit_hooks: list[Callable[[bool], None]] = []
         self._subscribers: dict[asyncio.Queue, int] = {}
         self._ids = itertools.count(1)
         self._prefix = f"{name}-{os.getpid()}-{os.urandom(4).hex()}"
@@ -333,12 +334,18 @@ class ClusterNode:
         self.merger.add(shard, applied, events)
 
     def _deliver(self, msg: Any, events: list) -> None:
+        """Listeners, then commit hooks (every input here is already stored), then subscribers."""
         self.applied += 1
         for listener in tuple(self._listeners):
             try:
                 listener(msg, events)
             except Exception:
                 log.exception("listener %r failed", listener)
+        for hook in tuple(self._commit_hooks):
+            try:
+                hook(True)
+            except Exception:
+                log.exception("commit hook %r failed", hook)
         item = (msg, events)
         for q in tuple(self._subscribers):
             try:
@@ -367,6 +374,14 @@ class ClusterNode:
     def remove_listener(self, listener: Callable[[Any, list], None]) -> None:
         if listener in self._listeners:
             self._listeners.remove(listener)
+
+    def add_commit_hook(self, hook: Callable[[bool], None]) -> None:
+        """``hook(True)`` after each delivered input: it is in its shard's input stream already."""
+        self._commit_hooks.append(hook)
+
+    def remove_commit_hook(self, hook: Callable[[bool], None]) -> None:
+        if hook in self._commit_hooks:
+            self._commit_hooks.remove(hook)
 
 
 def _owned_event(layout: Layout, shard: str, event: Any) -> bool:
