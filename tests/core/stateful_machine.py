@@ -6,8 +6,9 @@ every input it checks:
 
 1. no risk unit whose symbols have a fresh feed is at a margin ratio ≥ 100% (it must have been
    liquidated in that very input);
-2. a unit that crossed the margin-call ratio (80%) got one MARGIN_CALL, and no second one until
-   its ratio fell below 80% − hysteresis (re-armed);
+2. a unit that crossed the margin-call ratio (80%) without being liquidated in that input got one
+   MARGIN_CALL, and no second one until its ratio fell below 80% − hysteresis (re-armed); a unit
+   liquidated in an input got no MARGIN_CALL nor WARNING in it (the liquidation is the event);
 3. every liquidation of a unit happened at a mark at or beyond one of the model's liquidation
    prices of that unit, never before (checked when the input was a mark move and nothing else
    changed the unit in that input);
@@ -436,11 +437,12 @@ class CoreVersusModel(RuleBasedStateMachine):
                 liquidated.setdefault(key, []).append(e)
         calls: Counter = Counter()
         for e in events:
-            if isinstance(e, MarginCall) and e.level == "MARGIN_CALL":
-                if e.symbol:
-                    calls[(e.account, e.symbol, e.positions[0].position_side)] += 1
-                else:
-                    calls[(e.account,)] += 1
+            if isinstance(e, MarginCall):
+                key = (e.account, e.symbol, e.positions[0].position_side) if e.symbol else (e.account,)
+                if key in liquidated:
+                    self.fail(f"unit {key}: a {e.level} in the input that liquidates it", msg, events)
+                if e.level == "MARGIN_CALL":
+                    calls[key] += 1
         self.check_liquidations(msg, events, before, marks_before, marks, liquidated)
         seen = set()
         for aid, state in after.items():
