@@ -147,6 +147,9 @@ class ShardedExchange:
     def income(self, aid: int) -> list:
         return self.core_of(aid).income(aid)
 
+    def spot_wallet(self, aid: int) -> int:
+        return self.core_of(aid).spot_wallet(aid)
+
     # market queries: identical on every shard
     def market(self, symbol: str) -> Any:
         return self.first.ex.market(symbol)
