@@ -171,9 +171,12 @@ class Journal:
                 self._db = sqlite3.connect(str(self.path), isolation_level=None)
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute(f"PRAGMA synchronous={config.synchronous}")
-                self._db.execute(f"PRAGMA journal_size_limit={int(config.wal_size_limit)}")
+                size_limit = int(config.wal_size_limit)
                 if config.background_checkpoint:
                     self._db.execute(f"PRAGMA wal_autocheckpoint={SAFETY_AUTOCHECKPOINT_PAGES}")
+                    # the WAL restarts in place below the safety net: never truncate it (checkpoint.py)
+                    size_limit = max(size_limit, SAFETY_AUTOCHECKPOINT_PAGES * (self._scalar("PRAGMA page_size") + 24))
+                self._db.execute(f"PRAGMA journal_size_limit={size_limit}")
                 self._db.executescript(_SCHEMA)
                 self._db.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (FORMAT,))
                 self._db.execute("INSERT OR IGNORE INTO meta VALUES ('events_through', '0')")
@@ -214,9 +217,9 @@ class Journal:
         """Store a snapshot still being taken, commit what is staged (if healthy) and close the file."""
         if self._forked is not None and self._forked.busy:
             self._store_forked(self._forked.finish())
-        if self._checkpointer is not None:
-            self._checkpointer.stop()
-            self._checkpointer = None
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            checkpointer.stop()
         try:
             if self._db.in_transaction and self.failure is None:
                 self._db.execute("COMMIT")
@@ -224,6 +227,8 @@ class Journal:
             pass
         finally:
             self._db.close()
+            if checkpointer is not None:
+                checkpointer.release()  # after the connection: see Checkpointer.release
             self._unlock()
 
     def _lock(self) -> int:
@@ -312,6 +317,8 @@ class Journal:
             self._fail(f"could not store input {seq} ({type(msg).__name__})", exc)
         self._last_seq = seq
         self._pending_record = seq
+        if not self.config.group_commit:
+            self._finish_checkpoint()
         return seq
 
     def record(self, msg: Any, events: list[Any]) -> None:
@@ -405,6 +412,13 @@ class Journal:
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             self._fail("could not commit", exc)
+        self._finish_checkpoint()
+
+    def _finish_checkpoint(self) -> None:
+        """After a commit: let the checkpointer finish a WAL checkpoint if it is cheap now (checkpoint.py).
+        Not while a forked child writes a snapshot: its file's blocks would ride along the fsyncs."""
+        if self._checkpointer is not None and not (self._forked is not None and self._forked.busy):
+            self._checkpointer.finish(self._db)
 
     def save_snapshot(self, seq: int, state: bytes, *, taken: int = 0) -> None:
         """Store ``state``, the core after input ``seq``; then compact. Committed with the next write."""
