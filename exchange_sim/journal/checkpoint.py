@@ -138,7 +138,7 @@ def _helper(path: str, interval: float) -> None:
     copied_through = -1
     while True:
         ready, _, _ = select.select([sys.stdin], [], [], interval)
-        if ready and not sys.stdin.buffer.read1(4096):
+        if ready and not os.read(sys.stdin.fileno(), 4096):
             return  # the simulator closed the pipe (or died)
         try:
             _busy, frames, done = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()

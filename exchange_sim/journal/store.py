@@ -534,7 +534,7 @@ class Journal:
                types: tuple[str, ...] = (), since: int | None = None, newest: bool = False) -> list[tuple[int, Any]]:
         """Logged events as (seq, event), oldest first: ``seq > after``, optionally one account's, some
         types (class names), ``ts >= since``; at most ``limit`` (the newest ones if ``newest``)."""
-        sql, args = "SELECT seq, body FROM events WHERE seq > ?", [after]
+        sql, args = "SELECT seq, body FROM events WHERE seq > ?", list[Any]([after])
         if account is not None:
             sql += " AND account = ?"
             args.append(account)
