@@ -52,6 +52,7 @@ SAFETY_AUTOCHECKPOINT_PAGES = 65_536  # the writer checkpoints by itself only pa
 RESTART_FRAMES = 8_192  # restart the WAL from ~32 MB: few restarts (each costs the writer a finish)
 FINISH_FRAMES = 1_024  # ... once the helper has left at most this many frames to copy
 _WAL_INDEX_VERSION = 3007000
+IDLE_WAIT = 0.05  # the helper's longest wait between passes
 
 
 class Checkpointer:
@@ -132,12 +133,15 @@ class Checkpointer:
 
 
 def _helper(path: str, interval: float) -> None:
-    """The helper process: PASSIVE checkpoints while there is something to copy, until stdin closes."""
+    """The helper process: PASSIVE checkpoints while there is something to copy, until stdin closes.
+
+    Every ``interval`` while the writer keeps adding frames; when a pass finds nothing new it waits
+    twice as long, up to ``IDLE_WAIT`` (an idle simulator costs it ~20 wake-ups a second)."""
     db = sqlite3.connect(path, isolation_level=None, timeout=0.05)
     fd = os.open(path, os.O_RDONLY)
-    copied_through = -1
+    copied_through, wait = -1, interval
     while True:
-        ready, _, _ = select.select([sys.stdin], [], [], interval)
+        ready, _, _ = select.select([sys.stdin], [], [], wait)
         if ready and not os.read(sys.stdin.fileno(), 4096):
             return  # the simulator closed the pipe (or died)
         try:
@@ -145,8 +149,10 @@ def _helper(path: str, interval: float) -> None:
         except sqlite3.Error:
             continue  # busy or locked: the next round tries again
         if done != copied_through:
-            copied_through = done
+            copied_through, wait = done, interval
             os.fsync(fd)  # a pass overtaken by a commit copies pages without this fsync
+        else:
+            wait = min(IDLE_WAIT, wait * 2)
 
 
 if __name__ == "__main__":
