@@ -67,7 +67,8 @@ The event log is kept (it is the session's record) unless ``compact_events`` is 
 Size (``python -m tests.support.journal_sizing``, the recorded Binance BTCUSDT feed at the live
 feed's rates, ~73 inputs/s a symbol, ~615 bytes stored per input): a day of BTCUSDT + ETHUSDT
 would be ~12.6 M inputs, ~7.7 GB uncompacted; with the defaults (snapshot every 10,000 inputs,
-keep 3) the file levels off near 25 MB plus a WAL of at most ~8 MB, plus the event log
+keep 3) the file levels off near 25 MB plus the WAL (~8 MB; with background checkpoints restarted
+in place from ~32 MB, checkpoint.py), plus the event log
 (~0.4 kB an event, ~2 kB a filled order).
 """
 
@@ -119,8 +120,8 @@ class JournalConfig:
     synchronous: str = "NORMAL"  # NORMAL (safe against any crash of the process) or FULL (also power loss)
     group_commit: bool = False  # see the module docstring before turning this on
     compact_events: bool = False  # also delete the event log of compacted inputs
-    wal_size_limit: int = 8 * 1024 * 1024  # bytes the WAL is truncated to after a checkpoint
-    background_checkpoint: bool = False  # WAL checkpoints in a thread, not inside a commit (checkpoint.py)
+    wal_size_limit: int = 8 * 1024 * 1024  # bytes the WAL is truncated to after a checkpoint (background: never)
+    background_checkpoint: bool = False  # WAL copied by a helper process, finished cheaply by the writer (checkpoint.py)
     background_snapshot: bool = False  # snapshots pickled by a forked child, not inline (forked_snapshot.py)
 
     def __post_init__(self) -> None:
