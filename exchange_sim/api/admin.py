@@ -126,6 +126,7 @@ def _account_summary(ctx: ApiContext, aid: int) -> dict:
         "walletBalance": wire.money(v.wallet_balance), "crossWallet": wire.money(v.cross_wallet),
         "unrealizedProfit": wire.money(v.unrealized_pnl), "marginBalance": wire.money(v.margin_balance),
         "availableBalance": wire.money(v.available_balance), "openPositions": len(v.positions),
+        "spotWallet": wire.money(ctx.ex.spot_wallet(aid)),
     }
 
 

@@ -348,7 +348,7 @@ _MONEY_FIELDS = frozenset({
     "price", "qty", "mark", "index", "bankruptcy_price", "fee", "loss", "change", "balance", "wallet",
     "amount", "rate", "margin_ratio", "cross_wallet", "isolated_wallet", "unrealized_pnl",
     "maintenance_margin", "entry_price", "stop_price", "filled_qty", "avg_price", "last_qty",
-    "last_price", "commission", "realized_pnl", "funding_rate", "deposit",
+    "last_price", "commission", "realized_pnl", "funding_rate", "deposit", "spot_wallet",
 })
 
 

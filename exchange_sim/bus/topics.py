@@ -21,6 +21,7 @@ topic                                                  what                     
 ``exchange-sim/account/{id}/adl``                      ``Adl`` (the reduced account)  1   no
 ``exchange-sim/account/{id}/auto_add_margin``          ``AutoAddMargin``              1   no
 ``exchange-sim/account/{id}/setting``                  ``SettingChanged``             1   no
+``exchange-sim/account/{id}/wallet_transfer``          ``WalletTransfer`` (spot wallet)  1   no
 ``exchange-sim/account/{id}/created``                  ``AccountCreated``             1   no
 ``exchange-sim/account/{id}/rejected``                 ``CommandRejected``            1   no
 ``exchange-sim/account/{id}/summary``                  ``AccountSummary`` (below)     1   yes

@@ -19,7 +19,7 @@ from .margin import initial_margin
 from .messages import (
     BOTH, LONG, SHORT, AccountCreated, AdjustIsolatedMargin, BalanceUpdate, CommandRejected, CreateAccount,
     Deposit, PositionUpdate, ResetAccount, SetAutoAddMargin, SetLeverage, SetMarginType, SetPositionMode,
-    SettingChanged, Transfer, Withdraw,
+    UNIVERSAL_TRANSFER_KINDS, SettingChanged, Transfer, UniversalTransfer, Withdraw,
 )
 from .order_manager import OrderManager
 from .orders import ERR, rejected
@@ -28,6 +28,8 @@ from .risk_view import RiskView
 ERR_UNKNOWN_ACCOUNT = -1102
 ERR_AMOUNT = (-1102, "Mandatory parameter 'amount' was not sent, was empty/null, or malformed.")
 ERR_BALANCE = (-2018, "Balance is insufficient.")
+ERR_TRANSFER_TYPE = (-1130, "Data sent for parameter 'type' is not valid.")
+ERR_WALLET_BALANCE = (-5002, "You have insufficient balance.")  # the venue's wallet (sapi) code
 
 
 def _unknown(cmd: Any, aid: int) -> list:
@@ -112,6 +114,20 @@ class AccountCommands:
         return (self.ledger.credit(src, -cmd.amount, "transfers_out", "TRANSFER", "TRANSFER", now)
                 + self.ledger.credit(dst, cmd.amount, "transfers_in", "TRANSFER", "TRANSFER", now))
 
+    def universal_transfer(self, cmd: UniversalTransfer, now: int) -> list:
+        """Spot wallet to futures wallet (MAIN_UMFUTURE) or back (UMFUTURE_MAIN, at most max withdraw)."""
+        acct = self.ledger.accounts.get(cmd.account)
+        if acct is None:
+            return _unknown(cmd, cmd.account)
+        if cmd.kind not in UNIVERSAL_TRANSFER_KINDS:
+            return [rejected(cmd, ERR_TRANSFER_TYPE)]
+        if cmd.amount <= 0:
+            return [rejected(cmd, ERR_AMOUNT)]
+        available = acct.spot_wallet if cmd.kind == UNIVERSAL_TRANSFER_KINDS[0] else self.view.max_withdraw(acct)
+        if cmd.amount > available:
+            return [rejected(cmd, ERR_WALLET_BALANCE)]
+        return self.ledger.universal_transfer(acct, cmd.kind, cmd.amount, now)
+
     def reset(self, cmd: ResetAccount, now: int) -> list:
         """Classroom reset: cancel orders, close positions at mark (no fee), wallet back to a deposit."""
         acct = self.ledger.accounts.get(cmd.account)
@@ -121,6 +137,7 @@ class AccountCommands:
         if target < 0:
             return [rejected(cmd, ERR_AMOUNT)]
         out: list = []
+        self.ledger.sweep_spot(acct)  # the target is the account's whole money: the spot wallet comes back
         self.orders.cancel_where(out, acct, lambda o: False, "RESET", now)
         for _, pos in sorted(acct.positions.items()):
             self.ledger.apply_fill(acct, pos, -pos.qty, self.view.mark_of(pos), now)

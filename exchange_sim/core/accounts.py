@@ -6,7 +6,12 @@ The cross wallet holds the account's free money; an isolated position carries it
 the invariant checkable to the last unit:
 
     wallet = deposits − withdrawals + transfers in − transfers out + realized PnL + funding
-             − fees + insurance top-ups
+             − fees + insurance top-ups − to spot + from spot
+    spot wallet = to spot − from spot  (never negative)
+
+The spot (funding) wallet is the account's Binance spot wallet, which universal transfers
+(MAIN_UMFUTURE / UMFUTURE_MAIN) move money into and out of; it only ever holds what came from
+the futures wallet, so the two together are the account's money by the first ledger alone.
 
 A position is (signed qty, cost basis): cost = Σ entry notional of what is open, so Q·EP is
 exact and the entry price is derived. Every money field here (wallets, ledger totals) and every
@@ -21,7 +26,7 @@ from .messages import BOTH
 from .orders import Order
 
 LEDGER_KEYS = ("deposits", "withdrawals", "transfers_in", "transfers_out", "realized_pnl", "funding",
-               "fees", "insurance")
+               "fees", "insurance", "to_spot", "from_spot")
 
 
 _LEG_KEYS: dict[tuple[str, str], tuple[str, str]] = {}
@@ -63,8 +68,8 @@ class Position:
 
 
 class Account:
-    __slots__ = ("id", "name", "parent", "api_key", "api_secret", "cross_wallet", "hedge", "isolated",
-                 "leverage", "auto_add", "positions", "open_orders", "order_margin", "closed_orders",
+    __slots__ = ("id", "name", "parent", "api_key", "api_secret", "cross_wallet", "spot_wallet", "hedge",
+                 "isolated", "leverage", "auto_add", "positions", "open_orders", "order_margin", "closed_orders",
                  "trades", "income", "update_ts", "ledger", "children", "history", "open_client_ids")
 
     def __init__(self, aid: int, name: str, parent: int | None, api_key: str, api_secret: str,
@@ -75,6 +80,7 @@ class Account:
         self.api_key = api_key
         self.api_secret = api_secret
         self.cross_wallet = 0
+        self.spot_wallet = 0  # the spot (funding) wallet: universal transfers only
         self.hedge = False
         self.isolated: set[str] = set()
         self.leverage: dict[tuple[str, str], int] = {}
@@ -119,7 +125,11 @@ class Account:
         """What the wallet must equal according to the ledger (the invariant)."""
         g = self.ledger
         return (g["deposits"] - g["withdrawals"] + g["transfers_in"] - g["transfers_out"]
-                + g["realized_pnl"] + g["funding"] - g["fees"] + g["insurance"])
+                + g["realized_pnl"] + g["funding"] - g["fees"] + g["insurance"] - g["to_spot"] + g["from_spot"])
+
+    def spot_ledger_balance(self) -> int:
+        """What the spot wallet must equal according to the ledger."""
+        return self.ledger["to_spot"] - self.ledger["from_spot"]
 
     def leverage_of(self, symbol: str, side: str, default: int) -> int:
         return self.leverage.get((symbol, side if self.hedge else BOTH), default)

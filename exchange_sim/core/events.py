@@ -178,3 +178,19 @@ class MarketStatus(Message, frozen=True):
     symbol: str
     stale: bool
     reason: str
+
+
+class WalletTransfer(Message, frozen=True):
+    """A universal transfer between the account's spot (funding) wallet and its futures wallet.
+
+    ``kind`` is the venue's type (MAIN_UMFUTURE: spot to futures, UMFUTURE_MAIN: back);
+    ``tran_id`` the venue's ``tranId`` (the same number as the futures TRANSFER income line);
+    ``spot_wallet`` the spot wallet after it.
+    """
+
+    ts: int
+    account: int
+    kind: str
+    amount: int
+    tran_id: int
+    spot_wallet: int

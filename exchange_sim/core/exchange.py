@@ -40,7 +40,7 @@ from .messages import (
     CONTRACT_PRICE, MARK_PRICE, AdjustIsolatedMargin, AutoAddMargin, BalanceUpdate, BookDelta, BookSnapshot,
     CancelAllOrders, CancelOrder, CommandRejected, CreateAccount, Deposit, FeedStatus, Funding, IndexPrice,
     MarketStatus, MarkPrice, ModifyOrder, PlaceOrder, PositionUpdate, ResetAccount, SetAutoAddMargin,
-    SetLeverage, SetMarginType, SetPositionMode, Trade, Transfer, Withdraw,
+    SetLeverage, SetMarginType, SetPositionMode, Trade, Transfer, UniversalTransfer, Withdraw,
 )
 from .monitor import AUTO_ADD, LIQUIDATE, MarginMonitor, RiskUnit
 from .order_manager import OrderManager
@@ -50,7 +50,7 @@ from .risk_view import RiskView
 __all__ = ["Exchange", "ExchangeConfig", "SnapshotVersionError", "SNAPSHOT_FORMAT"]
 
 # Snapshots are pickles of the whole component graph; a change of its shape bumps the format.
-SNAPSHOT_FORMAT = 2
+SNAPSHOT_FORMAT = 3  # 3: the account's spot (funding) wallet and its ledger keys
 _SNAPSHOT_MAGIC = b"exchange-sim core snapshot v"
 
 
@@ -287,6 +287,7 @@ _HANDLERS: dict[type, Callable[[Exchange, Any], list]] = {
     Deposit: lambda ex, m: ex.account_commands.deposit(m, ex.now),
     Withdraw: lambda ex, m: ex.account_commands.withdraw(m, ex.now),
     Transfer: lambda ex, m: ex.account_commands.transfer(m, ex.now),
+    UniversalTransfer: lambda ex, m: ex.account_commands.universal_transfer(m, ex.now),
     ResetAccount: lambda ex, m: ex.account_commands.reset(m, ex.now),
     SetMarginType: lambda ex, m: ex._refused(m) or ex.account_commands.set_margin_type(m, ex.now),
     SetPositionMode: lambda ex, m: ex.account_commands.set_position_mode(m, ex.now),

@@ -1,7 +1,7 @@
 """The ledger: the only writer of wallets, isolated margins, ledger totals and positions.
 
-Every account's money lives in its cross wallet and in the isolated wallets of its isolated
-positions (``accounts``). Nothing else in the core assigns to them: fills, fees, funding,
+Every account's money lives in its cross wallet, in the isolated wallets of its isolated
+positions and in its spot (funding) wallet (``accounts``). Nothing else in the core assigns to them: fills, fees, funding,
 transfers, margin moves, clearance fees and insurance top-ups are methods here, and each one
 records what it touched in ``changes`` (the account, and the position when one moved). The
 margin monitor reads ``take_changes()`` before it judges anything, so a wallet move can never
@@ -10,8 +10,8 @@ be missed by forgetting to tell it: every writer is here.
 Booking a fill (margin-rules.md "Quantities"): opening moves the fill's initial margin at the
 position's leverage from the cross wallet into an isolated position; closing removes a pro-rata
 share of the cost basis (and of the isolated wallet) and realizes side × (close notional −
-removed cost) into the cross wallet. The invariant ``wallet == ledger_balance()`` holds after
-every method.
+removed cost) into the cross wallet. The invariants ``wallet == ledger_balance()`` and
+``0 <= spot wallet == spot_ledger_balance()`` hold after every method.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Iterable
 from .accounts import Account, Position, leg_key
 from .fixed import SCALE
 from .margin import initial_margin
-from .messages import BalanceUpdate, FundingPayment, PositionUpdate
+from .messages import MAIN_UMFUTURE, BalanceUpdate, FundingPayment, PositionUpdate, WalletTransfer
 from .views import IncomeRecord
 
 Change = tuple[Account, "Position | None"]
@@ -61,6 +61,32 @@ class Ledger:
         self.income(acct, "", income, amount, now)
         self.changes.append((acct, None))
         return [BalanceUpdate(now, acct.id, acct.cross_wallet, amount, reason)]
+
+    def universal_transfer(self, acct: Account, kind: str, amount: int, now: int) -> list:
+        """Move ``amount`` from the spot wallet into the cross wallet (MAIN_UMFUTURE) or back.
+
+        The futures side is a TRANSFER income line whose ``tranId`` is the transfer's; the
+        ACCOUNT_UPDATE reason is the venue's DEPOSIT / WITHDRAW.
+        """
+        into_futures = kind == MAIN_UMFUTURE
+        change = amount if into_futures else -amount
+        acct.cross_wallet += change
+        acct.spot_wallet -= change
+        acct.ledger["from_spot" if into_futures else "to_spot"] += amount
+        acct.update_ts = now
+        self.income(acct, "", "TRANSFER", change, now)
+        self.changes.append((acct, None))
+        return [BalanceUpdate(now, acct.id, acct.cross_wallet, change, "DEPOSIT" if into_futures else "WITHDRAW"),
+                WalletTransfer(now, acct.id, kind, amount, self.next_tran_id, acct.spot_wallet)]
+
+    def sweep_spot(self, acct: Account) -> None:
+        """Move the whole spot wallet back into the cross wallet (a classroom reset, no event of its own)."""
+        amount = acct.spot_wallet
+        if amount:
+            acct.spot_wallet -= amount
+            acct.cross_wallet += amount
+            acct.ledger["from_spot"] += amount
+            self.changes.append((acct, None))
 
     def charge_fee(self, acct: Account, fee: int) -> None:
         """A trading fee leaves the cross wallet."""
@@ -178,5 +204,7 @@ class Ledger:
         return events
 
     def wallet_invariant_holds(self) -> bool:
-        """Every account's wallet equals its ledger (deposits, transfers, PnL, funding, fees, top-ups)."""
-        return all(a.wallet_balance == a.ledger_balance() for a in self.accounts.values())
+        """Every account's wallet equals its ledger (deposits, transfers, PnL, funding, fees, top-ups,
+        spot transfers) and its spot wallet, never negative, equals its spot ledger."""
+        return all(a.wallet_balance == a.ledger_balance() and 0 <= a.spot_wallet == a.spot_ledger_balance()
+                   for a in self.accounts.values())

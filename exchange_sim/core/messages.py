@@ -29,6 +29,7 @@ from .events import (  # noqa: F401  (re-exported: import every message from her
     Adl,
     AutoAddMargin,
     MarketStatus,
+    WalletTransfer,
 )
 from .message_base import (  # noqa: F401
     BOTH,
@@ -166,6 +167,20 @@ class Transfer(Message, frozen=True):
     amount: int
 
 
+MAIN_UMFUTURE, UMFUTURE_MAIN = "MAIN_UMFUTURE", "UMFUTURE_MAIN"  # spot -> futures, futures -> spot
+UNIVERSAL_TRANSFER_KINDS = (MAIN_UMFUTURE, UMFUTURE_MAIN)
+
+
+class UniversalTransfer(Message, frozen=True):
+    """Move money between the account's spot (funding) wallet and its futures wallet (Binance
+    ``POST /sapi/v1/asset/transfer``): ``kind`` MAIN_UMFUTURE (spot to futures) or UMFUTURE_MAIN."""
+
+    ts: int
+    account: int
+    kind: str
+    amount: int
+
+
 class ResetAccount(Message, frozen=True):
     """Cancel orders, close positions at mark, and set the wallet to ``deposit`` (classroom reset)."""
 
@@ -270,6 +285,6 @@ class CancelAllOrders(Message, frozen=True):
 
 
 COMMANDS = (
-    CreateAccount, Deposit, Withdraw, Transfer, ResetAccount, SetMarginType, SetPositionMode,
+    CreateAccount, Deposit, Withdraw, Transfer, UniversalTransfer, ResetAccount, SetMarginType, SetPositionMode,
     SetLeverage, AdjustIsolatedMargin, SetAutoAddMargin, PlaceOrder, CancelOrder, CancelAllOrders, ModifyOrder,
 )

@@ -9,7 +9,8 @@ The monitor acts on nothing itself. It learns what changed from the ledger's cha
 (``absorb``) and from marks (``on_mark``), and ``judge`` returns *verdicts*, in order: ``WARN`` and
 ``CALL`` carry the ``MarginCall`` event, ``AUTO_ADD`` the amount to move into an isolated
 position (the caller moves it and judges the unit again with ``after_auto_add``), ``LIQUIDATE``
-the positions the liquidation engine must close.
+the positions the liquidation engine must close. A unit at or past 100% gets ``LIQUIDATE`` alone,
+no call: the liquidation is the event (calls are for 80%-100%).
 
 Scaling. The per-tick cost does not grow with the number of open positions: every unit keeps
 *guard prices* in two sorted indexes per symbol (``guards_down`` fire when the mark falls to the
@@ -177,13 +178,12 @@ class MarginMonitor:
             amount = min(initial_margin(pos.notional(view.mark_of(pos)), pos.leverage), view.available(acct))
             if amount > 0:
                 return [Verdict(AUTO_ADD, unit, (pos,), amount=amount)]
-        verdicts = []
         if ratio >= SCALE:
-            if unit.level < 2:
-                verdicts.append(self._margin_call(CALL, unit, positions, ratio, view, now))
-                unit.level = 2  # called: a partial liquidation that leaves it above 80% calls no second time
-            verdicts.append(Verdict(LIQUIDATE, unit, tuple(positions)))
-            return verdicts
+            # no call at or past 100%: the liquidation is the event; a partial liquidation that
+            # leaves the unit above 80% calls no more than one that was called on the way up
+            unit.level = 2
+            return [Verdict(LIQUIDATE, unit, tuple(positions))]
+        verdicts = []
         call, warn, hyst = cfg.margin_call_ratio, cfg.warning_ratio, cfg.margin_call_hysteresis
         if ratio >= call and unit.level < 2:
             verdicts.append(self._margin_call(CALL, unit, positions, ratio, view, now))

@@ -60,7 +60,8 @@ class OrderManager:
             return [rejected(cmd, ERR["duplicate_client_id"])]
         mkt = self.markets[cmd.symbol]
         order = Order(0, cmd, cmd.client_order_id)
-        err = filters.placement_error(cmd, order.conditional, mkt.mark, acct.open_orders.values())
+        err = filters.placement_error(cmd, order.conditional, mkt.mark, acct.open_orders.values(),
+                                      mkt.inst.price_precision)
         if err:
             return [rejected(cmd, err)]
         out: list = []
@@ -97,7 +98,7 @@ class OrderManager:
         if cmd.qty <= order.filled:
             return [rejected(cmd, ERR["modify_filled"])]
         mkt = self.markets[cmd.symbol]
-        err = filters.price_band_error(LIMIT, cmd.price, mkt.mark)
+        err = filters.price_band_error(LIMIT, cmd.price, mkt.mark, inst.price_precision)
         if err:
             return [rejected(cmd, err)]
         old = (order.price, order.qty, order.reserved, order.queue_ahead)

@@ -54,6 +54,11 @@ class Queries:
         acct = self.accounts.get(aid)
         return acct.api_secret if acct else ""
 
+    def spot_wallet(self, aid: int) -> int:
+        """The account's spot (funding) wallet: what universal transfers moved out of futures and not back."""
+        acct = self.accounts.get(aid)
+        return acct.spot_wallet if acct else 0
+
     def hedge_mode(self, aid: int) -> bool:
         acct = self.accounts.get(aid)
         return bool(acct and acct.hedge)
@@ -181,5 +186,6 @@ class Queries:
         return bids, asks, mkt.book.update_id
 
     def wallet_invariant_holds(self) -> bool:
-        """Every account's wallet equals its ledger (deposits, transfers, PnL, funding, fees, top-ups)."""
+        """Every account's wallet equals its ledger (deposits, transfers, PnL, funding, fees, top-ups,
+        spot transfers), and its spot wallet, never negative, its spot ledger."""
         return self.ledger.wallet_invariant_holds()

@@ -3,9 +3,7 @@
 ``DashboardState`` follows the node's fan-out (``observe(msg, events)``): it keeps a short price
 history per symbol (mark and last, one point per second of market time), a timeline of margin
 calls, liquidations, ADL and auto-add-margin, and which accounts were just liquidated (their gauge
-stays red until they open a new position or are reset). A margin call at or past 100% raised by
-the same input that liquidates the account is left out of the timeline: the liquidation is the
-event, the call is noise. ``snapshot(exchange)`` turns the
+stays red until they open a new position or are reset). ``snapshot(exchange)`` turns the
 exchange's views into the document the page renders; numbers are floats (display only).
 
 Margin-call level of a one-way position: the price P where MM(P) / equity(P) = r, with
@@ -76,10 +74,7 @@ class DashboardState:
             self._sample(msg)
         elif isinstance(msg, m.ResetAccount):
             self.liquidated.pop(msg.account, None)
-        liquidated_now = {e.account for e in events if isinstance(e, m.Liquidation)}
         for e in events:
-            if isinstance(e, m.MarginCall) and e.account in liquidated_now and e.margin_ratio >= SCALE:
-                continue  # a call at or past 100% in the input that liquidates: the liquidation is the event
             item = self._timeline_item(e)
             if item is not None:
                 self.timeline.append(item)

@@ -1,4 +1,5 @@
-"""The session's history: closed orders, fills, income and liquidations, a read model of the event log.
+"""The session's history: closed orders, fills, income, liquidations and wallet transfers, a read model
+of the event log.
 
     history = History(connection)            # the journal's own SQLite connection (``Journal.history``)
     history.record(msg, events)              # staged in the caller's open transaction
@@ -27,6 +28,10 @@ Tables (every money and quantity column is the core's fixed-point integer):
     the core books them, which is the core's own ``tranId`` sequence.
 ``history_liquidations``
     Every ``Liquidation`` and ``Adl`` event, as its canonical JSON.
+``history_wallet_transfers``
+    Every universal transfer between the spot (funding) and futures wallets (``WalletTransfer``),
+    keyed by its ``tranId``: on disk, so the venue's transfer history is complete however many
+    transfers a session makes (the core keeps only the spot wallet's balance).
 
 Reads take the venue's paging rules (``Page``): with a from-id or a start time the *oldest*
 ``limit`` rows from there, otherwise the newest ``limit``; always returned oldest first.
@@ -76,8 +81,12 @@ CREATE TABLE IF NOT EXISTS history_liquidations (
     seq INTEGER PRIMARY KEY, account INTEGER NOT NULL, symbol TEXT NOT NULL, kind TEXT NOT NULL,
     order_id INTEGER NOT NULL, ts INTEGER NOT NULL, body TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS history_liquidations_by_account ON history_liquidations (account, ts);
+CREATE TABLE IF NOT EXISTS history_wallet_transfers (
+    tran_id INTEGER PRIMARY KEY, account INTEGER NOT NULL, kind TEXT NOT NULL, amount, ts INTEGER NOT NULL,
+    spot_wallet);
+CREATE INDEX IF NOT EXISTS history_wallet_transfers_by_account ON history_wallet_transfers (account, kind, tran_id);
 """
-TABLES = ("history_orders", "history_trades", "history_income", "history_liquidations")
+TABLES = ("history_orders", "history_trades", "history_income", "history_liquidations", "history_wallet_transfers")
 
 _ORDER_COLUMNS = ("order_id, client_order_id, account, symbol, side, position_side, order_type, time_in_force, "
                   "status, price, stop_price, qty, filled_qty, avg_price, cum_quote, reduce_only, close_position, "
@@ -191,6 +200,10 @@ class History:
             elif kind is m.FundingPayment:
                 if event.amount:
                     self._income(event.account, event.symbol, "FUNDING_FEE", event.amount, event.ts, "")
+            elif kind is m.WalletTransfer:
+                self._db.execute("INSERT OR REPLACE INTO history_wallet_transfers VALUES (?, ?, ?, ?, ?, ?)",
+                                 (event.tran_id, event.account, event.kind, _big(event.amount), event.ts,
+                                  _big(event.spot_wallet)))
             elif kind is m.Liquidation or kind is m.Adl:
                 self._db.execute("INSERT INTO history_liquidations (account, symbol, kind, order_id, ts, body) "
                                  "VALUES (?, ?, ?, ?, ?, ?)",
@@ -292,6 +305,19 @@ class History:
         if account is not None:
             sql, args = sql + " WHERE account = ?", [account]
         return [loads(body) for (body,) in self._db.execute(sql + " ORDER BY seq", args)]
+
+    def wallet_transfers(self, account: int, kind: str, *, start: int | None = None, end: int | None = None,
+                         offset: int = 0, limit: int = 10) -> tuple[int, list[m.WalletTransfer]]:
+        """(how many match, ``limit`` of them newest first after ``offset``): universal transfers of
+        ``account`` of type ``kind`` with ``start`` <= ts <= ``end`` (the venue's ``current``/``size``)."""
+        where, args = "account = ? AND kind = ? AND ts >= ? AND ts <= ?", [
+            account, kind, _bound(-INT64 if start is None else start), _bound(INT64 if end is None else end)]
+        total = int(self._db.execute(f"SELECT COUNT(*) FROM history_wallet_transfers WHERE {where}",
+                                     args).fetchone()[0])
+        rows = self._db.execute(f"SELECT ts, account, kind, amount, tran_id, spot_wallet FROM history_wallet_transfers "
+                                f"WHERE {where} ORDER BY tran_id DESC LIMIT ? OFFSET ?",
+                                [*args, limit, _bound(offset)]).fetchall()
+        return total, [m.WalletTransfer(r[0], r[1], r[2], int(r[3]), r[4], int(r[5])) for r in rows]
 
     def _page(self, table: str, columns: str, id_col: str, ts_col: str, where: list[str], args: list[Any],
               symbol: str | None, page: Page) -> list[tuple]:

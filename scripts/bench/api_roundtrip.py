@@ -82,12 +82,12 @@ def serve_sim(argv: list[str]) -> None:
     from exchange_sim.api.auth import RateLimits
 
     api.ApiConfig = functools.partial(api.ApiConfig, rate_limits=RateLimits(10**9, 10**9, 10**9))  # type: ignore[misc]
-    import exchange_sim.cli as cli
+    import exchange_sim.serve as serve
     from exchange_sim.cli import app
 
     if os.environ.get("EXSIM_BENCH_INLINE_SNAPSHOT") == "1":  # the old way, for the comparison row
-        configured = cli.journal_config
-        cli.journal_config = lambda settings: dataclasses.replace(configured(settings), background_snapshot=False)
+        configured = serve.journal_config
+        serve.journal_config = lambda settings: dataclasses.replace(configured(settings), background_snapshot=False)
     if os.environ.get("EXSIM_BENCH_STALL_PROBE") == "1":
         install_stall_probe(float(os.environ.get("EXSIM_BENCH_STALL_MS", "20")) / 1000)
 

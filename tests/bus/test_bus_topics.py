@@ -117,7 +117,7 @@ def test_every_int_field_is_classified_and_no_field_uses_a_reserved_name():
         "callback_rate", "activation_price", "take_profit_price", "stop_loss_price", "filled_qty",
         "avg_price", "last_qty", "last_price", "commission", "realized_pnl", "wallet", "change",
         "entry_price", "isolated_wallet", "unrealized_pnl", "maintenance_margin", "margin_ratio",
-        "cross_wallet", "bankruptcy_price", "fee", "loss", "balance", "bids", "asks",
+        "cross_wallet", "spot_wallet", "bankruptcy_price", "fee", "loss", "balance", "bids", "asks",
     }
     assert money_like <= known_money, f"classify these int fields in bus.topics: {money_like - known_money}"
 

@@ -6,8 +6,9 @@ every input it checks:
 
 1. no risk unit whose symbols have a fresh feed is at a margin ratio ≥ 100% (it must have been
    liquidated in that very input);
-2. a unit that crossed the margin-call ratio (80%) got one MARGIN_CALL, and no second one until
-   its ratio fell below 80% − hysteresis (re-armed);
+2. a unit that crossed the margin-call ratio (80%) without being liquidated in that input got one
+   MARGIN_CALL, and no second one until its ratio fell below 80% − hysteresis (re-armed); a unit
+   liquidated in an input got no MARGIN_CALL nor WARNING in it (the liquidation is the event);
 3. every liquidation of a unit happened at a mark at or beyond one of the model's liquidation
    prices of that unit, never before (checked when the input was a mark move and nothing else
    changed the unit in that input);
@@ -37,7 +38,8 @@ from exchange_sim.core.exchange import Exchange, ExchangeConfig
 from exchange_sim.core.messages import (
     Adl, AdjustIsolatedMargin, AutoAddMargin, BalanceUpdate, BookSnapshot, CancelAllOrders, CommandRejected, CreateAccount,
     Deposit, FeedStatus, Funding, FundingPayment, InsuranceFundChange, Liquidation, MarginCall, MarkPrice, OrderUpdate,
-    PlaceOrder, SetAutoAddMargin, SetLeverage, SetMarginType, SetPositionMode, Trade, Transfer, Withdraw,
+    MAIN_UMFUTURE, UMFUTURE_MAIN, PlaceOrder, SetAutoAddMargin, SetLeverage, SetMarginType, SetPositionMode, Trade,
+    Transfer, UniversalTransfer, Withdraw,
 )
 from exchange_sim.profiles import load_profile
 from tests.core.model import AccountState, Leg, Model, RiskUnit, risk_units
@@ -91,6 +93,7 @@ class CoreVersusModel(RuleBasedStateMachine):
         self.parent: dict[int, int] = {}
         self.hedge: dict[int, bool] = {}
         self.ledger: dict[int, int] = {}
+        self.spot: dict[int, int] = {}  # each account's spot (funding) wallet, from the transfers alone
         self.level: dict[tuple, str] = {}  # unit key -> "armed" | "called" | "free"
         self.stale: set[str] = set()
         STATS["runs"] += 1
@@ -170,12 +173,15 @@ class CoreVersusModel(RuleBasedStateMachine):
         asks = tuple((mid + half + i * step, qty * UNIT) for i in range(levels))
         self.apply(BookSnapshot(self.tick(), symbol, bids, asks, 1))
 
-    @rule(kind=st.sampled_from(("create", "deposit", "withdraw", "transfer")), i=st.integers(0, 7),
+    @rule(kind=st.sampled_from(("create", "deposit", "withdraw", "transfer", "to_spot", "from_spot")),
+          i=st.integers(0, 7),
           amount=st.sampled_from(DEPOSITS), share=st.sampled_from((Fraction(1, 4), Fraction(9, 10), 1, 2)),
           flag=st.booleans())
     def money(self, kind, i, amount, share, flag):
         """A new account (``flag``: a sub-account of account i), a deposit, a withdrawal of a share of
-        what may be withdrawn (2 = too much), or a transfer between a master and a sub (``flag``: up)."""
+        what may be withdrawn (2 = too much), a transfer between a master and a sub (``flag``: up), or a
+        universal transfer into the spot wallet (a share of max withdraw) or back (a share of the spot
+        wallet as counted here, 2 = too much)."""
         aid = self.account(i)
         if kind == "create":
             if len(self.accounts) < 8:
@@ -184,6 +190,14 @@ class CoreVersusModel(RuleBasedStateMachine):
             self.apply(Deposit(self.tick(), aid, amount * UNIT))
         elif kind == "withdraw":
             self.apply(Withdraw(self.tick(), aid, max(1, units(fx(self.ex.account_view(aid).max_withdraw) * share))))
+        elif kind == "to_spot":
+            can = self.ex.account_view(aid).max_withdraw
+            amount = max(1, units(fx(can) * share))
+            events = self.apply(UniversalTransfer(self.tick(), aid, UMFUTURE_MAIN, amount))
+            if (amount <= can) == isinstance(events[0], CommandRejected):
+                self.fail(f"max withdraw {fx(can)}: transfer to spot of {fx(amount)} decided wrongly", None, events)
+        elif kind == "from_spot":
+            self.apply(UniversalTransfer(self.tick(), aid, MAIN_UMFUTURE, max(1, units(fx(self.spot.get(aid, 0)) * share))))
         else:
             subs = [a for a in self.accounts if a in self.parent]
             if subs:
@@ -407,6 +421,18 @@ class CoreVersusModel(RuleBasedStateMachine):
             self.ledger[msg.account] += msg.amount
         if accepted and isinstance(msg, Withdraw):
             self.ledger[msg.account] -= msg.amount
+        if isinstance(msg, UniversalTransfer):
+            into_futures = msg.kind == MAIN_UMFUTURE
+            if into_futures and accepted != (msg.amount <= self.spot.get(msg.account, 0)):
+                self.fail(f"spot wallet {fx(self.spot.get(msg.account, 0))}: transfer of {fx(msg.amount)} "
+                          f"{'accepted' if accepted else 'refused'}", msg, events)
+            if not accepted and events[0].code != -5002:
+                self.fail("a universal transfer refused with another code than the venue's -5002", msg, events)
+            STATS["spot_transfers" if accepted else "spot_transfers_refused"] += 1
+            if accepted:
+                change = msg.amount if into_futures else -msg.amount
+                self.ledger[msg.account] += change
+                self.spot[msg.account] = self.spot.get(msg.account, 0) - change
         if accepted and isinstance(msg, Transfer):
             self.ledger[msg.from_account] -= msg.amount
             self.ledger[msg.to_account] += msg.amount
@@ -436,16 +462,20 @@ class CoreVersusModel(RuleBasedStateMachine):
                 liquidated.setdefault(key, []).append(e)
         calls: Counter = Counter()
         for e in events:
-            if isinstance(e, MarginCall) and e.level == "MARGIN_CALL":
-                if e.symbol:
-                    calls[(e.account, e.symbol, e.positions[0].position_side)] += 1
-                else:
-                    calls[(e.account,)] += 1
+            if isinstance(e, MarginCall):
+                key = (e.account, e.symbol, e.positions[0].position_side) if e.symbol else (e.account,)
+                if key in liquidated:
+                    self.fail(f"unit {key}: a {e.level} in the input that liquidates it", msg, events)
+                if e.level == "MARGIN_CALL":
+                    calls[key] += 1
         self.check_liquidations(msg, events, before, marks_before, marks, liquidated)
         seen = set()
         for aid, state in after.items():
             if self.ledger.get(aid) != units(state.wallet_balance):
                 self.fail(f"account {aid}: wallet {state.wallet_balance} != ledger {fx(self.ledger.get(aid, 0))}",
+                          msg, events)
+            if self.ex.spot_wallet(aid) != self.spot.get(aid, 0):
+                self.fail(f"account {aid}: spot wallet {self.ex.spot_wallet(aid)} != {self.spot.get(aid, 0)}",
                           msg, events)
             for unit in risk_units(state):
                 seen.add(unit.key)

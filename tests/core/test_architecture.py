@@ -137,7 +137,7 @@ def test_core_modules_stay_small():
         assert lines < 400, f"{path.name} has {lines} lines (split it by concept)"
 
 
-MONEY_ATTRIBUTES = {"cross_wallet", "isolated_wallet", "qty", "cost"}
+MONEY_ATTRIBUTES = {"cross_wallet", "isolated_wallet", "spot_wallet", "qty", "cost"}
 
 
 def _money_writes(path: pathlib.Path) -> list[str]:

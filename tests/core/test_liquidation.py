@@ -106,6 +106,32 @@ def test_margin_call_fires_once_and_rearms_after_hysteresis():
     assert len(again) == 1
 
 
+@pytest.mark.parametrize("gap,ratio", [("59045.22", "1.0000"), ("59000", "1.2250"), ("58900", "2.4450")])
+def test_a_unit_liquidated_in_the_input_gets_no_margin_call(gap, ratio):
+    """Example A, 1 BTC at 50x (LP 59,045.23): a gap to or through the LP liquidates at once;
+    the liquidation is the event, no MARGIN_CALL nor WARNING comes with it."""
+    ex, c = exchange(fees=False), Clock()  # warning level at 60% on
+    a = account(ex, c(), "100000")
+    open_position(ex, c, a, "BTCUSDT", "BUY", "1", "60000", 50, isolated=True)
+    book(ex, c(), "BTCUSDT", "50000", "70000")
+    m = Decimal(gap)  # margin ratio = (0.005 m - 50) / (m - 58,800)
+    assert round((Decimal("0.005") * m - 50) / (m - 58800), 4) == Decimal(ratio)
+    events = mark(ex, c(), "BTCUSDT", gap)
+    assert len(kinds(events, Liquidation)) == 1 and ex.positions(a) == []
+    assert kinds(events, MarginCall) == []
+
+
+def test_a_called_unit_is_liquidated_later_without_a_second_call():
+    ex, c = exchange(fees=False, warning_ratio=0), Clock()
+    a = account(ex, c(), "100000")
+    open_position(ex, c, a, "BTCUSDT", "BUY", "1", "60000", 50, isolated=True)
+    book(ex, c(), "BTCUSDT", "50000", "70000")
+    called = mark(ex, c(), "BTCUSDT", "59100")  # 81.8%: the call
+    assert [(e.level, not kinds(called, Liquidation)) for e in kinds(called, MarginCall)] == [("MARGIN_CALL", True)]
+    events = mark(ex, c(), "BTCUSDT", "59000")  # 122.5%: the liquidation, alone
+    assert len(kinds(events, Liquidation)) == 1 and kinds(events, MarginCall) == []
+
+
 def test_warning_level_then_margin_call():
     ex, c = exchange(fees=False, warning_ratio="0.6"), Clock()
     a = account(ex, c(), "100000")
@@ -130,7 +156,9 @@ def test_partial_liquidation_of_a_tier3_position():
     left = ex.positions(a)[0]
     cap = ex.instruments["BTCUSDT"].tiers[1].cap
     assert 0 < left.qty and left.notional <= cap  # reduced to the next lower tier's cap
-    assert left.margin_ratio < F("1")
+    assert F("0.8") < left.margin_ratio < F("1")
+    assert kinds(events, MarginCall) == []  # above 80% after the cut, but the liquidation was the event
+    assert kinds(mark(ex, c(), "BTCUSDT", str(Decimal(lp - 10**7) / 10**8)), MarginCall) == []  # not re-armed
     assert ex.wallet_invariant_holds()
 
 

@@ -169,7 +169,7 @@ async def test_two_students_trade_from_the_browser_and_a_shock_liquidates_only_t
             assert 0.5 * margin < loss <= margin + 0.01, (loss, margin)  # capped at the isolated margin
             assert "position closed by the liquidation engine" in await tab1.inner_text("#events")
             calls = await tab1.eval_on_selector_all('#events li[data-kind="MARGIN_CALL"]', "els => els.map(e => e.textContent)")
-            for call in calls:  # the core also calls at >100% in the liquidating input: that one is not shown
+            for call in calls:  # calls are for 80%-100%: none comes with the liquidation
                 ratio = float(re.search(r"ratio (-?[\d.]+)%", call).group(1))
                 assert 0 < ratio < 100, call
 

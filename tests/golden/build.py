@@ -9,10 +9,11 @@ Sessions:
 - ``crash_isolated_cross``: BTCUSDT 1-minute bars of 2024-08-05 06:00-06:39 UTC (the crash to
   48,888) with a thin synthetic book; isolated and cross accounts, one-way and hedge, stops,
   take-profits, resting limits, auto-add and added/removed isolated margin, a funding settlement,
-  margin calls, full and partial liquidations with the insurance fund.
+  a margin warning, full and partial liquidations with the insurance fund (the crash gaps
+  through every liquidation price: no margin call, the liquidation is the event).
 - ``cross_hedge_eth``: hand-written ETHUSDT/BTCUSDT books and marks; a cross hedge book, limit
   orders filled by trades, stop-limit, reduce-only, a stale feed that holds the monitor, funding
-  both ways, a cross margin call and a cross liquidation walking the book.
+  both ways, cross liquidations walking the book (reached at once: no margin call).
 - ``adl_empty_fund``: insurance fund 0; an isolated long's bankruptcy gap is covered by ADL of the
   most profitable short.
 - ``known_defects`` (EXPECTED TO CHANGE when issue 16's defects 1 and 2 are fixed): an isolated
@@ -81,7 +82,7 @@ def crash_isolated_cross(root: Path) -> None:
     def at(*msgs: Any) -> None:
         c.extend(msgs)
 
-    # 1 iso20: isolated long 1 BTC at 20x, margin call then liquidation in the crash
+    # 1 iso20: isolated long 1 BTC at 20x, liquidated in the crash (a gap: no margin call)
     at(CreateAccount(t, "iso20", None, F("10000")), SetMarginType(t + 1, 1, BTC, True),
        SetLeverage(t + 2, 1, BTC, 20), order(t + 3, 1, BTC, "BUY", "MARKET", "1"))
     # 2 cross10: cross long at 10x with a protective stop and a resting limit buy lower down
@@ -102,7 +103,7 @@ def crash_isolated_cross(root: Path) -> None:
        SetAutoAddMargin(t + 34, 4, BTC, True),
        AdjustIsolatedMargin(t + 35, 4, BTC, F("200"), True),
        AdjustIsolatedMargin(t + 36, 4, BTC, F("100"), False))
-    # 5 cross50: thin cross account at 50x: margin call, then liquidation and fund take-over
+    # 5 cross50: thin cross account at 50x: liquidation and fund take-over (a gap: no margin call)
     at(CreateAccount(t + 40, "cross50", None, F("1500")), SetLeverage(t + 41, 5, BTC, 50),
        order(t + 42, 5, BTC, "BUY", "MARKET", "0.8"))
     # 6 big: tier-3 cross position (15 BTC, ~790k notional), partial liquidation first
@@ -152,7 +153,7 @@ def cross_hedge_eth(root: Path) -> None:
           Trade(t + 2, BTC, F("59050"), F("0.5"), "SELL"), MarkPrice(t + 3, BTC, F("56790")),
           MarkPrice(t + 4, BTC, F("56500")), MarkPrice(t + 5, BTC, F("55900"))]
     t += 1000
-    # ETH falls: the hedge book's net long loses; ETH margin call, then a cross liquidation
+    # ETH falls: the hedge book's net long loses; a cross liquidation (from below 80% to past 100%)
     for i, p in enumerate(["2900", "2800", "2700", "2600", "2500", "2450", "2400", "2350", "2300", "2250", "2200"]):
         m += [book(t + 10 * i, ETH, str(int(p) - 1), p, "30", levels=4, step="1"), MarkPrice(t + 10 * i + 1, ETH, F(p))]
     _write(root / "market.jsonl", m)

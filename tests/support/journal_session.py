@@ -25,7 +25,10 @@ from exchange_sim.core.messages import (
     PlaceOrder,
     SetLeverage,
     SetMarginType,
+    MAIN_UMFUTURE,
+    UMFUTURE_MAIN,
     Trade,
+    UniversalTransfer,
 )
 from exchange_sim.profiles import load_profile
 
@@ -128,7 +131,11 @@ def session_inputs(seed: int, n: int = 300) -> list[Any]:
         elif roll < 0.89:
             out.append(CancelAllOrders(tick_ts(), rng.randint(1, 3), symbol))
         elif roll < 0.92:
-            out.append(Deposit(tick_ts(), rng.randint(1, 3), F(str(rng.randint(10, 300)))))
+            account, amount = rng.randint(1, 3), F(str(rng.randint(10, 300)))
+            if i % 2 == 0:
+                out.append(Deposit(tick_ts(), account, amount))
+            else:  # futures -> spot wallet and back (refused when the source cannot pay)
+                out.append(UniversalTransfer(tick_ts(), account, UMFUTURE_MAIN if i % 4 == 1 else MAIN_UMFUTURE, amount))
         elif roll < 0.94:
             out.append(Funding(tick_ts(), symbol, F(rng.choice(("0.0001", "-0.0002", "0.0005")))))
         else:
@@ -137,11 +144,11 @@ def session_inputs(seed: int, n: int = 300) -> list[Any]:
 
 
 def observable_state(ex: Exchange) -> Any:
-    """What clients can read: accounts, positions, orders, trades, income, markets, books, fund."""
+    """What clients can read: accounts, positions, orders, trades, income, spot wallet, markets, books, fund."""
     accounts = []
     for aid in ex.account_ids():
         accounts.append((aid, ex.account_view(aid), ex.positions(aid), ex.open_orders(aid), ex.all_orders(aid),
-                         ex.trades(aid), ex.income(aid), ex.hedge_mode(aid),
+                         ex.trades(aid), ex.income(aid), ex.hedge_mode(aid), ex.spot_wallet(aid),
                          [(s, ex.leverage(aid, s), ex.is_isolated(aid, s)) for s in sorted(ex.instruments)]))
     markets = [(ex.market(s), ex.book_levels(s, 50)) for s in sorted(ex.instruments)]
     return accounts, markets, ex.insurance_fund

@@ -317,7 +317,6 @@
 
   function onUserEvent(e) {
     if (e.e === "MARGIN_CALL") {
-      // a call at or past 100% comes with the liquidation itself (same input): the liquidation is the news
       const cross = (e.p || []).filter((p) => p.mt !== "ISOLATED");
       const crossLeft = +(e.cw || 0) + cross.reduce((n, p) => n + +p.up, 0);
       const crossRatio = cross.reduce((n, p) => n + +p.mm, 0) / crossLeft;
@@ -325,7 +324,6 @@
         const isolated = p.mt === "ISOLATED";
         const left = isolated ? +p.iw + +p.up : null;
         const ratio = isolated ? +p.mm / left : crossRatio;
-        if ((isolated ? left : crossLeft) <= 0 || ratio >= 1) continue;
         logEvent("MARGIN_CALL", `${p.s} ${isolated ? "isolated" : "cross"} position ${p.pa} at mark ${fmt(+p.mp)}: `
           + (isolated ? `margin left ${fmt(left)} against a maintenance margin of ${fmt(+p.mm)} (ratio ${pct(ratio)}). `
             : `margin ratio ${pct(ratio)} of your cross margin balance. `)
