@@ -55,14 +55,14 @@ SAFETY_AUTOCHECKPOINT_PAGES = 65_536  # the writer checkpoints by itself only pa
 RESTART_FRAMES = 8_192  # restart the WAL from ~32 MB: few restarts (each costs the writer a finish)
 FINISH_FRAMES = 1_024  # ... once the helper has left at most this many frames to copy
 _WAL_INDEX_VERSION = 3007000
-IDLE_WAIT = 0.05  # the helper's longest wait between passes
+PASS_FRAMES = 512  # the helper copies once this many frames wait (~2 MB)
 
 
 class Checkpointer:
     """The writer's side: starts the helper process and finishes a checkpoint when it is cheap."""
 
     def __init__(self, path: Path, *, restart_frames: int = RESTART_FRAMES, finish_frames: int = FINISH_FRAMES,
-                 interval: float = 0.001) -> None:
+                 interval: float = 0.01) -> None:
         self.path = path
         self.restart_frames = restart_frames
         self.finish_frames = finish_frames
@@ -107,12 +107,7 @@ class Checkpointer:
                 self._shm = os.open(str(self.path) + "-shm", os.O_RDONLY)
             except OSError:
                 return None
-        head = os.pread(self._shm, 100, 0)
-        if len(head) < 100 or head[:48] != head[48:96]:
-            return None  # not initialised, or being rewritten right now
-        if struct.unpack_from("=I", head, 0)[0] != _WAL_INDEX_VERSION:
-            return None
-        return struct.unpack_from("=I", head, 16)[0], struct.unpack_from("=I", head, 96)[0]
+        return read_wal_index(self._shm)
 
     def finish(self, db: sqlite3.Connection) -> None:
         """After a commit, outside a transaction: complete the checkpoint if only a few frames are
@@ -135,27 +130,41 @@ class Checkpointer:
             self.finish_ms_max = max(self.finish_ms_max, (time.perf_counter() - t0) * 1000)
 
 
-def _helper(path: str, interval: float) -> None:
-    """The helper process: PASSIVE checkpoints while there is something to copy, until stdin closes.
+def read_wal_index(fd: int) -> tuple[int, int] | None:
+    """(mxFrame, nBackfill) from the WAL index header; None while it is not valid. The descriptor
+    must stay open as long as a connection of this process is: see ``Checkpointer.release``."""
+    head = os.pread(fd, 100, 0)
+    if len(head) < 100 or head[:48] != head[48:96]:
+        return None  # not initialised, or being rewritten right now
+    if struct.unpack_from("=I", head, 0)[0] != _WAL_INDEX_VERSION:
+        return None
+    return struct.unpack_from("=I", head, 16)[0], struct.unpack_from("=I", head, 96)[0]
 
-    Every ``interval`` while the writer keeps adding frames; when a pass finds nothing new it waits
-    twice as long, up to ``IDLE_WAIT`` (an idle simulator costs it ~20 wake-ups a second)."""
+
+def _helper(path: str, interval: float) -> None:
+    """The helper process: a PASSIVE checkpoint once ``PASS_FRAMES`` frames wait to be copied (or
+    any, once the WAL is big enough to restart), looking every ``interval``; until stdin closes.
+    Copying in batches keeps its fsyncs few: a pass after every commit made one client's orders
+    slower (its fsyncs write back the very WAL pages the writer is writing)."""
     db = sqlite3.connect(path, isolation_level=None, timeout=0.05)
+    db.execute("PRAGMA wal_checkpoint(PASSIVE)")  # opens the WAL and its index
     fd = os.open(path, os.O_RDONLY)
-    copied_through, wait = -1, interval
+    shm = os.open(path + "-shm", os.O_RDONLY)  # open for the process's life (POSIX locks)
     while True:
-        ready, _, _ = select.select([sys.stdin], [], [], wait)
+        ready, _, _ = select.select([sys.stdin], [], [], interval)
         if ready and not os.read(sys.stdin.fileno(), 4096):
             return  # the simulator closed the pipe (or died)
+        state = read_wal_index(shm)
+        if state is not None:
+            frames, copied = state
+            if frames - copied < PASS_FRAMES and not (frames >= RESTART_FRAMES and frames > copied):
+                continue
         try:
             _busy, frames, done = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         except sqlite3.Error:
             continue  # busy or locked: the next round tries again
-        if done != copied_through:
-            copied_through, wait = done, interval
+        if done:
             os.fsync(fd)  # a pass overtaken by a commit copies pages without this fsync
-        else:
-            wait = min(IDLE_WAIT, wait * 2)
 
 
 if __name__ == "__main__":
