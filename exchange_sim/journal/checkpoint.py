@@ -20,8 +20,8 @@ too: starved of the GIL by the busy event loop, it lagged ~1,000 frames behind t
 So the work is split:
 
 * ``Checkpointer`` starts a small helper process (this file run as a script, standard library
-  only, its own connection, no GIL shared with the simulator) that runs PASSIVE checkpoints
-  while the WAL has frames to copy, and fsyncs the database file after each pass: the bulk of the
+  only, its own connection, no GIL shared with the simulator) that runs a PASSIVE checkpoint
+  whenever ``PASS_FRAMES`` frames wait to be copied, and fsyncs the database file after each pass: the bulk of the
   copying and every large fsync happen there, never blocking the writer. It exits when the
   simulator closes its end of the pipe (including when the simulator dies).
 * The writer, right after a commit (``Journal`` calls ``finish``), reads the WAL index header
@@ -32,8 +32,9 @@ So the work is split:
   so the file is reused in place, never truncated (truncating a 64 MB WAL cost a restarting commit
   40 ms here), and skips the finish while a forked snapshot is being written.
 
-Measured after (same benchmark, load ~5): max commit 18–45 ms instead of 70–105 ms, commits over
-20 ms 0–17 instead of 20–32 of 2,517; what is left is the latency of small fsyncs on a shared disk.
+Measured after (same benchmark, three runs each, load ~2.8): max commit 8–34 ms instead of 77–80 ms,
+p99 3.0–6.3 ms instead of 18–19 ms, commits over 20 ms 0–2 instead of 20–24 of 2,517; what is left
+is the latency of small fsyncs on a shared disk.
 The writer's ``wal_autocheckpoint`` stays high only as a safety net for when the helper cannot run.
 """
 
