@@ -34,6 +34,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=N
                   help="A paper-trading exchange for USDT-margined perpetual futures.")
 accounts_app = typer.Typer(no_args_is_help=True, help="Accounts of a running simulator (admin API).")
 app.add_typer(accounts_app, name="accounts")
+app.add_typer(__import__("exchange_sim.cluster.cli", fromlist=["app"]).app, name="cluster")  # cluster mode: exchange_sim/cluster
 
 # a pipe or file gets wide lines (lesson tables are wide); a terminal keeps its own width
 console = Console(width=None if sys.stdout.isatty() else 120)

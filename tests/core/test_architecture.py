@@ -5,6 +5,7 @@ Layers (README "Architecture"; every import of ``exchange_sim.*`` or ``feeds`` i
 including imports inside functions and under ``TYPE_CHECKING``):
 
     core  <-  profiles, journal, feeds  <-  config  <-  runtime  <-  api, bus, lessons  <-  dashboard  <-  serve  <-  cli
+    (cluster mode: runtime, api  <-  cluster  <-  cli)
 
 ``profiles`` is the venue data the core is built from, ``config`` validates settings (it knows
 the feed specs), the dashboard plays lessons on the node and answers in the API's errors,
@@ -34,7 +35,8 @@ ALLOWED: dict[str, set[str]] = {
     "lessons": _FOUNDATION | {"runtime", "client"},
     "dashboard": _FOUNDATION | {"runtime", "api", "lessons"},
     "serve": _FOUNDATION | {"runtime", "api", "bus", "lessons", "dashboard"},
-    "cli": _FOUNDATION | {"runtime", "api", "bus", "lessons", "dashboard", "serve", "client"},
+    "cluster": _FOUNDATION | {"runtime", "api"},  # cluster mode: the API's node seam on NATS
+    "cli": _FOUNDATION | {"runtime", "api", "bus", "lessons", "dashboard", "serve", "client", "cluster"},
     "__init__": set(),
 }
 
