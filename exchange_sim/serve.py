@@ -72,8 +72,8 @@ def journal_config(settings: Settings) -> Any:
 
     Group commit is on: the node acknowledges and publishes a batch of inputs only after the
     journal has committed it (exchange_sim/runtime/node.py), so one commit serves every client
-    whose input arrived meanwhile and nothing acknowledged is ever unstored. WAL checkpoints run
-    in a background thread (journal/checkpoint.py), not inside the commit a liquidation waits on,
+    whose input arrived meanwhile and nothing acknowledged is ever unstored. WAL checkpoints are
+    copied by a helper process and only finished, a few frames, after a commit (journal/checkpoint.py),
     and snapshots are pickled by a forked child (journal/forked_snapshot.py), not on the loop.
     """
     from exchange_sim.journal import JournalConfig

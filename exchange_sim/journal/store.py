@@ -67,7 +67,8 @@ The event log is kept (it is the session's record) unless ``compact_events`` is 
 Size (``python -m tests.support.journal_sizing``, the recorded Binance BTCUSDT feed at the live
 feed's rates, ~73 inputs/s a symbol, ~615 bytes stored per input): a day of BTCUSDT + ETHUSDT
 would be ~12.6 M inputs, ~7.7 GB uncompacted; with the defaults (snapshot every 10,000 inputs,
-keep 3) the file levels off near 25 MB plus a WAL of at most ~8 MB, plus the event log
+keep 3) the file levels off near 25 MB plus the WAL (~8 MB; with background checkpoints restarted
+in place from ~32 MB, checkpoint.py), plus the event log
 (~0.4 kB an event, ~2 kB a filled order).
 """
 
@@ -119,8 +120,8 @@ class JournalConfig:
     synchronous: str = "NORMAL"  # NORMAL (safe against any crash of the process) or FULL (also power loss)
     group_commit: bool = False  # see the module docstring before turning this on
     compact_events: bool = False  # also delete the event log of compacted inputs
-    wal_size_limit: int = 8 * 1024 * 1024  # bytes the WAL is truncated to after a checkpoint
-    background_checkpoint: bool = False  # WAL checkpoints in a thread, not inside a commit (checkpoint.py)
+    wal_size_limit: int = 8 * 1024 * 1024  # bytes the WAL is truncated to after a checkpoint (background: never)
+    background_checkpoint: bool = False  # WAL copied by a helper process, finished cheaply by the writer (checkpoint.py)
     background_snapshot: bool = False  # snapshots pickled by a forked child, not inline (forked_snapshot.py)
 
     def __post_init__(self) -> None:
@@ -171,9 +172,12 @@ class Journal:
                 self._db = sqlite3.connect(str(self.path), isolation_level=None)
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute(f"PRAGMA synchronous={config.synchronous}")
-                self._db.execute(f"PRAGMA journal_size_limit={int(config.wal_size_limit)}")
+                size_limit = int(config.wal_size_limit)
                 if config.background_checkpoint:
                     self._db.execute(f"PRAGMA wal_autocheckpoint={SAFETY_AUTOCHECKPOINT_PAGES}")
+                    # the WAL restarts in place below the safety net: never truncate it (checkpoint.py)
+                    size_limit = max(size_limit, SAFETY_AUTOCHECKPOINT_PAGES * (self._scalar("PRAGMA page_size") + 24))
+                self._db.execute(f"PRAGMA journal_size_limit={size_limit}")
                 self._db.executescript(_SCHEMA)
                 self._db.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (FORMAT,))
                 self._db.execute("INSERT OR IGNORE INTO meta VALUES ('events_through', '0')")
@@ -214,9 +218,9 @@ class Journal:
         """Store a snapshot still being taken, commit what is staged (if healthy) and close the file."""
         if self._forked is not None and self._forked.busy:
             self._store_forked(self._forked.finish())
-        if self._checkpointer is not None:
-            self._checkpointer.stop()
-            self._checkpointer = None
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            checkpointer.stop()
         try:
             if self._db.in_transaction and self.failure is None:
                 self._db.execute("COMMIT")
@@ -224,6 +228,8 @@ class Journal:
             pass
         finally:
             self._db.close()
+            if checkpointer is not None:
+                checkpointer.release()  # after the connection: see Checkpointer.release
             self._unlock()
 
     def _lock(self) -> int:
@@ -312,6 +318,8 @@ class Journal:
             self._fail(f"could not store input {seq} ({type(msg).__name__})", exc)
         self._last_seq = seq
         self._pending_record = seq
+        if not self.config.group_commit:
+            self._finish_checkpoint()
         return seq
 
     def record(self, msg: Any, events: list[Any]) -> None:
@@ -405,6 +413,13 @@ class Journal:
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             self._fail("could not commit", exc)
+        self._finish_checkpoint()
+
+    def _finish_checkpoint(self) -> None:
+        """After a commit: let the checkpointer finish a WAL checkpoint if it is cheap now (checkpoint.py).
+        Not while a forked child writes a snapshot: its file's blocks would ride along the fsyncs."""
+        if self._checkpointer is not None and not (self._forked is not None and self._forked.busy):
+            self._checkpointer.finish(self._db)
 
     def save_snapshot(self, seq: int, state: bytes, *, taken: int = 0) -> None:
         """Store ``state``, the core after input ``seq``; then compact. Committed with the next write."""
@@ -520,7 +535,7 @@ class Journal:
                types: tuple[str, ...] = (), since: int | None = None, newest: bool = False) -> list[tuple[int, Any]]:
         """Logged events as (seq, event), oldest first: ``seq > after``, optionally one account's, some
         types (class names), ``ts >= since``; at most ``limit`` (the newest ones if ``newest``)."""
-        sql, args = "SELECT seq, body FROM events WHERE seq > ?", [after]
+        sql, args = "SELECT seq, body FROM events WHERE seq > ?", list[Any]([after])
         if account is not None:
             sql += " AND account = ?"
             args.append(account)

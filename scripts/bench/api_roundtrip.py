@@ -497,7 +497,7 @@ async def bench(profile_dir: Path | None) -> dict[str, Any]:
         # the variants take turns (rotated each repeat) so a noisy minute on this shared box
         # does not land on one of them only; each figure is the median over the repeats
         chosen = tuple(v for v in os.environ.get("EXSIM_BENCH_VARIANTS", ",".join(VARIANTS)).split(",") if v)
-        if not os.environ.get("EXSIM_BENCH_ONLY_SUSTAINED"):
+        if chosen and not os.environ.get("EXSIM_BENCH_ONLY_SUSTAINED"):
             for rep in range(repeats):
                 order = chosen[rep % len(chosen):] + chosen[:rep % len(chosen)]
                 for name in order:

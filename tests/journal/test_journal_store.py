@@ -281,21 +281,29 @@ def test_a_core_that_cannot_snapshot_does_not_stop_the_journal(tmp_path, caplog)
     assert caplog.text.count("could not be snapshotted") == 1
 
 
-def test_background_checkpoints_keep_the_wal_small(tmp_path):
-    """With background_checkpoint the WAL is checkpointed by a thread, not inside commits."""
-    import time
-
+def test_background_checkpoints_restart_the_wal_under_sustained_writes(tmp_path):
+    """With background_checkpoint a helper process copies the WAL and the writer finishes a cheap
+    checkpoint after a commit, so the WAL restarts from its top while writes never pause: written
+    frames far exceed what the WAL ever holds, and every input is still there after reopening."""
     from exchange_sim.core.messages import Deposit
     from exchange_sim.journal import JournalConfig
+    from exchange_sim.journal.checkpoint import RESTART_FRAMES, SAFETY_AUTOCHECKPOINT_PAGES
 
     path = tmp_path / "bg.db"
+    n = 12_000
     with Journal(path, JournalConfig(background_checkpoint=True, snapshot_every=0)) as journal:
-        assert journal._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 16_384
-        for i in range(2_000):
+        assert journal._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == SAFETY_AUTOCHECKPOINT_PAGES
+        checkpointer = journal._checkpointer
+        most = last = restarts = 0
+        for i in range(n):
             journal.append(Deposit(ts=i, account=1, amount=10**8))
-        deadline = time.monotonic() + 10
-        while journal._checkpointer.checkpoints == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert journal._checkpointer.checkpoints > 0
+            frames, _copied = checkpointer.wal_frames()
+            most, restarts, last = max(most, frames), restarts + (frames < last), frames
+        helper = checkpointer._process
+        assert checkpointer.finishes > 0 and restarts > 0, "the WAL was never restarted"
+        assert most < SAFETY_AUTOCHECKPOINT_PAGES  # the writer never had to checkpoint it all itself
+        assert most >= RESTART_FRAMES  # ... and the workload did fill the WAL to the restart point
+    assert helper.poll() is not None  # the helper process ended with the journal
     with Journal(path) as reopened:
-        assert reopened.last_seq == 2_000
+        assert reopened.last_seq == n
+        assert [seq for seq, _ in reopened.inputs()] == list(range(1, n + 1))
