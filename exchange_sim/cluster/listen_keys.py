@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from typing import Any
 
 import msgspec
 from nats.js.api import KeyValueConfig
+
+from exchange_sim.api.context import ListenKeys
 
 from .connect import retrying
 
@@ -31,52 +32,32 @@ async def listen_key_bucket(js: Any, replicas: int) -> Any:
         KeyValueConfig(bucket=LISTEN_KEY_BUCKET, history=1, replicas=replicas)))
 
 
-class SharedListenKeys:
-    """listenKey -> account, one live key per account, expiring after ``ttl_ms`` (see module doc)."""
+class SharedListenKeys(ListenKeys):
+    """The single node's ``ListenKeys``, every change also written to the KV bucket (see module doc)."""
 
     def __init__(self, ttl_ms: int, kv: Any) -> None:
-        self.ttl_ms = ttl_ms
+        super().__init__(ttl_ms)
         self.kv = kv
-        self._by_key: dict[str, tuple[int, int]] = {}  # key -> (account, expires)
-        self._by_account: dict[int, str] = {}
         self._writes: set[asyncio.Task] = set()
 
-    # ------------------------------------------------------------------ the API's surface
+    # ------------------------------------------------------------------ the API's surface, mirrored out
 
     def open(self, account: int, now: int) -> str:
-        key = self._by_account.get(account)
-        if key is None or self._by_key.get(key, (0, 0))[1] <= now:
-            key = secrets.token_hex(32)
-        self._remember(key, account, now + self.ttl_ms)
+        key = super().open(account, now)
         self._write(key, account, now + self.ttl_ms)
         return key
 
     def keepalive(self, account: int, now: int) -> str | None:
-        key = self._by_account.get(account)
-        if key is None or self._by_key.get(key, (0, 0))[1] <= now:
-            return None
-        self._remember(key, account, now + self.ttl_ms)
-        self._write(key, account, now + self.ttl_ms)
+        key = super().keepalive(account, now)
+        if key is not None:
+            self._write(key, account, now + self.ttl_ms)
         return key
 
     def close(self, account: int) -> str | None:
-        key = self._by_account.pop(account, None)
+        key = super().close(account)
         if key is not None:
-            self._by_key.pop(key, None)
             self._spawn(self.kv.delete(key))
         return key
-
-    def expire(self, now: int) -> list[str]:
-        gone = [key for key, (_, expires) in self._by_key.items() if expires <= now]
-        for key in gone:
-            self._forget(key)
-        return gone
-
-    def account_of(self, key: str, now: int) -> int | None:
-        found = self._by_key.get(key)
-        if found is None or found[1] <= now:
-            return None
-        return found[0]
 
     # ------------------------------------------------------------------ mirroring
 
