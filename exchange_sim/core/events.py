@@ -150,6 +150,15 @@ class InsuranceFundChange(Message, frozen=True):
     account: int | None = None
 
 
+class InsuranceFundTransferred(Message, frozen=True):
+    """The fund service's grant (``amount`` > 0) or sweep (< 0) applied to this core's fund slice."""
+
+    ts: int
+    ref: str
+    amount: int
+    balance: int
+
+
 class Adl(Message, frozen=True):
     """An opposite-side profitable position reduced at the bankrupt position's price."""
 

@@ -26,6 +26,7 @@ from .events import (  # noqa: F401  (re-exported: import every message from her
     MarginCall,
     Liquidation,
     InsuranceFundChange,
+    InsuranceFundTransferred,
     Adl,
     AutoAddMargin,
     MarketStatus,
@@ -284,7 +285,20 @@ class CancelAllOrders(Message, frozen=True):
     which: str = "ALL"
 
 
+# ----------------------------------------------------------------------------- venue-wide pieces (cluster mode)
+
+
+class InsuranceFundTransfer(Message, frozen=True):
+    """The venue's fund service moves money into (``amount`` > 0, a grant) or out of (< 0, a sweep)
+    this core's slice of the insurance fund; ``ref`` makes it idempotent (venue_fund.py)."""
+
+    ts: int
+    amount: int
+    ref: str
+
+
 COMMANDS = (
     CreateAccount, Deposit, Withdraw, Transfer, UniversalTransfer, ResetAccount, SetMarginType, SetPositionMode,
     SetLeverage, AdjustIsolatedMargin, SetAutoAddMargin, PlaceOrder, CancelOrder, CancelAllOrders, ModifyOrder,
+    InsuranceFundTransfer,
 )
