@@ -4,6 +4,7 @@
     exchange-sim cluster nats --dir D       # only the local NATS cluster
     exchange-sim cluster shard --nats URLS --shard s0 --member s0-a
     exchange-sim cluster gateway --nats URLS --port 8765
+    exchange-sim cluster fund --nats URLS --member fund-a       # the venue's insurance fund (+ a standby)
     exchange-sim cluster ingest --nats URLS --feed binance      # market data into the market stream
 """
 
@@ -64,6 +65,25 @@ def shard(nats: str = NATS, shards: str = SHARDS, replicas: int = REPLICAS, symb
     _logging()
     asyncio.run(run_shard(nats.split(","), _layout(shards, replicas, lease_ttl), shard,  # type: ignore[arg-type]
                           check_member_name(member), _symbols(symbols), snapshot_every))
+
+
+@app.command()
+def fund(nats: str = NATS, shards: str = SHARDS, replicas: int = REPLICAS, lease_ttl: float = LEASE_TTL,
+         member: str = typer.Option(..., "--member", help="This member's unique name (in the lease)."),
+         initial: str = typer.Option(None, "--initial", help="The venue's fund when first opened (USDT; "
+                                       "default: the single node's insurance fund)."),
+         target: str = typer.Option(None, "--float", help="Each shard's float target (USDT; default "
+                                      "initial / (2 x shards); granted below half, swept above twice).")) -> None:
+    """The venue's insurance fund service: keeps every shard's fund float in its band."""
+    from exchange_sim.core.fixed import to_fixed
+
+    from .processes import run_fund
+    from .shard import check_member_name
+
+    _logging()
+    asyncio.run(run_fund(nats.split(","), _layout(shards, replicas, lease_ttl), check_member_name(member),  # type: ignore[arg-type]
+                         None if initial is None else to_fixed(initial),
+                         None if target is None else to_fixed(target)))
 
 
 @app.command()

@@ -16,6 +16,7 @@ from exchange_sim.api import ApiConfig, ApiServer, RateLimits
 from exchange_sim.core.exchange import Exchange, ExchangeConfig
 from exchange_sim.profiles import load_profile
 
+from .fund import FundService
 from .gateway import ClusterNode
 from .ingest import MarketIngest
 from .layout import Layout
@@ -25,12 +26,18 @@ from .shard import ShardProcess
 log = logging.getLogger(__name__)
 
 
+# a shard's core starts with an empty insurance fund float: the venue's fund is the fund service's
+# (its journal opens with the single node's balance) and it grants every float its slice (fund.py)
+CLUSTER_CONFIG = ExchangeConfig(insurance_fund=0)
+VENUE_FUND = ExchangeConfig().insurance_fund
+
+
 def exchange_factory(symbols: list[str] | None = None, config: ExchangeConfig | None = None) -> Callable[[], Exchange]:
-    """A fresh core per call: the shipped profile (optionally some symbols), default config."""
+    """A fresh core per call: the shipped profile (optionally some symbols), the cluster's config."""
     instruments = load_profile(symbols=symbols)
 
     def new_exchange() -> Exchange:
-        return Exchange(instruments, config or ExchangeConfig())
+        return Exchange(instruments, config or CLUSTER_CONFIG)
 
     return new_exchange
 
@@ -65,6 +72,23 @@ async def run_shard(urls: list[str], layout: Layout, shard: str, member: str, sy
             await proc.run()
         finally:
             await proc.close()
+
+    await _until_signalled(work())
+
+
+async def run_fund(urls: list[str], layout: Layout, member: str, initial: int | None, target: int | None) -> None:
+    """A member of the venue's insurance fund service (standby until it holds the fund's lease)."""
+    initial = VENUE_FUND if initial is None else initial
+    target = initial // (2 * len(layout.shards)) if target is None else target
+    service = FundService(urls, layout, member, initial=initial, target=target)
+
+    async def work() -> None:
+        await service.open()
+        print(f"fund member {member} ready", flush=True)
+        try:
+            await service.run()
+        finally:
+            await service.close()
 
     await _until_signalled(work())
 
