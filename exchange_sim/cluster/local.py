@@ -182,6 +182,13 @@ class LocalCluster:
         holder = await read_lease(self.natsd.urls, shard)
         return next((c for c in self.members[shard] if c.name == holder), None)
 
+    async def fund_holder(self) -> Child | None:
+        """The fund service member holding the fund's lease now, or None."""
+        from .fund import LEASE_KEY
+
+        holder = await read_lease(self.natsd.urls, LEASE_KEY)
+        return next((c for c in self.funds if c.name == holder), None)
+
     def add_gateway(self, timeout: float = 60.0) -> str:
         """Start one more gateway (it rebuilds every shard from snapshots + input streams); its URL."""
         i = len(self.gateways)

@@ -1,0 +1,218 @@
+"""The venue-wide insurance fund on a real 3-node NATS cluster (exchange_sim/cluster/fund.py).
+
+Three shards (leader + standby), two gateways and a fund service (leader + standby) whose floats
+are 1,000 USDT (granted below 500, swept above 2,000). What is checked, independently of the
+service's own account: every shard's input stream is replayed into a fresh core, its fund
+changes summed, and the venue's fund (the service journal's balance + every replayed float +
+what is in transit) must equal the initial balance plus those changes; every transfer ref must be
+applied exactly once on its shard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from pathlib import Path
+
+import aiohttp
+import ccxt.async_support as ccxt_async
+import msgspec
+import nats
+import pytest
+
+from exchange_sim.cluster.fund import FUND_STREAM, FUND_SUBJECT, GRANT, SWEEP, FundEntry, read_book, venue_total
+from exchange_sim.cluster.layout import EXPECTED_LAST_SEQ, REQUEST, ShardNames
+from exchange_sim.cluster.local import LocalCluster
+from exchange_sim.cluster.natsd import nats_server_binary
+from exchange_sim.cluster.processes import VENUE_FUND, exchange_factory
+from exchange_sim.core import messages as m
+from exchange_sim.core.fixed import to_fixed as F
+from tests.cluster.conftest import SYMBOLS, needs_nats
+from tests.cluster.load import inputs
+from tests.cluster.script import BTC, Venue
+from tests.support.api_ccxt import ccxt_config
+
+pytestmark = needs_nats
+
+FLOAT = F("1000")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    if nats_server_binary() is None:
+        pytest.skip("nats-server is not installed (apt-get install nats-server; .ci/run does)")
+    os.environ.setdefault("PYTHONPATH", os.getcwd())
+    keep = os.environ.get("EXSIM_CLUSTER_LOGS")
+    where = Path(tempfile.mkdtemp(prefix="fund-", dir=keep)) if keep else tmp_path_factory.mktemp("fund")
+    with LocalCluster(where, gateways=2, shards=3, standbys=1, symbols=SYMBOLS, lease_ttl=1.5,
+                      snapshot_every=50, fund_args=("--float", "1000")) as c:
+        yield c
+
+
+async def replayed(urls: list[str], shards) -> dict[str, dict]:
+    """Per shard, from its input stream replayed into a fresh core: float, fund changes, transfer refs."""
+    out = {}
+    for shard in shards:
+        core = exchange_factory(SYMBOLS)()
+        changes, refs = 0, []
+        for _, _, msg in await inputs(urls, shard):
+            for event in core.apply(msg):
+                if isinstance(event, m.InsuranceFundChange):
+                    changes += event.change
+                elif isinstance(event, m.InsuranceFundTransferred):
+                    refs.append(event.ref)
+        out[shard] = {"float": core.insurance_fund, "changes": changes, "refs": refs, "core": core}
+    return out
+
+
+async def fund_book(urls: list[str]):
+    nc = await nats.connect(servers=urls)
+    try:
+        return await read_book(nc.jetstream())
+    finally:
+        await nc.close()
+
+
+async def settled(cluster, timeout: float = 30.0, want=None):
+    """Wait until no transfer is in transit (and ``want(book)`` holds); the book and replayed shards."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        book = await fund_book(cluster.natsd.urls)
+        if not book.pending and (want is None or want(book)):
+            return book, await replayed(cluster.natsd.urls, cluster.layout.shards)
+        assert asyncio.get_running_loop().time() < deadline, f"fund never settled: {book.pending} {book.granted}"
+        await asyncio.sleep(0.3)
+
+
+def assert_conserved(book, shards: dict) -> None:
+    changes = sum(s["changes"] for s in shards.values())
+    floats = {name: (s["float"], s["refs"]) for name, s in shards.items()}
+    assert venue_total(book, floats) == VENUE_FUND + changes
+    for name, s in shards.items():
+        assert len(s["refs"]) == len(set(s["refs"])), name  # no transfer applied twice
+        if not book.pending:  # settled: the float is what the journal granted less swept, plus its changes
+            assert s["float"] == book.granted.get(name, 0) + s["changes"], name
+
+
+def name_on(layout, shard: str, tag: str) -> str:
+    return next(f"{tag}{i}" for i in range(10_000) if layout.shard_for_new(f"{tag}{i}") == shard)
+
+
+async def liquidate(v: Venue, name: str) -> None:
+    """A 10x isolated long of 1 BTC at 60,000 taken over at 54,000 and unwound at a 53,400 mark: the
+    shard's float pays 600 (bankruptcy 54,000, no bid above 50,000 to fill the liquidation order)."""
+    v.accounts[name] = await v.admin("POST", "/sim/v1/accounts", {"name": name, "deposit": "100000"})
+    await v.admin("POST", "/sim/v1/market", {"force": True, "events": [
+        {"type": "book", "symbol": "BTCUSDT", "bids": [["59990", "20"]], "asks": [["60000", "20"]]},
+        {"type": "mark", "symbol": "BTCUSDT", "price": "60000", "index": "60000"}]})
+    c = ccxt_async.binanceusdm(ccxt_config(v.url(), v.accounts[name]["apiKey"], v.accounts[name]["apiSecret"]))
+    try:
+        await c.load_markets()
+        await c.set_margin_mode("isolated", BTC)
+        await c.set_leverage(10, BTC)
+        await c.create_order(BTC, "market", "buy", 1)
+    finally:
+        await c.close()
+    await v.admin("POST", "/sim/v1/market", {"force": True, "events": [  # a gap, on purpose
+        {"type": "book", "symbol": "BTCUSDT", "bids": [["50000", "5"]], "asks": [["50100", "5"]]},
+        {"type": "mark", "symbol": "BTCUSDT", "price": "53400"}]})
+
+
+async def test_a_drained_float_is_granted_and_the_venue_total_is_conserved(cluster):
+    layout = cluster.layout
+    book, shards = await settled(cluster)
+    assert all(book.granted.get(s) == FLOAT for s in layout.shards)  # every float granted at start
+    assert book.balance == VENUE_FUND - 3 * FLOAT
+    assert_conserved(book, shards)
+    shard = layout.shards[1]
+    async with aiohttp.ClientSession() as session:
+        v = Venue(cluster.gateway_urls, cluster.admin_token, session)
+        await liquidate(v, name_on(layout, shard, "drain"))
+        book, shards = await settled(cluster, want=lambda b: b.granted.get(shard, 0) > FLOAT)
+        assert shards[shard]["changes"] == -F("600")  # the takeover, paid from the float ...
+        assert book.granted[shard] == FLOAT + F("600") and shards[shard]["float"] == FLOAT  # ... and refilled
+        assert book.balance == VENUE_FUND - 3 * FLOAT - F("600")
+        assert_conserved(book, shards)
+        for url in cluster.gateway_urls:  # both gateways report the venue's fund
+            fund = await v.admin("GET", "/sim/v1/insurance-fund", url=url)
+            assert F(fund["balance"]) == VENUE_FUND - F("600"), url
+    # determinism: a fresh core fed each shard's stream is in the state of that shard's replica
+    for s in layout.shards:
+        assert shards[s]["core"].insurance_fund == shards[s]["float"]
+
+
+async def journal_intent(nc, op: str, shard: str, amount: int) -> str:
+    """Journal a transfer intent as a fund leader would, then 'crash' (nothing more); its ref."""
+    js = nc.jetstream()
+    last = (await js.stream_info(FUND_STREAM)).state.last_seq
+    ref = f"fund-{last + 1}"
+    await js.publish(FUND_SUBJECT, msgspec.json.encode(FundEntry(op, ref, shard, amount)), stream=FUND_STREAM,
+                     headers={EXPECTED_LAST_SEQ: str(last)})
+    return ref
+
+
+async def test_fund_leader_killed_mid_transfer_nothing_doubled_or_lost(cluster):
+    layout = cluster.layout
+    await settled(cluster)
+    leader = await cluster.fund_holder()
+    assert leader is not None
+    leader.kill()  # the standby takes the lease and grants the next drained float
+    async with aiohttp.ClientSession() as session:
+        v = Venue(cluster.gateway_urls, cluster.admin_token, session)
+        shard = layout.shards[2]
+        before = (await fund_book(cluster.natsd.urls)).granted.get(shard, 0)
+        await liquidate(v, name_on(layout, shard, "kill"))
+        book, shards = await settled(cluster, want=lambda b: b.granted.get(shard, 0) > before)
+        assert_conserved(book, shards)
+    standby = await cluster.fund_holder()
+    assert standby is not None and standby is not leader
+    # both members gone; the crashed leader left: A) a grant journaled, never sent; B) a grant
+    # journaled and applied by the shard, its "done" never journaled; C) the same for a sweep
+    standby.kill()
+    s_a, s_b, s_c = layout.shards
+    nc = await nats.connect(servers=cluster.natsd.urls)
+    try:
+        ref_a = await journal_intent(nc, GRANT, s_a, F("111"))
+        ref_b = await journal_intent(nc, GRANT, s_b, F("222"))
+        ref_c = await journal_intent(nc, SWEEP, s_c, F("100"))
+        for ref, shard, amount in ((ref_b, s_b, F("222")), (ref_c, s_c, -F("100"))):
+            msg = m.InsuranceFundTransfer(ts=1_700_000_000_000, amount=amount, ref=ref)
+            reply = await nc.request(ShardNames(shard).command_subject, m.dumps(msg).encode(), timeout=5,
+                                     headers={REQUEST: ref})
+            assert b"InsuranceFundTransferred" in reply.data
+    finally:
+        await nc.close()
+    mid = await fund_book(cluster.natsd.urls)
+    assert set(mid.pending) == {ref_a, ref_b, ref_c}
+    assert_conserved(mid, await replayed(cluster.natsd.urls, layout.shards))  # in transit, counted once
+    leader.start()  # a cold member settles the three from the journal
+    book, shards = await settled(cluster)
+    for ref, shard in ((ref_a, s_a), (ref_b, s_b), (ref_c, s_c)):
+        assert shards[shard]["refs"].count(ref) == 1, ref
+    assert book.balance == mid.balance + F("100")  # A's and B's debits stand (journaled first); C credited
+    assert_conserved(book, shards)
+    standby.start()
+
+
+async def test_a_shard_leader_killed_mid_transfer(cluster):
+    layout = cluster.layout
+    await settled(cluster)
+    for member in cluster.funds:
+        member.kill()
+    shard = layout.shards[0]
+    nc = await nats.connect(servers=cluster.natsd.urls)
+    try:
+        ref = await journal_intent(nc, GRANT, shard, F("50"))
+    finally:
+        await nc.close()
+    leader = await cluster.lease_holder(shard)
+    assert leader is not None
+    leader.kill()
+    for member in cluster.funds:
+        member.start()  # the service asks a shard that is failing over until its standby answers
+    book, shards = await settled(cluster, timeout=45)
+    assert shards[shard]["refs"].count(ref) == 1
+    assert_conserved(book, shards)
+    assert await cluster.lease_holder(shard) not in (None, leader)
+    leader.start()
