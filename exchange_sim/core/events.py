@@ -172,6 +172,31 @@ class Adl(Message, frozen=True):
     order_id: int = 0
 
 
+class AdlClaim(Message, frozen=True):
+    """Cluster mode: ``qty`` of ``account``'s bankrupt position closed at ``price`` is left for the
+    venue's coordinator to deleverage against the profitable positions closed by ``side``."""
+
+    ts: int
+    account: int
+    claim: int
+    symbol: str
+    side: str
+    qty: int
+    price: int
+
+
+class AdlClaimClosed(Message, frozen=True):
+    """The coordinator is done with a claim; ``qty`` of it was left and taken over by the fund
+    float (which booked ``change``)."""
+
+    ts: int
+    account: int
+    claim: int
+    symbol: str
+    qty: int
+    change: int
+
+
 class AutoAddMargin(Message, frozen=True):
     ts: int
     account: int

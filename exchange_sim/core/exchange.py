@@ -18,7 +18,8 @@ The facade owns the clock and the order of calls; the state lives in components 
 - ``MarginMonitor`` (``monitor``): risk units and guard prices; returns verdicts;
 - ``LiquidationEngine`` (``liquidation``): insurance fund and ADL; acts on verdicts;
 - ``AccountCommands`` (``account_commands``): the account registry and settings commands;
-- ``FundFloat`` (``venue_fund``): the cluster fund service's grants and sweeps of the fund.
+- ``FundFloat`` (``venue_fund``): the cluster fund service's grants and sweeps of the fund;
+  ``AdlClaims`` (``liquidation.claims``): the cluster ADL coordinator's inputs.
 
 After every step that can move money the facade hands the ledger's changes to the monitor and
 judges the dirty units (``_judge``), acting on each verdict in order.
@@ -42,7 +43,7 @@ from .messages import (
     CancelAllOrders, CancelOrder, CommandRejected, CreateAccount, Deposit, FeedStatus, Funding, IndexPrice,
     MarketStatus, MarkPrice, ModifyOrder, PlaceOrder, PositionUpdate, ResetAccount, SetAutoAddMargin,
     SetLeverage, SetMarginType, SetPositionMode, Trade, Transfer, UniversalTransfer, Withdraw,
-    InsuranceFundTransfer,
+    InsuranceFundTransfer, AutoDeleverage, CloseAdlClaim,
 )
 from .monitor import AUTO_ADD, LIQUIDATE, MarginMonitor, RiskUnit
 from .order_manager import OrderManager
@@ -299,4 +300,6 @@ _HANDLERS: dict[type, Callable[[Exchange, Any], list]] = {
     AdjustIsolatedMargin: lambda ex, m: ex._refused(m) or ex.account_commands.adjust_margin(m, ex.now),
     SetAutoAddMargin: lambda ex, m: ex._refused(m) or ex.account_commands.set_auto_add(m, ex.now),
     InsuranceFundTransfer: lambda ex, m: ex.venue_fund.transfer(m, ex.now),
+    AutoDeleverage: lambda ex, m: ex._refused(m) or ex.liquidation.claims.deleverage(ex.liquidation, m, ex.now),
+    CloseAdlClaim: lambda ex, m: ex.liquidation.claims.close(ex.liquidation, m, ex.now),
 }
