@@ -45,23 +45,23 @@ liquidation there that needs the fund deleverages instead, as a single node with
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import msgspec
-from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
-from nats.js.errors import APIError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import APIError
 
 from exchange_sim.core import messages as m
 from exchange_sim.core.venue_fund import TRANSFER_DUPLICATE
 
-from . import codec, connect
+from . import connect
 from .errors import WriterRefused
-from .layout import EXPECTED_LAST_SEQ, PREFIX, REQUEST, WRONG_LAST_SEQUENCE, Layout, ShardNames
+from .layout import EXPECTED_LAST_SEQ, PREFIX, WRONG_LAST_SEQUENCE, Layout
+from .services import Lease, ask_shard
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ async def read_book(js: Any) -> FundBook:
     book = FundBook()
     last = (await connect.retrying("fund stream info", lambda: js.stream_info(FUND_STREAM))).state.last_seq
     for seq in range(1, last + 1):
-        raw = await connect.retrying("fund journal", lambda s=seq: js.get_msg(FUND_STREAM, s))
+        raw = await connect.retrying("fund journal", functools.partial(js.get_msg, FUND_STREAM, seq))
         book.apply(seq, msgspec.json.decode(raw.data, type=FundEntry))
     return book
 
@@ -194,8 +194,7 @@ class FundService:
         self.transfers = 0
         self.nc: Any = None
         self.js: Any = None
-        self._leases: Any = None
-        self._lease_rev = 0
+        self.lease: Lease | None = None
         self._stop = asyncio.Event()
 
     async def open(self) -> None:
@@ -204,7 +203,7 @@ class FundService:
         await fund_stream(self.js, self.layout)
         kv = await connect.buckets(self.js, self.layout)
         await connect.agreed_layout(kv["layout"], self.layout)
-        self._leases = kv["leases"]
+        self.lease = Lease(kv["leases"], LEASE_KEY, self.member)
 
         async def on_float(msg: Any) -> None:
             shard = msg.subject.rsplit(".", 1)[-1]
@@ -219,8 +218,9 @@ class FundService:
         if self.nc is None:
             await self.open()
         while not self._stop.is_set():
+            assert self.lease is not None
             try:
-                if await self._lease():
+                if await self.lease.acquire():
                     await self._lead()
             except Exception as exc:  # noqa: BLE001 - NATS trouble or a refused append: step down, retry
                 log.warning("fund: %s stepped down: %s: %s", self.member, type(exc).__name__, exc)
@@ -238,27 +238,11 @@ class FundService:
         if self.nc is not None:
             await self.nc.drain()
 
-    async def _lease(self) -> bool:
-        """Create the lease key, or renew it while this member holds it."""
-        try:
-            if self._lease_rev:
-                try:
-                    self._lease_rev = await self._leases.update(LEASE_KEY, self.member.encode(), last=self._lease_rev)
-                    return True
-                except (KeyWrongLastSequenceError, KeyNotFoundError):
-                    self._lease_rev = 0
-            self._lease_rev = await self._leases.create(LEASE_KEY, self.member.encode())
-            return True
-        except (KeyWrongLastSequenceError, APIError):
-            return False
-        except Exception as exc:  # noqa: BLE001 - NATS unreachable for now
-            log.debug("fund: lease attempt failed: %s", exc)
-            return False
-
     async def _lead(self) -> None:
+        assert self.lease is not None
         self.book = await read_book(self.js)
         self.leading = True
-        renew = asyncio.get_running_loop().create_task(self._renew_forever(), name="fund-lease")
+        renew = asyncio.get_running_loop().create_task(self.lease.keep(self.layout.lease_ttl), name="fund-lease")
         log.info("fund: %s leads at journal %d, balance %d, %d in transit", self.member, self.book.seq,
                  self.book.balance, len(self.book.pending))
         try:
@@ -267,7 +251,7 @@ class FundService:
             for ref in list(self.book.pending):  # a previous leader's transfers in transit: settle them
                 await self._complete(ref)
             print(f"fund {self.member} leads", flush=True)
-            while self.leading and not self._stop.is_set():
+            while self._leads():
                 await self.rebalance()
                 try:
                     await asyncio.wait_for(self._stop.wait(), self.every)
@@ -277,12 +261,8 @@ class FundService:
             self.leading = False
             renew.cancel()
 
-    async def _renew_forever(self) -> None:
-        while self.leading:
-            await asyncio.sleep(self.layout.lease_ttl / 3)
-            if not await self._lease():
-                log.warning("fund: %s lost its lease", self.member)
-                self.leading = False
+    def _leads(self) -> bool:
+        return self.leading and not self._stop.is_set() and self.lease is not None and self.lease.held
 
     async def rebalance(self) -> None:
         """One grant or sweep per shard whose (fresh) float left the band."""
@@ -305,17 +285,10 @@ class FundService:
         """Ask the shard to apply a journaled intent until it answers; journal the outcome."""
         intent = self.book.pending[ref]
         amount = intent.amount if intent.op == GRANT else -intent.amount
-        data = codec.dump_input(m.InsuranceFundTransfer(ts=int(time.time() * 1000), amount=amount, ref=ref))
-        subject = ShardNames(intent.shard).command_subject
-        while True:
-            if self._stop.is_set() or not self.leading:
-                return  # the next leader settles it
-            try:
-                reply = await self.nc.request(subject, data, timeout=2.0, headers={REQUEST: ref})
-                break
-            except (NatsTimeout, NoRespondersError):
-                await asyncio.sleep(0.2)  # the shard is failing over: its next leader answers the same ref
-        answer = codec.load_reply(reply.data)
+        msg = m.InsuranceFundTransfer(ts=int(time.time() * 1000), amount=amount, ref=ref)
+        answer = await ask_shard(self.nc, intent.shard, msg, ref, self._leads)
+        if answer is None:
+            return  # stepped down: the next leader settles it
         applied = False
         if isinstance(answer[0], int):
             seq, events = answer

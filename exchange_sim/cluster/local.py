@@ -85,7 +85,6 @@ class LocalCluster:
         self.natsd = LocalNats(directory / "nats", nodes=nats_nodes)
         common = ["--nats", ",".join(self.natsd.urls), "--shards", ",".join(self.layout.shards),
                   "--replicas", str(self.layout.replicas), "--lease-ttl", str(lease_ttl)]
-        nats_args = list(common)
         if symbols:
             common += ["--symbols", ",".join(symbols)]
         self.members: dict[str, list[Child]] = {}
@@ -95,9 +94,9 @@ class LocalCluster:
                                                  "--snapshot-every", str(snapshot_every)],
                       directory / f"{shard}-{chr(97 + j)}.log")
                 for j in range(1 + standbys)]
-        self.funds = [Child(f"fund-{chr(97 + j)}", ["fund", *nats_args, "--member",
+        self.funds = [Child(f"fund-{chr(97 + j)}", ["fund", *common, "--member",
                                                     f"fund-{chr(97 + j)}", *fund_args], directory / f"fund-{chr(97 + j)}.log")
-                      for j in range(fund_members)]  # the venue's insurance fund service (fund.py)
+                      for j in range(fund_members)]  # the venue's fund service and ADL coordinator (fund.py, adl.py)
         ports = gateway_ports or [free_port() for _ in range(gateways)]
         self.gateway_ports = ports
         self.gateways = [Child(f"gw{i}", ["gateway", *common, "--port", str(port), "--name", f"gw{i}",

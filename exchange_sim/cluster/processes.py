@@ -16,6 +16,7 @@ from exchange_sim.api import ApiConfig, ApiServer, RateLimits
 from exchange_sim.core.exchange import Exchange, ExchangeConfig
 from exchange_sim.profiles import load_profile
 
+from .adl import AdlCoordinator
 from .fund import FundService
 from .gateway import ClusterNode
 from .ingest import MarketIngest
@@ -27,8 +28,9 @@ log = logging.getLogger(__name__)
 
 
 # a shard's core starts with an empty insurance fund float: the venue's fund is the fund service's
-# (its journal opens with the single node's balance) and it grants every float its slice (fund.py)
-CLUSTER_CONFIG = ExchangeConfig(insurance_fund=0)
+# (its journal opens with the single node's balance) and it grants every float its slice
+# (fund.py); ADL is venue-wide: a claim for the coordinator, which ranks every shard (adl.py)
+CLUSTER_CONFIG = ExchangeConfig(insurance_fund=0, venue_adl=True)
 VENUE_FUND = ExchangeConfig().insurance_fund
 
 
@@ -76,18 +78,23 @@ async def run_shard(urls: list[str], layout: Layout, shard: str, member: str, sy
     await _until_signalled(work())
 
 
-async def run_fund(urls: list[str], layout: Layout, member: str, initial: int | None, target: int | None) -> None:
-    """A member of the venue's insurance fund service (standby until it holds the fund's lease)."""
+async def run_fund(urls: list[str], layout: Layout, member: str, initial: int | None, target: int | None,
+                   symbols: list[str] | None = None) -> None:
+    """A member of the venue's insurance fund service and of its ADL coordinator (each a standby
+    until it holds its own lease: ``fund``, ``adl``)."""
     initial = VENUE_FUND if initial is None else initial
     target = initial // (2 * len(layout.shards)) if target is None else target
     service = FundService(urls, layout, member, initial=initial, target=target)
 
     async def work() -> None:
         await service.open()
+        adl = AdlCoordinator(service.nc, layout, member, exchange_factory(symbols))
+        await adl.open()
         print(f"fund member {member} ready", flush=True)
         try:
-            await service.run()
+            await asyncio.gather(service.run(), adl.run())
         finally:
+            adl.stop()
             await service.close()
 
     await _until_signalled(work())

@@ -27,11 +27,13 @@ from exchange_sim.cluster.local import LocalCluster
 from exchange_sim.cluster.natsd import nats_server_binary
 from exchange_sim.cluster.processes import VENUE_FUND, exchange_factory
 from exchange_sim.core import messages as m
+from exchange_sim.core.exchange import ExchangeConfig
 from exchange_sim.core.fixed import to_fixed as F
 from tests.cluster.conftest import SYMBOLS, needs_nats
 from tests.cluster.load import inputs
 from tests.cluster.script import BTC, Venue
 from tests.support.api_ccxt import ccxt_config
+from tests.support.api_server import running_sim
 
 pytestmark = needs_nats
 
@@ -55,14 +57,18 @@ async def replayed(urls: list[str], shards) -> dict[str, dict]:
     out = {}
     for shard in shards:
         core = exchange_factory(SYMBOLS)()
-        changes, refs = 0, []
+        changes, refs, adl = 0, [], []
         for _, _, msg in await inputs(urls, shard):
+            if isinstance(msg, (m.AutoDeleverage, m.CloseAdlClaim)):
+                adl.append(msg)
             for event in core.apply(msg):
                 if isinstance(event, m.InsuranceFundChange):
                     changes += event.change
                 elif isinstance(event, m.InsuranceFundTransferred):
                     refs.append(event.ref)
-        out[shard] = {"float": core.insurance_fund, "changes": changes, "refs": refs, "core": core}
+                elif isinstance(event, (m.Adl, m.AdlClaim, m.AdlClaimClosed)):
+                    adl.append(event)
+        out[shard] = {"float": core.insurance_fund, "changes": changes, "refs": refs, "core": core, "adl": adl}
     return out
 
 
@@ -140,6 +146,73 @@ async def test_a_drained_float_is_granted_and_the_venue_total_is_conserved(clust
     # determinism: a fresh core fed each shard's stream is in the state of that shard's replica
     for s in layout.shards:
         assert shards[s]["core"].insurance_fund == shards[s]["float"]
+
+
+async def adl_script(v: Venue, names: dict[str, str]) -> None:
+    """A 10x isolated long of 1 BTC at 60,000 gapped through its 54,000 bankruptcy price (mark
+    50,050: a 3,950 loss, more than a 1,000 float) with three profitable shorts: "winner" (rank 1),
+    "small" (more margin: rank 2) and "third" (far more margin, and on the loser's shard: last)."""
+    await v.admin("POST", "/sim/v1/market", {"force": True, "events": [
+        {"type": "book", "symbol": "BTCUSDT", "bids": [["59990", "20"]], "asks": [["60000", "20"]]},
+        {"type": "mark", "symbol": "BTCUSDT", "price": "60000", "index": "60000"}]})
+    plan = (("winner", "10000", "sell", 0.6, "cross"), ("small", "100000", "sell", 0.6, "cross"),
+            ("third", "1000000", "sell", 0.3, "cross"), ("loser", "10000", "buy", 1, "isolated"))
+    for role, deposit, side, qty, mode in plan:
+        name = names[role]
+        v.accounts[name] = await v.admin("POST", "/sim/v1/accounts", {"name": name, "deposit": deposit})
+        c = ccxt_async.binanceusdm(ccxt_config(v.url(), v.accounts[name]["apiKey"], v.accounts[name]["apiSecret"]))
+        try:
+            await c.load_markets()
+            if mode == "isolated":
+                await c.set_margin_mode(mode, BTC)
+            await c.set_leverage(10, BTC)
+            await c.create_order(BTC, "market", side, qty)
+        finally:
+            await c.close()
+    await v.admin("POST", "/sim/v1/market", {"force": True, "events": [
+        {"type": "book", "symbol": "BTCUSDT", "bids": [["50000", "5"]], "asks": [["50100", "5"]]},
+        {"type": "mark", "symbol": "BTCUSDT", "price": "50050"}]})
+
+
+async def test_a_liquidation_on_one_shard_is_deleveraged_on_the_others_in_venue_rank_order(cluster):
+    layout = cluster.layout
+    s_a, s_b, s_c = layout.shards
+    names = {"loser": name_on(layout, s_a, "adl-loser"), "third": name_on(layout, s_a, "adl-third"),
+             "winner": name_on(layout, s_b, "adl-winner"), "small": name_on(layout, s_c, "adl-small")}
+    # the reference: a single node whose whole fund is one float (1,000), ranking every account itself
+    async with running_sim(symbols=SYMBOLS, config=ExchangeConfig(insurance_fund=FLOAT)) as sim, \
+            aiohttp.ClientSession() as session:
+        single = Venue([sim.url], sim.admin_token, session)
+        await adl_script(single, names)
+        ids = {a["accountId"]: n for n, a in single.accounts.items()}
+        rows = (await single.admin("GET", "/sim/v1/events?type=adl&limit=100"))["events"]
+        expected = [(ids[r["account"]], r["qty"], r["price"]) for r in rows]
+    assert [n for n, _, _ in expected] == [names["winner"], names["small"]]  # the venue's rank order
+    await settled(cluster)
+    async with aiohttp.ClientSession() as session:
+        v = Venue(cluster.gateway_urls, cluster.admin_token, session)
+        await adl_script(v, names)
+        ids = {a["accountId"]: n for n, a in v.accounts.items()}
+
+        deadline = asyncio.get_running_loop().time() + 30
+        while True:
+            shards = await replayed(cluster.natsd.urls, layout.shards)
+            if any(isinstance(e, m.AdlClaimClosed) and ids.get(e.account) == names["loser"]
+                   for e in shards[s_a]["adl"]):
+                break
+            assert asyncio.get_running_loop().time() < deadline, shards[s_a]["adl"]
+            await asyncio.sleep(0.5)
+        rows = (await v.admin("GET", "/sim/v1/events?type=adl&limit=1000"))["events"]
+    (claim,) = [e for e in shards[s_a]["adl"] if isinstance(e, m.AdlClaim) and ids.get(e.account) == names["loser"]]
+    parts = sorted((int(msg.ref.rsplit(":", 1)[1]), ids[msg.account], msg.qty) for s in shards.values()
+                   for msg in s["adl"] if isinstance(msg, m.AutoDeleverage) and msg.ref.startswith(f"{s_a}:{claim.claim}:"))
+    assert [(name, qty) for _, name, qty in parts] == [(n, F(q)) for n, q, _ in expected]  # rank order, venue-wide
+    assert [ids.get(r["account"]) for r in rows if ids.get(r["account"])] == [n for n, _, _ in expected]
+    assert [(ids[r["account"]], r["qty"], r["price"]) for r in rows if r["account"] in ids] == expected
+    (close,) = [e for e in shards[s_a]["adl"] if isinstance(e, m.AdlClaimClosed) and e.claim == claim.claim]
+    assert (close.qty, close.change) == (0, 0)  # filled: the float paid nothing
+    book, shards = await settled(cluster)
+    assert_conserved(book, shards)
 
 
 async def journal_intent(nc, op: str, shard: str, amount: int) -> str:
