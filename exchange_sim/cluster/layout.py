@@ -4,14 +4,16 @@ Streams (JetStream, replicated ``replicas`` times):
 - ``MARKET_<venue>`` on ``exsim.market.<venue>``: normalised market events, published once by
   the ingest (``Nats-Msg-Id`` = a digest of the event, so a restarted feed never doubles a tick);
 - ``INPUT_<shard>`` on ``exsim.input.<shard>``: the shard's journal, every input it applied, in
-  order, written by its leader only, each append with ``Nats-Expected-Last-Sequence``.
+  order, written by its leader only, each append with ``Nats-Expected-Last-Sequence``;
+- ``FUND`` on ``exsim.fund.journal``: the venue's insurance fund service's journal (fund.py).
 
 Core NATS subjects: ``exsim.cmd.<shard>`` (request/reply to the shard leader),
-``exsim.events.<shard>.<account>`` (what the core said to the account, JSON per event).
+``exsim.events.<shard>.<account>`` (what the core said to the account, JSON per event),
+``exsim.fund.float.<shard>`` (the shard leader's insurance fund float, for the fund service).
 
 KV buckets: ``exsim-layout`` (key ``layout``: the shard names; written once by the first shard,
-checked by everyone), ``exsim-leases`` (key = shard; the leader's lease, expiring after
-``lease_ttl`` seconds without renewal), ``exsim-keys`` (API key -> account and secret; secrets
+checked by everyone), ``exsim-leases`` (key = shard, or ``fund`` / ``adl`` for the venue's fund service and ADL
+coordinator; the leader's lease, expiring after ``lease_ttl`` seconds without renewal), ``exsim-keys`` (API key -> account and secret; secrets
 never enter an input stream). Object store ``exsim-snapshots`` (object = shard: the input
 sequence number and the core's snapshot).
 
