@@ -42,7 +42,7 @@ from exchange_sim.core.exchange import Exchange
 from . import connect
 from .layout import Layout
 from .replica import ShardReplica
-from .services import ASK_TIMEOUT_S, Lease, ask_shard
+from .services import ASK_TIMEOUT_S, Lease, ask_shard, serve
 
 log = logging.getLogger(__name__)
 
@@ -107,16 +107,7 @@ class AdlCoordinator:
         if self.lease is None:
             await self.open()
         assert self.lease is not None
-        while not self._stop.is_set():
-            try:
-                if await self.lease.acquire():
-                    await self._lead()
-            except Exception as exc:  # noqa: BLE001 - NATS trouble: step down, retry
-                log.warning("adl: %s stepped down: %s: %s", self.member, type(exc).__name__, exc)
-            try:
-                await asyncio.wait_for(self._stop.wait(), self.layout.lease_ttl / 4)
-            except asyncio.TimeoutError:
-                pass
+        await serve(self.lease, self._lead, self._stop, self.layout.lease_ttl)
 
     def stop(self) -> None:
         self._stop.set()

@@ -61,7 +61,7 @@ from exchange_sim.core.venue_fund import TRANSFER_DUPLICATE
 from . import connect
 from .errors import WriterRefused
 from .layout import EXPECTED_LAST_SEQ, PREFIX, WRONG_LAST_SEQUENCE, Layout
-from .services import Lease, ask_shard
+from .services import Lease, ask_shard, serve
 
 log = logging.getLogger(__name__)
 
@@ -217,18 +217,8 @@ class FundService:
         """Standby, leader while holding the lease, until ``stop()``."""
         if self.nc is None:
             await self.open()
-        while not self._stop.is_set():
-            assert self.lease is not None
-            try:
-                if await self.lease.acquire():
-                    await self._lead()
-            except Exception as exc:  # noqa: BLE001 - NATS trouble or a refused append: step down, retry
-                log.warning("fund: %s stepped down: %s: %s", self.member, type(exc).__name__, exc)
-            self.leading = False
-            try:
-                await asyncio.wait_for(self._stop.wait(), self.layout.lease_ttl / 4)
-            except asyncio.TimeoutError:
-                pass
+        assert self.lease is not None
+        await serve(self.lease, self._lead, self._stop, self.layout.lease_ttl)
 
     def stop(self) -> None:
         self._stop.set()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from nats.errors import NoRespondersError
@@ -66,6 +66,20 @@ class Lease:
             await asyncio.sleep(ttl / 3)
             if not await self.acquire():
                 log.warning("%s: %s lost its lease", self.key, self.member)
+
+
+async def serve(lease: Lease, lead: Callable[[], Awaitable[None]], stop: asyncio.Event, ttl: float) -> None:
+    """Standby, ``lead()`` while holding ``lease`` (it returns when the lease is lost), until ``stop``."""
+    while not stop.is_set():
+        try:
+            if await lease.acquire():
+                await lead()
+        except Exception as exc:  # noqa: BLE001 - NATS trouble or a refused append: step down, retry
+            log.warning("%s: %s stepped down: %s: %s", lease.key, lease.member, type(exc).__name__, exc)
+        try:
+            await asyncio.wait_for(stop.wait(), ttl / 4)
+        except asyncio.TimeoutError:
+            pass
 
 
 async def ask_shard(nc: Any, shard: str, msg: Any, request: str, keep_going: Callable[[], bool]) -> Any:
