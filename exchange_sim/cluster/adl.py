@@ -38,6 +38,7 @@ from typing import Any
 
 from exchange_sim.core import messages as m
 from exchange_sim.core.exchange import Exchange
+from exchange_sim.core.fixed import fmt_trim
 
 from . import connect
 from .layout import Layout
@@ -168,8 +169,8 @@ class AdlCoordinator:
             return
         left = claim.qty - claim_parts(self.replicas, key)[1]
         await self._send(shard, m.CloseAdlClaim(ts=_now(), claim=claim_id, qty=max(0, left)), f"adl-close:{key}")
-        log.info("adl: claim %s (%s %d at %d) settled, %d left to the float", key, claim.symbol, claim.qty,
-                 claim.price, left)
+        log.info("adl: claim %s (%s %s at %s) settled, %s left to the float", key, claim.symbol,
+                 fmt_trim(claim.qty), fmt_trim(claim.price), fmt_trim(max(0, left)))
 
     async def _send(self, shard: str, msg: Any, request: str) -> bool:
         """Ask ``shard`` to apply ``msg``; wait until our replica applied it. False: stepped down."""

@@ -56,6 +56,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 from nats.js.errors import APIError
 
 from exchange_sim.core import messages as m
+from exchange_sim.core.fixed import fmt_trim
 from exchange_sim.core.venue_fund import TRANSFER_DUPLICATE
 
 from . import connect
@@ -233,8 +234,8 @@ class FundService:
         self.book = await read_book(self.js)
         self.leading = True
         renew = asyncio.get_running_loop().create_task(self.lease.keep(self.layout.lease_ttl), name="fund-lease")
-        log.info("fund: %s leads at journal %d, balance %d, %d in transit", self.member, self.book.seq,
-                 self.book.balance, len(self.book.pending))
+        log.info("fund: %s leads at journal %d, balance %s, %d in transit", self.member, self.book.seq,
+                 fmt_trim(self.book.balance), len(self.book.pending))
         try:
             if not self.book.opened:
                 await self._append(FundEntry(OPEN, amount=self.initial))
@@ -290,8 +291,8 @@ class FundService:
                 self.floats[intent.shard] = (seq, first.balance)
         await self._append(FundEntry(DONE if applied else UNDO, ref))
         self.transfers += 1
-        log.info("fund: %s %s %d %s %s (balance %d)", ref, intent.op, intent.amount, "to" if intent.op == GRANT
-                 else "from", intent.shard, self.book.balance)
+        log.info("fund: %s %s %s %s %s (service balance %s)", ref, intent.op, fmt_trim(intent.amount),
+                 "to" if intent.op == GRANT else "from", intent.shard, fmt_trim(self.book.balance))
         if not applied:
             log.warning("fund: %s refused by %s: %s", ref, intent.shard, answer)
 
