@@ -319,3 +319,59 @@ async def test_a_shard_leader_killed_mid_transfer(cluster):
     assert_conserved(book, shards)
     assert await cluster.lease_holder(shard) not in (None, leader)
     leader.start()
+
+
+async def test_adl_coordinator_killed_mid_claim_continues_from_the_journals(cluster):
+    layout = cluster.layout
+    s_a, s_b, s_c = layout.shards
+    await settled(cluster)
+    for member in cluster.funds:
+        member.kill()  # no coordinator: the next claim stays open
+    names = {"loser": name_on(layout, s_a, "adk-loser"), "third": name_on(layout, s_a, "adk-third"),
+             "winner": name_on(layout, s_b, "adk-winner"), "small": name_on(layout, s_c, "adk-small")}
+    async with aiohttp.ClientSession() as session:
+        v = Venue(cluster.gateway_urls, cluster.admin_token, session)
+        await adl_script(v, names)
+        ids = {a["accountId"]: n for n, a in v.accounts.items()}
+    loser = v.accounts[names["loser"]]["accountId"]
+    shards = await replayed(cluster.natsd.urls, layout.shards)
+    (claim,) = [e for e in shards[s_a]["adl"] if isinstance(e, m.AdlClaim) and e.account == loser]
+    key = f"{s_a}:{claim.claim}"
+    assert claim.claim in shards[s_a]["core"].liquidation.claims.open_claims  # open: the window
+    assert not [x for s in shards.values() for x in s["adl"] if isinstance(x, m.AutoDeleverage)
+                and x.ref.startswith(key + ":")]
+    # the crashed coordinator had sent part 1 (the winner's 0.6) and died before the rest
+    winner = v.accounts[names["winner"]]["accountId"]
+    nc = await nats.connect(servers=cluster.natsd.urls)
+    try:
+        part = m.AutoDeleverage(ts=1_700_000_000_000, account=winner, symbol="BTCUSDT", side=claim.side,
+                                position_side="BOTH", qty=F("0.6"), price=claim.price, counterparty=loser,
+                                ref=f"{key}:1")
+        reply = await nc.request(ShardNames(s_b).command_subject, m.dumps(part).encode(), timeout=5,
+                                 headers={REQUEST: part.ref})
+        assert b'"Adl"' in reply.data
+    finally:
+        await nc.close()
+    for member in cluster.funds:
+        member.start()
+    deadline = asyncio.get_running_loop().time() + 45
+    while True:
+        shards = await replayed(cluster.natsd.urls, layout.shards)
+        closes = [e for e in shards[s_a]["adl"] if isinstance(e, m.AdlClaimClosed) and e.claim == claim.claim]
+        if closes:
+            break
+        assert asyncio.get_running_loop().time() < deadline, "the claim was never settled"
+        await asyncio.sleep(0.5)
+    parts = sorted((int(x.ref.rsplit(":", 1)[1]), x.account, x.qty) for s in shards.values() for x in s["adl"]
+                   if isinstance(x, m.AutoDeleverage) and x.ref.startswith(key + ":"))
+    assert [n for n, _, _ in parts] == list(range(1, len(parts) + 1))  # every part once, none redone
+    assert parts[0][1:] == (winner, F("0.6")) and winner not in [a for _, a, _ in parts[1:]]
+    closed = sum(qty for s in shards.values() for ref, qty in s["core"].liquidation.claims.parts.items()
+                 if ref.startswith(key + ":"))
+    assert closed == claim.qty and closes[0].qty == 0  # the whole claim deleveraged, exactly
+    adl_events = [e for s in shards.values() for e in s["adl"] if isinstance(e, m.Adl) and e.counterparty == loser]
+    assert sum(e.qty for e in adl_events) == claim.qty
+    assert [e.account for e in adl_events].count(winner) == 1
+    assert ids[winner] == names["winner"]
+    book, shards = await settled(cluster)
+    assert_conserved(book, shards)
