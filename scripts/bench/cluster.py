@@ -18,7 +18,9 @@ api_roundtrip.py). Workloads, each doing what its figure says:
   /proc/<pid>/stat) each kind of process spent during the 8-client one-gateway run, per order
   placed (``single_node``: the single node's process in its 8-client run), and during the ingest burst, per market event: ``gateway_serving`` (the gateway the
   clients use), ``gateway_following`` (the other one: it only applies the shards' streams to its
-  replicas), ``leaders`` and ``standbys`` (all three shards together), ``nats`` (all three nodes);
+  replicas), ``leaders`` and ``standbys`` (all three shards together), ``nats`` (all three nodes),
+  ``fund_process`` (the fund service + ADL coordinator, leader and standby together: its ADL
+  coordinator keeps a replica of every shard);
   these are what the README's capacity model divides a core by;
 - ``ingest_published_per_s``: distinct ``MarkPrice`` events published to the market stream
   (256 in flight, each stored on 3 nodes); ``ingest_through_shards_per_s``: the same burst until
@@ -98,7 +100,8 @@ def cpu_by_role(cluster: LocalCluster) -> dict[str, float]:
     return {"gateway_serving": cpu_s(pid(cluster.gateways[0])), "gateway_following": cpu_s(pid(cluster.gateways[1])),
             "leaders": sum(cpu_s(pid(c)) for c in members if c in LEADERS),
             "standbys": sum(cpu_s(pid(c)) for c in members if c not in LEADERS),
-            "nats": sum(cpu_s(pid(p)) for p in cluster.natsd.procs)}
+            "nats": sum(cpu_s(pid(p)) for p in cluster.natsd.procs),
+            "fund_process": sum(cpu_s(pid(c)) for c in cluster.funds)}
 
 
 def per_unit(before: dict[str, float], after: dict[str, float], units: int, name: str) -> dict[str, float]:
