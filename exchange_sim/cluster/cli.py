@@ -144,6 +144,7 @@ def up(directory: Path = typer.Option(None, "--dir", help="Logs and NATS data (d
         for url in cluster.gateway_urls:
             typer.echo(f"gateway:   {url}")
         typer.echo(f"shards:    {', '.join(cluster.layout.shards)} ({1 + standbys} members each)")
+        typer.echo(f"fund:      {len(cluster.funds)} members (the venue's insurance fund and ADL coordinator)")
         typer.echo(f"admin token: {admin_token}   logs: {where}")
         _wait_forever()
 

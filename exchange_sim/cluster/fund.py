@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import logging
 import time
 from collections.abc import Iterable, Mapping
@@ -99,6 +100,7 @@ class FundBook:
         self.opened = False
         self.pending: dict[str, FundEntry] = {}
         self.granted: dict[str, int] = {}  # shard -> grants applied there, less sweeps from there
+        self.done: dict[str, FundEntry] = {}  # ref -> the intent of a transfer that completed
 
     def apply(self, seq: int, entry: FundEntry) -> None:
         self.seq = seq
@@ -116,17 +118,24 @@ class FundBook:
             if intent is not None and entry.op == DONE:
                 sign = 1 if intent.op == GRANT else -1
                 self.granted[intent.shard] = self.granted.get(intent.shard, 0) + sign * intent.amount
+                self.done[entry.ref] = intent
 
 
 def venue_total(book: FundBook, floats: Mapping[str, tuple[int, Iterable[str] | Mapping[str, int]]]) -> int:
-    """The venue's fund: service balance + every float (``shard -> (float, refs applied)``) + in transit."""
+    """The venue's fund: service balance + every float (``shard -> (float, refs applied)``) + in transit.
+
+    Exact whatever the floats' view lags behind the book (a gateway's replica of a shard may not
+    have applied a transfer the book already calls done): each transfer is counted once, from
+    whether the float has applied its ref."""
     total = book.balance + sum(balance for balance, _ in floats.values())
-    for ref, intent in book.pending.items():
+    for ref, intent in itertools.chain(book.pending.items(), book.done.items()):
         applied = ref in floats.get(intent.shard, (0, ()))[1]
         if intent.op == GRANT and not applied:
-            total += intent.amount  # left the service, not in the float yet
-        elif intent.op == SWEEP and applied:
+            total += intent.amount  # left the service, not in the float (as seen) yet
+        elif intent.op == SWEEP and applied and ref in book.pending:
             total += intent.amount  # left the float, not credited to the service yet
+        elif intent.op == SWEEP and not applied and ref in book.done:
+            total -= intent.amount  # credited to the service, still in the float as seen
     return total
 
 
@@ -236,6 +245,7 @@ class FundService:
         renew = asyncio.get_running_loop().create_task(self.lease.keep(self.layout.lease_ttl), name="fund-lease")
         log.info("fund: %s leads at journal %d, balance %s, %d in transit", self.member, self.book.seq,
                  fmt_trim(self.book.balance), len(self.book.pending))
+        self.floats.clear()  # act on reports sent after this leader read the journal, not before
         try:
             if not self.book.opened:
                 await self._append(FundEntry(OPEN, amount=self.initial))

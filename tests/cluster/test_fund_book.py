@@ -56,3 +56,17 @@ def test_refused_transfers_are_undone():
     v.journal(SWEEP, "fund-4", "s1", 50)
     v.journal(UNDO, "fund-4")  # the float no longer covered it: nothing moved
     assert (v.book.balance, v.book.pending, v.book.granted, v.total) == (500, {}, {}, 500)
+
+
+def test_a_view_of_the_floats_lagging_behind_the_book_still_counts_each_transfer_once():
+    v = Venue()
+    v.journal(OPEN, amount=1000)
+    v.journal(GRANT, "fund-2", "s0", 300)
+    v.journal(DONE, "fund-2")  # the book says done; this view of s0 has not applied fund-2 yet
+    assert v.total == 1000
+    v.shard_applies("s0", "fund-2", 300)
+    v.journal(SWEEP, "fund-5", "s0", 100)
+    v.journal(DONE, "fund-5")  # credited to the service; the view of s0 still holds the 100
+    assert (v.book.balance, v.floats["s0"][0], v.total) == (800, 300, 1000)
+    v.shard_applies("s0", "fund-5", -100)
+    assert v.total == 1000
