@@ -1,7 +1,8 @@
 """The venue's ADL coordinator: deleverages every shard's positions against a shard's ADL claim.
 
 Runs in the fund service's process (``exchange-sim cluster fund``), with its own lease key
-``adl`` (one leader, any standbys). In cluster mode a shard's core that cannot cover a bankrupt
+``adl`` (one leader, any standbys; a standby holds nothing: on taking over it restores every
+shard's last snapshot and follows its stream to the end). In cluster mode a shard's core that cannot cover a bankrupt
 remainder from its float records an ADL claim instead of ranking only its own accounts
 (``core/adl_claims.py``). The coordinator holds a replica of every shard (snapshot + input
 stream, the same pure core as the shard's: ``replica.py``), so everything it decides from is
@@ -23,7 +24,7 @@ before it acts, and each is idempotent (a ref applied once is refused; the close
 **The window**: from the liquidation to the last part, a claim is open, i.e. the venue carries
 ``qty`` more of the bankrupt side's counterparties than positions on that side: one round trip
 per part (milliseconds), seconds if the coordinator fails over. **Recovery**: a new leader
-waits one request timeout (a part the old leader sent is journaled by then, or never), catches
+waits one request timeout (a part the old leader sent is journaled by then, or never), builds
 its replicas up to the end of every stream, and continues from the parts they hold: the next
 part's number is the count already applied, so nothing is deleveraged twice.
 """
@@ -87,20 +88,27 @@ class AdlCoordinator:
         self.every = every
         self.replicas: dict[str, ShardReplica] = {}
         self.lease: Lease | None = None
+        self.js: Any = None
+        self.kv: dict[str, Any] = {}
         self.parts = 0
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
 
     async def open(self) -> None:
-        js = self.nc.jetstream()
-        kv = await connect.buckets(js, self.layout)
+        self.js = js = self.nc.jetstream()
+        self.kv = kv = await connect.buckets(js, self.layout)
         self.lease = Lease(kv["leases"], LEASE_KEY, self.member)
         for shard in self.layout.shards:
             await connect.input_stream(js, self.layout, shard)
-            replica = ShardReplica(js, kv["snapshots"], self.layout, shard, self.new_exchange)
+
+    async def _replicas(self) -> None:
+        """Every shard's last snapshot, then its stream followed to the end (a standby holds none)."""
+        self.replicas = {}
+        for shard in self.layout.shards:
+            replica = ShardReplica(self.js, self.kv["snapshots"], self.layout, shard, self.new_exchange)
             await replica.restore()
-            await connect.retrying(f"catch up {shard}", replica.catch_up)
-            await connect.retrying(f"follow {shard}", replica.follow)
+            await replica.follow()
+            await replica.wait_applied(await replica.last_stored(), timeout=300)
             self.replicas[shard] = replica
             self._tasks.append(asyncio.get_running_loop().create_task(replica.keep_following(), name=f"adl-{shard}"))
 
@@ -123,10 +131,7 @@ class AdlCoordinator:
         renew = asyncio.get_running_loop().create_task(self.lease.keep(self.layout.lease_ttl), name="adl-lease")
         try:
             await asyncio.sleep(ASK_TIMEOUT_S)  # a part the previous leader sent is journaled by now, or never
-            for replica in self.replicas.values():
-                await replica.unfollow()
-                await replica.catch_up()
-                await replica.follow()
+            await self._replicas()
             log.info("adl: %s leads", self.member)
             while self._leads():
                 await self.settle_open_claims()
@@ -136,6 +141,12 @@ class AdlCoordinator:
                     pass
         finally:
             renew.cancel()
+            for task in self._tasks:
+                task.cancel()
+            self._tasks = []
+            for replica in self.replicas.values():
+                await replica.unfollow()
+            self.replicas = {}
 
     async def settle_open_claims(self) -> None:
         claims = sorted((shard, claim_id, claim) for shard, r in self.replicas.items()
