@@ -13,7 +13,9 @@ journaled state:
   every shard, with the quantity each closed (``liquidation.claims.parts``);
 - **the venue's ranking**: each replica's ``adl_candidates`` (Binance's PnL% × margin ratio, the
   same score a single node computes), merged by (-score, account, side). Account ids are
-  venue-unique, so the order is the single node's.
+  venue-unique, so the order is the single node's. Each shard applies the market stream on its
+  own, so the replicas may stand a few market events apart when the coordinator ranks; what it
+  decides is journaled as inputs, so replay never depends on when it looked.
 
 For each open claim (oldest first) it sends the top candidate's shard ``AutoDeleverage`` for
 ``min(left, its qty)``, waits until its replica applied it, and repeats until the claim is filled
