@@ -157,13 +157,14 @@ async def read_book(js: Any) -> FundBook:
 class FundFollower:
     """A live ``FundBook`` following the ``FUND`` stream (gateways: the venue's fund)."""
 
-    def __init__(self, js: Any, layout: Layout) -> None:
-        self.js = js
+    def __init__(self, layout: Layout) -> None:
         self.layout = layout
         self.book = FundBook()
+        self.js: Any = None
         self._sub: Any = None
 
-    async def start(self) -> None:
+    async def start(self, js: Any) -> None:
+        self.js = js
         await fund_stream(self.js, self.layout)
         self.book = await read_book(self.js)
 

@@ -42,7 +42,7 @@ from exchange_sim.runtime.node import NodeError, NodeStopped
 
 from . import codec, connect
 from .errors import ShardUnavailable
-from .fund import FundBook, FundFollower, venue_total
+from .fund import FundFollower, venue_total
 from .history import ShardedHistory, StreamJournal
 from .merge import InputMerger
 from .ingest import MarketIngest
@@ -78,12 +78,12 @@ class ShardedExchange:
     """The query surface of ``Exchange`` over one replica per shard (see module doc)."""
 
     def __init__(self, layout: Layout, replicas: dict[str, ShardReplica], keys: KeyCache,
-                 fund_book: Callable[[], FundBook] = FundBook) -> None:
+                 fund: FundFollower | None = None) -> None:
         self.layout = layout
         self.replicas = replicas
         self.keys = keys
         self.first = replicas[layout.shards[0]]
-        self.fund_book = fund_book
+        self.fund = fund or FundFollower(layout)
 
     def core_of(self, account: int) -> Exchange:
         return self.replicas[self.layout.shard_of(account)].ex if account >= 1 else self.first.ex
@@ -99,8 +99,8 @@ class ShardedExchange:
     @property
     def insurance_fund(self) -> int:
         """The venue's fund: the fund service's balance, every shard's float and what is in transit."""
-        return venue_total(self.fund_book(), {shard: (r.ex.insurance_fund, r.ex.venue_fund.applied)
-                                              for shard, r in self.replicas.items()})
+        return venue_total(self.fund.book, {shard: (r.ex.insurance_fund, r.ex.venue_fund.applied)
+                                            for shard, r in self.replicas.items()})
 
     # authentication (secrets come from KV, not from the core)
     def account_by_api_key(self, key: str) -> int | None:
@@ -200,7 +200,7 @@ class ClusterNode:
         self._key_watch: Any = None
         self._key_task: asyncio.Task | None = None
         self._watchdogs: list[asyncio.Task] = []
-        self.fund: FundFollower | None = None
+        self.fund = FundFollower(layout)  # the fund service's journal: the venue's fund (fund.py)
 
     @property
     def running(self) -> bool:
@@ -221,9 +221,8 @@ class ClusterNode:
             await replica.restore()
             self.merger.start(shard, replica.market_seq)
             self.replicas[shard] = replica
-        self.fund = FundFollower(self.js, self.layout)
-        await self.fund.start()
-        self.exchange = ShardedExchange(self.layout, self.replicas, self.keys, lambda: self.fund.book)
+        await self.fund.start(self.js)
+        self.exchange = ShardedExchange(self.layout, self.replicas, self.keys, self.fund)
         self._key_watch = await self._kv["keys"].watchall()
         ready = asyncio.get_running_loop().create_future()
         self._key_task = asyncio.get_running_loop().create_task(self._mirror_keys(ready), name="key-mirror")
@@ -253,8 +252,7 @@ class ClusterNode:
             self._key_task.cancel()
         for replica in self.replicas.values():
             await replica.unfollow()
-        if self.fund is not None:
-            await self.fund.stop()
+        await self.fund.stop()
         if self.nc is not None:
             try:
                 await self.nc.drain()
