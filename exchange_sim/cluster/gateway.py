@@ -38,7 +38,7 @@ from nats.errors import TimeoutError as NatsTimeout
 
 from exchange_sim.core import messages as m
 from exchange_sim.core.exchange import Exchange
-from exchange_sim.runtime.node import NodeError, NodeStopped
+from exchange_sim.runtime.node import InputRefused, NodeError, NodeStopped
 
 from . import codec, connect
 from .errors import ShardUnavailable
@@ -308,6 +308,8 @@ class ClusterNode:
                 continue
             answer = codec.load_reply(reply.data)
             if isinstance(answer[0], str):
+                if answer[0] == "refused":  # the shard's core raised on it (journaled as refused): -1000
+                    raise InputRefused(f"{type(msg).__name__} refused by {shard}: {answer[1]}")
                 raise NodeError(f"{shard} refused the input: {answer[0]}: {answer[1]}")
             seq, events = answer
             await self.replicas[shard].wait_applied(seq, timeout=COMMAND_DEADLINE_S)
@@ -326,8 +328,8 @@ class ClusterNode:
 
     def _fan_out(self, shard: str, applied: Applied) -> None:
         """A replica applied an input: record its history, hand it to the merger (module doc)."""
-        if applied.kind == "pad":
-            return
+        if applied.kind == "pad" or (applied.refused and not applied.market_seq):
+            return  # a refused command never happened (a refused market event still orders the merge)
         events = [e for e in applied.events if _owned_event(self.layout, shard, e)]
         if events:
             try:

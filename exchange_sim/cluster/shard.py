@@ -21,6 +21,15 @@ answered from ``replica.answers`` with the sequence and events it already got, n
 again. A ``CreateAccount`` is preceded by placeholder accounts so the core numbers the new
 account with an id this shard owns (``layout.py``). Snapshots go to the object store every
 ``snapshot_every`` inputs.
+
+**A core bug** (``Exchange.apply`` raises on an input already in the stream): the replica
+refuses it and the leader rebuilds its core without it (``replica.py``), applies the rest of
+the batch, appends a refusal marker for it (``Exsim-Refuses: <seq>``, with expected-last-
+sequence like every append) and only then answers the command's requester with the error
+``refused`` (the gateway's client gets −1000); the traceback is in the log and the leader keeps
+serving. A retry under the same request id gets the same refusal; the client's own retry (a new
+request) is a new input. If the leader dies between the input and its marker, the next leader's
+core raises on it too while catching up and appends the marker itself.
 """
 
 from __future__ import annotations
@@ -40,7 +49,7 @@ from exchange_sim.core.exchange import Exchange
 from . import codec, connect
 from .errors import ClusterError, WriterRefused
 from .layout import (
-    EXPECTED_LAST_SEQ, KIND, MARKET_SEQ, MSG_ID, REQUEST, WRONG_LAST_SEQUENCE, Layout, ShardNames,
+    EXPECTED_LAST_SEQ, KIND, MARKET_SEQ, MSG_ID, REFUSAL, REFUSES, REQUEST, WRONG_LAST_SEQUENCE, Layout, ShardNames,
 )
 from .replica import ShardReplica
 
@@ -161,6 +170,7 @@ class ShardProcess:
         assert replica is not None
         await replica.unfollow()
         await replica.catch_up()
+        await self._mark_refusals()  # a refusal the last leader did not live to mark
         self.leading = True
         self.took_over_at = time.monotonic()
         log.info("%s: %s leads from input %d (market %d)", self.shard, self.member, replica.applied_seq,
@@ -238,6 +248,9 @@ class ShardProcess:
             if known is not None:
                 await self._answer(reply, known[0], known[1])
                 continue
+            if request and request in replica.refused_requests:
+                await self._refuse(reply, "refused", REFUSED_TEXT)
+                continue
             if request in again:
                 again[request].append(reply)
                 continue
@@ -271,17 +284,48 @@ class ShardProcess:
             if isinstance(ack, BaseException) or getattr(ack, "seq", None) != base + i + 1:
                 break
             stored += 1
+        refused: list[Any] = []  # replies to refused commands: answered once their markers are stored
         for i in range(stored):
             kind, msg, request, market_seq, reply = planned[i]
+            await replica.rebuild()  # (only after a refusal) the core without the refused input
             applied = replica.apply(base + i + 1, kind, msg, request, market_seq)
+            if applied.refused:
+                refused.extend(r for r in (reply, *again.get(request, ())) if r is not None)
+                continue
             if reply is not None:
                 for each in (reply, *again.get(request, ())):
                     await self._answer(each, applied.seq, applied.events)
             await self._publish_events(applied.events)
+        await replica.rebuild()
         if stored < len(planned):
             failure = acks[stored]
             self.leading = False
             raise WriterRefused(f"append {base + stored + 1} refused: {failure!r}")
+        await self._mark_refusals()
+        for reply in refused:
+            await self._refuse(reply, "refused", REFUSED_TEXT)
+
+    async def _mark_refusals(self) -> None:
+        """Append a refusal marker for every input refused here and not marked yet (module doc)."""
+        replica = self.replica
+        assert replica is not None
+        await replica.rebuild()
+        for refuses in list(replica.unmarked):
+            headers = {EXPECTED_LAST_SEQ: str(replica.applied_seq), KIND: REFUSAL, REFUSES: str(refuses),
+                       MSG_ID: f"r:{refuses}"}
+            try:
+                ack = await self.js.publish(self.names.input_subject, b"", timeout=5.0,
+                                            stream=self.names.input_stream, headers=headers)
+            except APIError as exc:
+                self.leading = False
+                if getattr(exc, "err_code", None) == WRONG_LAST_SEQUENCE:
+                    raise WriterRefused(str(exc)) from None
+                raise
+            if ack.seq != replica.applied_seq + 1:  # a duplicate id: someone marked it already
+                self.leading = False
+                raise WriterRefused(f"refusal marker of {refuses} stored at {ack.seq}, not {replica.applied_seq + 1}")
+            replica.apply_marker(ack.seq, refuses)
+            log.error("%s: input %d refused (the core raised on it); marker at %d", self.shard, refuses, ack.seq)
 
     async def _append(self, expected_last: int, planned: tuple) -> Any:
         kind, msg, request, market_seq, _ = planned
@@ -317,6 +361,7 @@ class ShardProcess:
 
 
 _COMMAND_TYPES = frozenset(m.COMMANDS)
+REFUSED_TEXT = "the simulator hit an internal error applying it; it was refused and nothing of it was kept"
 
 
 def check_member_name(member: str) -> str:
