@@ -7,10 +7,12 @@ cluster elects its JetStream meta leader, which takes a few seconds after a cold
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import msgspec
 import nats
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, ObjectStoreConfig, StorageType, StreamConfig
@@ -77,20 +79,39 @@ async def buckets(js: JetStreamContext, layout: Layout) -> dict[str, Any]:
 
 async def agreed_layout(kv: Any, layout: Layout) -> Layout:
     """Store ``layout`` if none is stored yet; refuse to run with a different one."""
-    import msgspec
+    stored = msgspec.json.decode(await _agreed(kv, "layout", msgspec.json.encode(layout)), type=Layout)
+    if stored != layout:
+        raise ClusterError(f"the cluster runs layout {stored}, not {layout}")
+    return stored
 
-    data = msgspec.json.encode(layout)
 
+def core_digest(ex: Any) -> str:
+    """A digest of what a core is built from (its ExchangeConfig and instruments): every member
+    and gateway must build the same core from the same config.toml, or their replicas diverge."""
+    data = msgspec.json.encode([ex.config, sorted(ex.instruments.items())])
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+async def agreed_core(js: JetStreamContext, layout: Layout, ex: Any) -> None:
+    """Store this process's core digest if none is stored yet; refuse to run with a different one."""
+    kv = await retrying("layout bucket", lambda: js.key_value(LAYOUT_BUCKET))
+    mine = core_digest(ex)
+    stored = (await _agreed(kv, "core", mine.encode())).decode()
+    if stored != mine:
+        raise ClusterError("the cluster's shards run a core built from another config (profile, symbols "
+                           f"or [margin]: digest {stored}, this process {mine}): give every process the same "
+                           "--config and --symbols")
+
+
+async def _agreed(kv: Any, key: str, data: bytes) -> bytes:
+    """``data`` stored under ``key`` if the key is new; else what is stored."""
     async def create() -> bool:
         try:
-            await kv.create("layout", data)
+            await kv.create(key, data)
             return True
         except KeyWrongLastSequenceError:  # it exists: compare
             return False
 
-    if await retrying("store the layout", create):
-        return layout
-    stored = msgspec.json.decode((await retrying("read the layout", lambda: kv.get("layout"))).value, type=Layout)
-    if stored != layout:
-        raise ClusterError(f"the cluster runs layout {stored}, not {layout}")
-    return stored
+    if await retrying(f"store the {key}", create):
+        return data
+    return (await retrying(f"read the {key}", lambda: kv.get(key))).value

@@ -90,6 +90,7 @@ class ShardProcess:
         await connect.input_stream(self.js, self.layout, self.shard)
         self.kv = await connect.buckets(self.js, self.layout)
         await connect.agreed_layout(self.kv["layout"], self.layout)
+        await connect.agreed_core(self.js, self.layout, self.new_exchange())
         self.replica = ShardReplica(self.js, self.kv["snapshots"], self.layout, self.shard, self.new_exchange)
         await self.replica.restore()
 
