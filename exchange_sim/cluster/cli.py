@@ -80,14 +80,16 @@ def shard(nats: str = NATS, shards: str = SHARDS, replicas: int = REPLICAS, symb
           shard: str = typer.Option(..., "--shard", help="The shard this member serves."),
           member: str = typer.Option(..., "--member", help="This member's unique name (in the lease)."),
           lease_ttl: float = LEASE_TTL, config: Path = CONFIG, core: str = CORE,
-          snapshot_every: int = typer.Option(20_000, "--snapshot-every", help="Inputs between snapshots.")) -> None:
+          snapshot_every: int = typer.Option(20_000, "--snapshot-every", help="Inputs between snapshots."),
+          trim: bool = typer.Option(True, "--trim/--no-trim",
+                                    help="After each snapshot, purge the inputs the previous snapshot covers.")) -> None:
     """A shard member: standby until it holds the shard's lease, then its sequencer."""
     from .processes import run_shard
     from .shard import check_member_name
 
     _logging()
     asyncio.run(run_shard(nats.split(","), _layout(shards, replicas, lease_ttl), shard,  # type: ignore[arg-type]
-                          check_member_name(member), _symbols(symbols), snapshot_every, _settings(config), core))
+                          check_member_name(member), _symbols(symbols), snapshot_every, _settings(config), core, trim))
 
 
 @app.command()

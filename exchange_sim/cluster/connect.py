@@ -16,7 +16,9 @@ import msgspec
 import nats
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, ObjectStoreConfig, StorageType, StreamConfig
-from nats.js.errors import BucketNotFoundError, KeyWrongLastSequenceError, NotFoundError, ObjectNotFoundError
+from nats.js.errors import (
+    APIError, BucketNotFoundError, KeyWrongLastSequenceError, NotFoundError, ObjectNotFoundError,
+)
 
 from .errors import ClusterError
 from .layout import KEY_BUCKET, LAYOUT_BUCKET, LEASE_BUCKET, SNAPSHOT_STORE, Layout, ShardNames
@@ -24,6 +26,8 @@ from .layout import KEY_BUCKET, LAYOUT_BUCKET, LEASE_BUCKET, SNAPSHOT_STORE, Lay
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 DUPLICATE_WINDOW_S = 120.0  # how long JetStream remembers a Nats-Msg-Id
+MARKET_MAX_AGE_S = 6 * 3600.0  # market events older than this leave the market stream (see market_stream)
+STREAM_CONFIG_DIFFERS = 10058  # JetStream err_code: the stream exists with another configuration
 
 
 async def connect(urls: list[str], name: str) -> nats.NATS:
@@ -50,9 +54,22 @@ async def retrying(what: str, call: Callable[[], Awaitable[T]], timeout: float =
 
 
 async def market_stream(js: JetStreamContext, layout: Layout) -> None:
-    await retrying("market stream", lambda: js.add_stream(StreamConfig(
-        name=layout.market_stream, subjects=[layout.market_subject], num_replicas=layout.replicas,
-        storage=StorageType.FILE, duplicate_window=DUPLICATE_WINDOW_S)))
+    """The venue's market stream, kept ``MARKET_MAX_AGE_S`` (six hours). Only shard leaders read
+    it, from where their journal stops, so it needs to hold what a failover or a new shard
+    catches up on (seconds); everything applied is in each shard's own input stream. A stream
+    made by an older version without the limit gets it."""
+    config = StreamConfig(name=layout.market_stream, subjects=[layout.market_subject], num_replicas=layout.replicas,
+                          storage=StorageType.FILE, duplicate_window=DUPLICATE_WINDOW_S, max_age=MARKET_MAX_AGE_S)
+
+    async def declare() -> None:
+        try:
+            await js.add_stream(config)
+        except APIError as exc:
+            if getattr(exc, "err_code", None) != STREAM_CONFIG_DIFFERS:
+                raise
+            await js.update_stream(config)
+
+    await retrying("market stream", declare)
 
 
 async def input_stream(js: JetStreamContext, layout: Layout, shard: str) -> None:

@@ -76,7 +76,7 @@ class LocalCluster:
                  symbols: list[str] | None = None, admin_token: str = "cluster-admin-token",
                  lease_ttl: float = 2.0, snapshot_every: int = 20_000, nats_nodes: int = 3,
                  gateway_ports: list[int] | None = None, unlimited: bool = True, config: Path | None = None,
-                 core: str | None = None) -> None:
+                 core: str | None = None, trim: bool = True) -> None:
         self.directory = directory
         self.layout = Layout(shards=tuple(f"s{i}" for i in range(shards)), replicas=min(3, nats_nodes),
                              lease_ttl=lease_ttl)
@@ -95,7 +95,8 @@ class LocalCluster:
         for shard in self.layout.shards:
             self.members[shard] = [
                 Child(f"{shard}-{chr(97 + j)}", ["shard", *common, "--shard", shard, "--member", f"{shard}-{chr(97 + j)}",
-                                                 "--snapshot-every", str(snapshot_every)],
+                                                 "--snapshot-every", str(snapshot_every),
+                                                 "--trim" if trim else "--no-trim"],
                       directory / f"{shard}-{chr(97 + j)}.log")
                 for j in range(1 + standbys)]
         ports = gateway_ports or [free_port() for _ in range(gateways)]

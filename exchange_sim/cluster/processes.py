@@ -89,9 +89,10 @@ async def _until_signalled(work: Any) -> None:
 
 
 async def run_shard(urls: list[str], layout: Layout, shard: str, member: str, symbols: list[str] | None,
-                    snapshot_every: int, settings: Settings | None = None, core: str | None = None) -> None:
+                    snapshot_every: int, settings: Settings | None = None, core: str | None = None,
+                    trim: bool = True) -> None:
     proc = ShardProcess(urls, layout, shard, member, exchange_factory(symbols, settings=settings, core=core),
-                        snapshot_every=snapshot_every)
+                        snapshot_every=snapshot_every, trim=trim)
 
     async def work() -> None:
         await proc.open()

@@ -45,6 +45,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError, ObjectNotFoundError
 
 from exchange_sim.core.exchange import Exchange
+from exchange_sim.journal.history import History
 
 from . import codec
 from .connect import retrying
@@ -77,14 +78,23 @@ class Snapshot(msgspec.Struct, frozen=True):
     market_seq: int
     answers: list[tuple[str, int, bytes]]  # (request id, seq, events json)
     state: bytes
+    history: bytes = b""  # the history read model at ``seq`` (an SQLite image), when the writer kept one
+
+
+def owned_event(layout: Layout, shard: str, event: Any) -> bool:
+    """Events of the shard's own accounts and events of no account (market status, fund changes)."""
+    account = getattr(event, "account", None)
+    return not isinstance(account, int) or layout.owns(shard, account)
 
 
 class ShardReplica:
     """One shard's core, fed from its input stream (see module doc)."""
 
     def __init__(self, js: JetStreamContext, store: Any, layout: Layout, shard: str,
-                 new_exchange: Callable[[], Exchange], on_applied: Callable[[Applied], None] | None = None) -> None:
+                 new_exchange: Callable[[], Exchange], on_applied: Callable[[Applied], None] | None = None,
+                 history: History | None = None) -> None:
         self.js = js
+        self.history = history  # the shard's history read model, kept here and stored with each snapshot
         self.store = store
         self.layout = layout
         self.shard = shard
@@ -130,18 +140,36 @@ class ShardReplica:
         snap = await self.latest_snapshot()
         if snap is None:
             return
+        self._restore(snap)
+        log.info("%s: restored snapshot at input %d", self.shard, snap.seq)
+
+    def _restore(self, snap: Snapshot) -> None:
         self.ex = self._core_of(snap)
+        self.broken = False
         self.applied_seq = self.snapshot_seq = snap.seq
-        self.market_seq = snap.market_seq
+        self.market_seq = max(self.market_seq, snap.market_seq)
         for request, seq, events in snap.answers:
             self.answers[request] = (seq, codec.load_events(events))
-        log.info("%s: restored snapshot at input %d", self.shard, snap.seq)
+        if self.history is not None and snap.history:
+            self.history.load(snap.history)
+
+    async def jump_to_snapshot(self) -> None:
+        """The next input is trimmed from the stream: continue from the last snapshot (which the
+        leader stored before trimming; it holds the core and the history read model)."""
+        snap = await self.latest_snapshot()
+        if snap is None or snap.seq < self.applied_seq:
+            raise ClusterError(f"{self.shard}: inputs after {self.applied_seq} are trimmed and no snapshot covers them")
+        log.warning("%s: inputs %d..%d are trimmed: continuing from the snapshot at %d", self.shard,
+                    self.applied_seq + 1, snap.seq, snap.seq)
+        self._restore(snap)
+        self._wake()
 
     def snapshot(self) -> bytes:
         """The replica's state now, as the object store keeps it."""
         newest = list(self.answers.items())[-ANSWERS_SNAPSHOT:]
         answers = [(req, seq, codec.dump_events(events)) for req, (seq, events) in newest]
-        return msgspec.msgpack.encode(Snapshot(self.applied_seq, self.market_seq, answers, self.ex.snapshot()))
+        history = self.history.dump() if self.history is not None else b""
+        return msgspec.msgpack.encode(Snapshot(self.applied_seq, self.market_seq, answers, self.ex.snapshot(), history))
 
     async def save_snapshot(self) -> int:
         """Write the snapshot of the state now; the input sequence it stands for."""
@@ -173,6 +201,11 @@ class ShardReplica:
             self.answers[request] = (seq, events)
             if len(self.answers) > ANSWERS_KEPT:
                 self.answers.popitem(last=False)
+        if self.history is not None and kind != "pad":
+            try:
+                self.history.record_committed(msg, [e for e in events if owned_event(self.layout, self.shard, e)])
+            except Exception:  # a projection bug must not stop the replica
+                log.exception("%s: history failed at input %d", self.shard, seq)
         return self._applied(Applied(seq, kind, msg, events, request, market_seq))
 
     def _refuse_request(self, request: str, seq: int) -> None:
@@ -283,6 +316,8 @@ class ShardReplica:
 
         async def on_msg(msg: Any) -> None:
             try:
+                if msg.metadata.sequence.stream > self.applied_seq + 1:  # the inputs between are trimmed
+                    await self.jump_to_snapshot()
                 self.apply_stored(msg.metadata.sequence.stream, msg.headers, msg.data)
                 if self.broken:
                     await self.rebuild()
@@ -339,7 +374,10 @@ class ShardReplica:
 
     async def catch_up(self) -> int:
         """Apply exactly the inputs stored after ``applied_seq`` up to the stream's last one now."""
-        last = await self.last_stored()
+        info = await self.js.stream_info(self.names.input_stream)
+        last = info.state.last_seq
+        if self.applied_seq < last and self.applied_seq + 1 < info.state.first_seq:
+            await self.jump_to_snapshot()
         while self.applied_seq < last:
             seq = self.applied_seq + 1
             raw = await self.js.get_msg(self.names.input_stream, seq)

@@ -20,7 +20,15 @@ A command carries a request id (header ``Exsim-Request``): a retry of a journale
 answered from ``replica.answers`` with the sequence and events it already got, never applied
 again. A ``CreateAccount`` is preceded by placeholder accounts so the core numbers the new
 account with an id this shard owns (``layout.py``). Snapshots go to the object store every
-``snapshot_every`` inputs.
+``snapshot_every`` inputs, with the shard's history read model (closed orders, fills, income,
+liquidations: every member keeps one, fed by its replica).
+
+**Trimming** (``trim``, on by default): after storing a snapshot the leader purges the input
+stream up to the *previous* snapshot's sequence, so the stream holds between one and two
+snapshot intervals of inputs. Nothing needs the purged inputs: a member or gateway that
+restores, or that lags behind the trimmed point, continues from the last snapshot (core, answers
+and history read model); the interval kept spares a follower that is only a little behind
+(a standby, a gateway) that jump, and the refusal rebuild replays from the last snapshot only.
 
 **A core bug** (``Exchange.apply`` raises on an input already in the stream): the replica
 refuses it and the leader rebuilds its core without it (``replica.py``), applies the rest of
@@ -45,6 +53,7 @@ from nats.js.errors import APIError, KeyNotFoundError, KeyWrongLastSequenceError
 
 from exchange_sim.core import messages as m
 from exchange_sim.core.exchange import Exchange
+from exchange_sim.journal.history import History
 
 from . import codec, connect
 from .errors import ClusterError, WriterRefused
@@ -62,7 +71,7 @@ class ShardProcess:
     """One member (leader or standby) of a shard (see module doc)."""
 
     def __init__(self, urls: list[str], layout: Layout, shard: str, member: str,
-                 new_exchange: Callable[[], Exchange], *, snapshot_every: int = 20_000) -> None:
+                 new_exchange: Callable[[], Exchange], *, snapshot_every: int = 20_000, trim: bool = True) -> None:
         self.urls = urls
         self.layout = layout
         self.shard = shard
@@ -71,6 +80,8 @@ class ShardProcess:
         self.new_exchange = new_exchange
         self.lease_ttl = layout.lease_ttl
         self.snapshot_every = snapshot_every
+        self.trim = trim
+        self.history = History.temporary()  # the shard's history read model (replica.py), in each snapshot
         self.nc: Any = None
         self.js: Any = None
         self.kv: dict[str, Any] = {}
@@ -91,7 +102,8 @@ class ShardProcess:
         self.kv = await connect.buckets(self.js, self.layout)
         await connect.agreed_layout(self.kv["layout"], self.layout)
         await connect.agreed_core(self.js, self.layout, self.new_exchange())
-        self.replica = ShardReplica(self.js, self.kv["snapshots"], self.layout, self.shard, self.new_exchange)
+        self.replica = ShardReplica(self.js, self.kv["snapshots"], self.layout, self.shard, self.new_exchange,
+                                    history=self.history)
         await self.replica.restore()
 
     async def run(self) -> None:
@@ -123,6 +135,7 @@ class ShardProcess:
         self.stop()
         if self.nc is not None:
             await self.nc.drain()
+        self.history.close()
 
     # ------------------------------------------------------------------ the lease
 
@@ -212,7 +225,10 @@ class ShardProcess:
                     batch.append(item)
                 await self.sequence(batch, inbox)
                 if replica.applied_seq - replica.snapshot_seq >= self.snapshot_every:
+                    previous = replica.snapshot_seq
                     await replica.save_snapshot()
+                    if self.trim and previous:
+                        await self._trim(previous)
         finally:
             self.leading = False
             stop_wait.cancel()
@@ -327,6 +343,16 @@ class ShardProcess:
                 raise WriterRefused(f"refusal marker of {refuses} stored at {ack.seq}, not {replica.applied_seq + 1}")
             replica.apply_marker(ack.seq, refuses)
             log.error("%s: input %d refused (the core raised on it); marker at %d", self.shard, refuses, ack.seq)
+
+    async def _trim(self, upto: int) -> None:
+        """Purge the inputs up to ``upto`` (the previous snapshot's) from the input stream (module doc)."""
+        try:
+            await self.js.purge_stream(self.names.input_stream, seq=upto + 1)
+        except Exception as exc:  # noqa: BLE001 - not trimmed this time; the next snapshot tries again
+            log.warning("%s: trimming the inputs up to %d failed: %s", self.shard, upto, exc)
+            return
+        log.info("%s: inputs up to %d trimmed (snapshot at %d)", self.shard, upto, self.replica.snapshot_seq
+                 if self.replica else 0)
 
     async def _append(self, expected_last: int, planned: tuple) -> Any:
         kind, msg, request, market_seq, _ = planned

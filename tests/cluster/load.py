@@ -117,10 +117,10 @@ async def _read_inputs(urls: list[str], shard: str) -> list[tuple[int, dict, Any
     nc = await nats.connect(servers=urls)
     try:
         js = nc.jetstream()
-        last = (await js.stream_info(names.input_stream)).state.last_seq
+        stored = (await js.stream_info(names.input_stream)).state.messages  # fewer than last_seq once trimmed
         out = []
         sub = await js.subscribe(names.input_subject, stream=names.input_stream, ordered_consumer=True)
-        while len(out) < last:
+        while len(out) < stored:
             msg = await sub.next_msg(timeout=10)
             headers = msg.headers or {}
             body = None if headers.get(KIND) == REFUSAL else m.loads(msg.data)  # a refusal marker has none

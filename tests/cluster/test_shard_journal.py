@@ -20,7 +20,7 @@ import pytest
 
 from exchange_sim import config as config_module
 from exchange_sim.cluster import connect
-from exchange_sim.cluster.layout import KIND, REFUSAL, REFUSES, REQUEST
+from exchange_sim.cluster.layout import KIND, REFUSAL, REFUSES, REQUEST, ShardNames
 from exchange_sim.cluster.local import LocalCluster
 from exchange_sim.cluster.natsd import nats_server_binary
 from exchange_sim.cluster.processes import exchange_factory
@@ -80,13 +80,14 @@ class Admin:
         return (await self.ok("GET", f"/sim/v1/accounts/{aid}"))["walletBalance"]
 
 
-async def standing_by(member, timeout: float = 30.0) -> None:
-    """Until ``member`` has started and caught up (a loaded machine imports slowly); bounded."""
+async def standing_by(member, since: int = 0, text: str = "standing by", timeout: float = 30.0) -> str:
+    """Until ``member``'s log after character ``since`` says ``text`` (by default: it started and
+    caught up; a loaded machine imports slowly); that part of the log. Bounded."""
     for _ in range(int(timeout / 0.1)):
-        if "standing by" in member.log_text():
-            return
+        if text in member.log_text()[since:]:
+            return member.log_text()[since:]
         await asyncio.sleep(0.1)
-    raise AssertionError(f"{member.name} never stood by:\n{member.log_text()[-2000:]}")
+    raise AssertionError(f"{member.name} never logged {text!r}:\n{member.log_text()[-2000:]}")
 
 
 async def replica_state(cluster: LocalCluster, new_exchange) -> tuple[int, object]:
@@ -132,8 +133,7 @@ async def test_a_core_bug_is_refused_journaled_and_every_member_agrees(small, se
     log = leader.log_text()
     assert "exchange.apply raised RuntimeError" in log and "Traceback" in log and "injected core fault" in log
     standby = next(c for c in small.members[shard] if c is not leader)
-    await standing_by(standby)
-    assert "refused" in standby.log_text()  # the standby's core raised too and was rebuilt
+    await standing_by(standby, text="refused inputs [2, 5, 7] skipped")  # its core raised too and was rebuilt
 
     # a replica with the buggy core and one with the bug fixed (it applies the refused deposits
     # without trouble, then meets their markers) both end in the leader's state
@@ -199,3 +199,84 @@ async def test_the_margin_config_reaches_the_shards(small, settings):
     assert calls(single) == ["WARNING", "MARGIN_CALL"]
     assert calls(default) == []
     assert clustered == single
+
+
+async def history_of(url: str, account: dict) -> tuple:
+    client = ccxt_async.binanceusdm(ccxt_config(url, account["apiKey"], account["apiSecret"]))
+    try:
+        await client.load_markets()
+        trades = await client.fetch_my_trades("BTC/USDT:USDT")
+        orders = await client.fetch_orders("BTC/USDT:USDT")
+        income = await client.fapiPrivateGetIncome({"limit": 1000})
+    finally:
+        await client.close()
+    return ([(t["id"], t["price"], t["amount"]) for t in trades], [(o["id"], o["status"], o["filled"]) for o in orders],
+            [(i["tranId"], i["incomeType"], i["income"]) for i in income])
+
+
+async def stream_state(cluster: LocalCluster) -> tuple[int, int]:
+    """(first, last) sequence of the shard's input stream."""
+    nc = await connect.connect(cluster.natsd.urls, "stream-reader")
+    try:
+        state = (await nc.jetstream().stream_info(ShardNames(cluster.layout.shards[0]).input_stream)).state
+        return state.first_seq, state.last_seq
+    finally:
+        await nc.close()
+
+
+async def test_trimmed_input_stream_recovers_everything(small):
+    """Past two snapshots the leader purges its input stream up to the older one; a member
+    restarted cold after that takes over from the snapshot (core, answers and history) and the
+    kept inputs: every acknowledged deposit and order is there, and a gateway started after the
+    trim answers the same history (fills, closed orders, income) as the one that saw it all."""
+    shard = small.layout.shards[0]
+    first_before, _ = await stream_state(small)
+    async with aiohttp.ClientSession() as session:
+        admin = Admin(small, session)
+        await admin.ok("POST", "/sim/v1/market", {"events": [
+            {"type": "book", "symbol": "BTCUSDT", "bids": [["59990", "50"]], "asks": [["60000", "50"]]},
+            {"type": "mark", "symbol": "BTCUSDT", "price": "60000", "index": "60000"}]})
+        account = await admin.ok("POST", "/sim/v1/accounts", {"name": "historian", "deposit": "100000"})
+        aid = account["accountId"]
+        client = ccxt_async.binanceusdm(ccxt_config(small.gateway_urls[0], account["apiKey"], account["apiSecret"]))
+        try:
+            await client.load_markets()
+            for _ in range(3):  # fills, commissions, realized pnl: history rows
+                await client.create_order("BTC/USDT:USDT", "market", "buy", 0.01)
+                await client.create_order("BTC/USDT:USDT", "market", "sell", 0.01)
+            resting = await client.create_order("BTC/USDT:USDT", "limit", "buy", 0.01, 58000)
+            await client.cancel_order(resting["id"], "BTC/USDT:USDT")
+        finally:
+            await client.close()
+        deposits = 0
+        for _ in range(200):  # acknowledged deposits until two snapshots are stored and the stream trimmed
+            await admin.ok("POST", f"/sim/v1/accounts/{aid}/deposit", {"amount": "1"})
+            deposits += 1
+            if deposits % 20 == 0 and (await stream_state(small))[0] > max(first_before, 1):
+                break
+        first, last = await stream_state(small)
+        assert first > max(first_before, 1), (first, last)  # trimmed
+        wallet = await admin.wallet(aid)
+        seen = await history_of(small.gateway_urls[0], account)
+        assert len(seen[0]) == 6 and len(seen[1]) == 7 and seen[2]
+
+        # the standby is restarted cold (the stream no longer holds its start), then the leader killed
+        leader = await small.lease_holder(shard)
+        standby = next(c for c in small.members[shard] if c is not leader)
+        standby.kill()
+        since = len(standby.log_text())
+        standby.start()
+        assert "restored snapshot" in await standing_by(standby, since)
+        leader.kill()
+        await admin.ok("POST", f"/sim/v1/accounts/{aid}/deposit", {"amount": "1"})  # the new leader journals it
+        assert await small.lease_holder(shard) is standby
+        assert float(await admin.wallet(aid)) == float(wallet) + 1
+        leader.start()
+
+    # a gateway started now restores every shard from its snapshot and the trimmed stream
+    after = await history_of(small.gateway_urls[0], account)
+    assert after[:2] == seen[:2] and after[2][:-1] == seen[2] and after[2][-1][1:] == ("TRANSFER", "1.00000000")
+    late = small.add_gateway()
+    assert await history_of(late, account) == after
+    async with aiohttp.ClientSession() as session:
+        assert float(await Admin(small, session, late).wallet(aid)) == float(wallet) + 1
