@@ -57,10 +57,10 @@ from exchange_sim.core import messages as m  # noqa: E402
 from exchange_sim.core.fixed import to_fixed  # noqa: E402
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
-PER_CLIENT_1 = 60 if SMOKE else 170  # + 20 warm-up: under the venue's 200 open orders per symbol
-PER_CLIENT_8 = 20 if SMOKE else 150
-SHARD_INPUTS = 300 if SMOKE else 4000
-MARKET_EVENTS = 500 if SMOKE else 10000
+PER_CLIENT_1 = 30 if SMOKE else 170  # + 20 warm-up: under the venue's 200 open orders per symbol
+PER_CLIENT_8 = 10 if SMOKE else 150
+SHARD_INPUTS = 200 if SMOKE else 4000
+MARKET_EVENTS = 300 if SMOKE else 10000
 
 
 async def single_node(workdir: Path) -> dict:
