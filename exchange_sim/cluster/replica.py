@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -273,18 +273,34 @@ class ShardReplica:
             self.ex, self.applied_seq, self.market_seq = ex, snap.seq, max(self.market_seq, snap.market_seq)
             self.snapshot_seq = snap.seq
         else:
-            for seq in range(start + 1, target + 1):
-                if seq in self.refused:
-                    continue
-                raw = await retrying(f"input {seq} of {self.shard}",
-                                     lambda seq=seq: self.js.get_msg(self.names.input_stream, seq))
-                if (raw.headers or {}).get(KIND) != REFUSAL:
-                    ex.apply(codec.load_input(raw.data or b""))
+            async for seq, headers, data in self._stored(start + 1, target):
+                if seq not in self.refused and headers.get(KIND) != REFUSAL:
+                    ex.apply(codec.load_input(data))
             self.ex = ex
         self.broken = False
         log.warning("%s: core rebuilt from the snapshot at %d + the stream up to %d, refused inputs %s skipped",
                     self.shard, start, self.applied_seq, sorted(s for s in self.refused if s > start))
         self._wake()
+
+    async def _stored(self, first: int, last: int) -> AsyncIterator[tuple[int, dict, bytes]]:
+        """The stored inputs ``first..last``: (seq, headers, payload), read by one ordered consumer."""
+        if first > last:
+            return
+        config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=first)
+        sub = await self.js.subscribe(self.names.input_subject, stream=self.names.input_stream, ordered_consumer=True,
+                                      config=config, pending_msgs_limit=1_000_000)
+        try:
+            while True:
+                msg = await sub.next_msg(timeout=10)
+                seq = msg.metadata.sequence.stream
+                if seq != first:
+                    raise ClusterError(f"{self.shard}: input {seq} where {first} was expected (trimmed?)")
+                yield seq, msg.headers or {}, msg.data
+                if seq >= last:
+                    return
+                first += 1
+        finally:
+            await sub.unsubscribe()
 
     def _wake(self) -> None:
         if self._waiters:

@@ -43,7 +43,8 @@ EXPECTED = {
     "cluster": {"single_1c_p50_ms", "single_1c_p99_ms", "single_8c_orders_per_s", "gateway_1c_p50_ms",
                 "gateway_1c_p99_ms", "gateway_8c_orders_per_s", "gateways2_8c_orders_per_s", "shard_inputs_per_s",
                 "ingest_events", "ingest_published_per_s", "ingest_through_shards_per_s", "ingest_duplicates_dropped",
-                "cpu_ms_per_order_leaders", "cpu_ms_per_order_nats", "cpu_ms_per_market_event_leaders"},
+                "cpu_ms_per_order_leaders", "cpu_ms_per_order_nats", "cpu_ms_per_market_event_leaders",
+                "refusal_rebuild_s", "refusal_rebuild_inputs"},
 }
 
 
@@ -95,7 +96,8 @@ DID_WORK = {
     "monitor_scaling": {"one_pct_trigger_events_10000", "one_pct_trigger_liquidations_10000",
                         "walk_crossing_ticks_10000", "walk_liquidations_10000", "walk_margin_calls_10000"},
     "crash_day": {"liquidations"},
-    "cluster": {"ingest_events", "ingest_duplicates_dropped", "shard_inputs_per_s", "gateway_8c_orders_per_s"},
+    "cluster": {"ingest_events", "ingest_duplicates_dropped", "shard_inputs_per_s", "gateway_8c_orders_per_s",
+                "refusal_rebuild_inputs"},
 }
 
 
