@@ -24,8 +24,8 @@ every stored input after it except the refused ones, the very computation a cold
 recovery does, so live state equals recovered state. The leader appends a refusal marker
 (kind ``refusal``, header ``Exsim-Refuses``) for each unmarked refusal before it answers;
 every follower that meets a marker for an input it applied without trouble (a fixed core, or a
-fault of the leader's process only) rebuilds without it, so every member ends in the leader's
-state. The core being a pure function of its inputs, a bug raises on every member alike; a
+fault of the leader's process only) rebuilds without it (its core, and its history read model
+from the snapshot's), so every member ends in the leader's state. The core being a pure function of its inputs, a bug raises on every member alike; a
 member's refusal that no marker confirms is its own and becomes the journal's truth only if
 that member leads (it marks it when it takes over).
 """
@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -81,6 +82,16 @@ class Snapshot(msgspec.Struct, frozen=True):
     history: bytes = b""  # the history read model at ``seq`` (an SQLite image), when the writer kept one
 
 
+@functools.cache
+def _empty_history() -> bytes:
+    """The image of a history without rows."""
+    empty = History.temporary()
+    try:
+        return empty.dump()
+    finally:
+        empty.close()
+
+
 def owned_event(layout: Layout, shard: str, event: Any) -> bool:
     """Events of the shard's own accounts and events of no account (market status, fund changes)."""
     account = getattr(event, "account", None)
@@ -111,6 +122,7 @@ class ShardReplica:
         self.unmarked: list[int] = []  # refused here, no refusal marker in the stream yet
         self.refused_requests: collections.OrderedDict[str, int] = collections.OrderedDict()
         self.broken = False  # a failed apply left the core half-changed: rebuild() before the next input
+        self._history_stale = False  # rebuild() must derive the history again too
         self.market_events: collections.OrderedDict[int, list] = collections.OrderedDict()
         self._sub: Any = None
         self._waiters: list[tuple[int, asyncio.Future]] = []
@@ -242,6 +254,7 @@ class ShardReplica:
                         self.shard, refuses, seq)
             self.refused.add(refuses)
             self.broken = True
+            self._history_stale = self.history is not None  # it holds the rows of an input that never happened
             request = next((r for r, (s, _) in self.answers.items() if s == refuses), "")
             if request:
                 self._refuse_request(request, refuses)
@@ -270,14 +283,19 @@ class ShardReplica:
             assert snap is not None
             log.warning("%s: rebuilt from the snapshot at %d (inputs %d..%d were not applied here)",
                         self.shard, start, target + 1, start)
-            self.ex, self.applied_seq, self.market_seq = ex, snap.seq, max(self.market_seq, snap.market_seq)
-            self.snapshot_seq = snap.seq
+            self._restore(snap)
         else:
+            history = self.history if self._history_stale else None
+            if history is not None:
+                history.load(snap.history if snap is not None and snap.history else _empty_history())
             async for seq, headers, data in self._stored(start + 1, target):
                 if seq not in self.refused and headers.get(KIND) != REFUSAL:
-                    ex.apply(codec.load_input(data))
+                    msg = codec.load_input(data)
+                    events = ex.apply(msg)
+                    if history is not None and headers.get(KIND) != "pad":
+                        history.record_committed(msg, [e for e in events if owned_event(self.layout, self.shard, e)])
             self.ex = ex
-        self.broken = False
+        self.broken = self._history_stale = False
         log.warning("%s: core rebuilt from the snapshot at %d + the stream up to %d, refused inputs %s skipped",
                     self.shard, start, self.applied_seq, sorted(s for s in self.refused if s > start))
         self._wake()

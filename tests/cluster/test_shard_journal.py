@@ -26,6 +26,7 @@ from exchange_sim.cluster.natsd import nats_server_binary
 from exchange_sim.cluster.processes import exchange_factory
 from exchange_sim.cluster.replica import ShardReplica
 from exchange_sim.core.fixed import to_fixed
+from exchange_sim.journal.history import History
 from tests.cluster.conftest import SYMBOLS, needs_nats
 from tests.cluster.load import duplicated, inputs
 from tests.cluster.script import normalised
@@ -91,17 +92,20 @@ async def standing_by(member, since: int = 0, text: str = "standing by", timeout
 
 
 async def replica_state(cluster: LocalCluster, new_exchange) -> tuple[int, object]:
-    """A replica of the shard built here, from the snapshot and the stream: (applied seq, state)."""
+    """A replica of the shard built here, from the snapshot and the stream: (applied seq, its
+    core's observable state and its history read model)."""
     nc = await connect.connect(cluster.natsd.urls, "verifier")
     try:
         js = nc.jetstream()
         store = (await connect.buckets(js, cluster.layout))["snapshots"]
-        replica = ShardReplica(js, store, cluster.layout, cluster.layout.shards[0], new_exchange)
+        history = History.temporary()
+        replica = ShardReplica(js, store, cluster.layout, cluster.layout.shards[0], new_exchange, history=history)
         await replica.restore()
         await replica.catch_up()
-        return replica.applied_seq, observable_state(replica.ex)
+        return replica.applied_seq, (observable_state(replica.ex), history.fingerprint(), history.counts())
     finally:
         await nc.close()
+        history.close()
 
 
 async def test_a_core_bug_is_refused_journaled_and_every_member_agrees(small, settings):
@@ -141,6 +145,7 @@ async def test_a_core_bug_is_refused_journaled_and_every_member_agrees(small, se
     fixed_seq, fixed = await replica_state(small, exchange_factory(SYMBOLS, settings=settings[1]))
     assert faulty_seq == fixed_seq == journal[-1][0]
     assert faulty == fixed
+    assert faulty[2]["history_income"] == 3  # the deposits of 100, 13.13 and 1: none of the refused ones
 
     # the standby takes over from its own replica: it has the same state and keeps serving
     leader.kill()
