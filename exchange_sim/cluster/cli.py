@@ -1,6 +1,6 @@
 """``exchange-sim cluster ...``: cluster mode on NATS JetStream (see exchange_sim/cluster).
 
-    exchange-sim cluster up                 # local 3-node NATS, 3 shards (+ standbys), 2 gateways
+    exchange-sim cluster up [--config config.toml]   # local 3-node NATS, 3 shards (+ standbys), 2 gateways
     exchange-sim cluster nats --dir D       # only the local NATS cluster
     exchange-sim cluster shard --nats URLS --shard s0 --member s0-a
     exchange-sim cluster gateway --nats URLS --port 8765

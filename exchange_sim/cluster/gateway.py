@@ -329,7 +329,7 @@ class ClusterNode:
     # ------------------------------------------------------------------ output
 
     def _fan_out(self, shard: str, applied: Applied) -> None:
-        """A replica applied an input: record its history, hand it to the merger (module doc)."""
+        """A replica applied an input (and recorded its history): hand it to the merger (module doc)."""
         if applied.kind == "pad" or (applied.refused and not applied.market_seq):
             return  # a refused command never happened (a refused market event still orders the merge)
         events = [e for e in applied.events if _owned_event(self.layout, shard, e)]
