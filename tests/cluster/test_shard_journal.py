@@ -285,3 +285,18 @@ async def test_trimmed_input_stream_recovers_everything(small):
     assert await history_of(late, account) == after
     async with aiohttp.ClientSession() as session:
         assert float(await Admin(small, session, late).wallet(aid)) == float(wallet) + 1
+
+
+async def test_the_market_stream_keeps_six_hours(small):
+    """The market stream has a retention limit (README: six hours); the input streams none (they
+    are trimmed behind the snapshots instead)."""
+    nc = await connect.connect(small.natsd.urls, "stream-reader")
+    try:
+        js = nc.jetstream()
+        market = (await js.stream_info(small.layout.market_stream)).config
+        journal = (await js.stream_info(ShardNames(small.layout.shards[0]).input_stream)).config
+    finally:
+        await nc.close()
+    assert market.max_age == 6 * 3600
+    assert market.duplicate_window <= market.max_age
+    assert not journal.max_age and (journal.max_msgs or -1) < 0
