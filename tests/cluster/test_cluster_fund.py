@@ -22,11 +22,12 @@ import nats
 import pytest
 
 from exchange_sim.cluster.fund import FUND_STREAM, FUND_SUBJECT, GRANT, SWEEP, FundEntry, read_book, venue_total
-from exchange_sim.cluster.layout import EXPECTED_LAST_SEQ, REQUEST, SNAPSHOT_STORE, ShardNames
+from exchange_sim.cluster.layout import EXPECTED_LAST_SEQ, KIND, REFUSAL, REFUSES, REQUEST, SNAPSHOT_STORE, ShardNames
 from exchange_sim.cluster.local import LocalCluster
 from exchange_sim.cluster.natsd import nats_server_binary
-from exchange_sim.cluster.processes import VENUE_FUND, exchange_factory
+from exchange_sim.cluster.processes import exchange_factory, venue_fund
 from exchange_sim.cluster.replica import ShardReplica
+from exchange_sim.config import Settings
 from exchange_sim.core import messages as m
 from exchange_sim.core.exchange import ExchangeConfig
 from exchange_sim.core.fixed import to_fixed as F
@@ -39,6 +40,7 @@ from tests.support.api_server import running_sim
 pytestmark = needs_nats
 
 FLOAT = F("1000")
+VENUE_FUND = venue_fund(Settings())  # the cluster reads ./config.toml: no [margin] change of the fund
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +50,17 @@ def cluster(tmp_path_factory):
     os.environ.setdefault("PYTHONPATH", os.getcwd())
     keep = os.environ.get("EXSIM_CLUSTER_LOGS")
     where = Path(tempfile.mkdtemp(prefix="fund-", dir=keep)) if keep else tmp_path_factory.mktemp("fund")
+    # untrimmed input streams: the checks replay each whole journal from seq 1 into a fresh core
     with LocalCluster(where, gateways=2, shards=3, standbys=1, symbols=SYMBOLS, lease_ttl=1.5,
-                      snapshot_every=50, fund_args=("--float", "1000")) as c:
+                      snapshot_every=50, trim=False, fund_args=("--float", "1000")) as c:
         yield c
+
+
+async def journal(urls: list[str], shard: str) -> list[tuple[int, object]]:
+    """The inputs of ``shard``'s stream that happened: without refusal markers and what they refuse."""
+    stored = await inputs(urls, shard)
+    refused = {int(h[REFUSES]) for _, h, _ in stored if h.get(KIND) == REFUSAL}
+    return [(seq, msg) for seq, h, msg in stored if h.get(KIND) != REFUSAL and seq not in refused]
 
 
 async def replayed(urls: list[str], shards) -> dict[str, dict]:
@@ -59,7 +69,7 @@ async def replayed(urls: list[str], shards) -> dict[str, dict]:
     for shard in shards:
         core = exchange_factory(SYMBOLS)()
         changes, refs, adl = 0, [], []
-        for _, _, msg in await inputs(urls, shard):
+        for _, msg in await journal(urls, shard):
             if isinstance(msg, (m.AutoDeleverage, m.CloseAdlClaim)):
                 adl.append(msg)
             for event in core.apply(msg):
@@ -169,7 +179,7 @@ async def same_state_from_snapshot_and_from_scratch(cluster) -> None:
             assert replica.snapshot_seq > 0, shard  # the restore path really starts from a snapshot
             await replica.catch_up()
             fresh = exchange_factory(SYMBOLS)()
-            for seq, _, msg in await inputs(cluster.natsd.urls, shard):
+            for seq, msg in await journal(cluster.natsd.urls, shard):
                 if seq <= replica.applied_seq:
                     fresh.apply(msg)
             assert fresh.snapshot() == replica.ex.snapshot(), shard
