@@ -1,0 +1,94 @@
+"""A gateway's market data: a core with no accounts, fed by the venue's market stream only.
+
+Book, marks, index, funding and the feed's status are the same on every shard (each applies the
+same market stream, and resting orders of accounts are not part of the public book), so a
+gateway applies that stream to a core of its own that holds no account: it costs a fraction
+of a shard's work per market event and nothing per order. Its ``(input, events)`` go to the
+gateway's listeners (depth, klines, ticker and mark frames), exactly as a node's do.
+
+    view = MarketView(js, layout, new_exchange, on_applied=deliver)
+    await view.follow()            # from the stream's first stored event
+    await view.wait(market_seq)    # until that market event is applied here
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
+from exchange_sim.core.exchange import Exchange
+
+from . import codec
+from .layout import Layout
+
+log = logging.getLogger(__name__)
+
+
+class MarketView:
+    """The market stream applied to an account-less core (see module doc)."""
+
+    def __init__(self, js: Any, layout: Layout, new_exchange: Callable[[], Exchange],
+                 on_applied: Callable[[Any, list], None] | None = None) -> None:
+        self.js = js
+        self.layout = layout
+        self.ex = new_exchange()
+        self.on_applied = on_applied
+        self.market_seq = 0
+        self._sub: Any = None
+        self._waiters: list[tuple[int, asyncio.Future]] = []
+
+    def apply(self, market_seq: int, data: bytes) -> None:
+        if market_seq <= self.market_seq:
+            return  # a redelivery
+        msg = codec.load_input(data)
+        events = self.ex.apply(msg)
+        self.market_seq = market_seq
+        if self.on_applied is not None:
+            try:
+                self.on_applied(msg, events)
+            except Exception:  # a listener bug must not stop the market data
+                log.exception("market listener failed at %d", market_seq)
+        if self._waiters:
+            keep = []
+            for target, fut in self._waiters:
+                if market_seq >= target:
+                    if not fut.done():
+                        fut.set_result(None)
+                else:
+                    keep.append((target, fut))
+            self._waiters = keep
+
+    async def last_stored(self) -> int:
+        return (await self.js.stream_info(self.layout.market_stream)).state.last_seq
+
+    async def follow(self) -> None:
+        """Apply every stored market event, then each new one as it comes (an ordered consumer)."""
+        last = await self.last_stored()
+
+        async def on_msg(msg: Any) -> None:
+            self.apply(msg.metadata.sequence.stream, msg.data)
+
+        config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=self.market_seq + 1)
+        self._sub = await self.js.subscribe(self.layout.market_subject, stream=self.layout.market_stream, cb=on_msg,
+                                            ordered_consumer=True, config=config, idle_heartbeat=1.0,
+                                            pending_msgs_limit=1_000_000)
+        await self.wait(last, timeout=60.0)
+
+    async def unfollow(self) -> None:
+        if self._sub is not None:
+            sub, self._sub = self._sub, None
+            try:
+                await sub.unsubscribe()
+            except Exception:  # noqa: BLE001 - connection gone
+                pass
+
+    async def wait(self, market_seq: int, timeout: float = 10.0) -> None:
+        if self.market_seq >= market_seq:
+            return
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters.append((market_seq, fut))
+        await asyncio.wait_for(fut, timeout)
