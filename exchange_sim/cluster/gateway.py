@@ -56,7 +56,7 @@ from .layout import REQUEST, Layout, ShardNames
 from .market_view import MarketView
 from .placement import Placement
 from .reads import read_subject
-from .user_frames import PUBLIC_SUBJECTS, USER_SUBJECTS, account_of_subject
+from .user_frames import PUBLIC_SUBJECTS, account_of_subject, user_subjects_of
 
 log = logging.getLogger(__name__)
 
@@ -266,6 +266,7 @@ class ClusterNode:
         self._key_watch: Any = None
         self._key_task: asyncio.Task | None = None
         self._subs: list[Any] = []
+        self._user_subs: dict[int, asyncio.Task] = {}  # account -> its subscription (being) made
 
     @property
     def running(self) -> bool:
@@ -285,7 +286,6 @@ class ClusterNode:
         ready = asyncio.get_running_loop().create_future()
         self._key_task = asyncio.get_running_loop().create_task(self._mirror_keys(ready), name="key-mirror")
         await ready
-        self._subs.append(await self.nc.subscribe(USER_SUBJECTS, cb=self._on_user_frame, pending_msgs_limit=1_000_000))
         self._subs.append(await self.nc.subscribe(PUBLIC_SUBJECTS, cb=self._on_public, pending_msgs_limit=100_000))
         self.market.js = self.js
         await connect.retrying("follow the market stream", self.market.follow)
@@ -513,6 +513,18 @@ class ClusterNode:
         """Relay the shards' user-data frames to ``hub`` (the API's ``StreamHub``)."""
         self.hub = hub
 
+    def listen_to(self, account: int, listening: bool) -> None:
+        """Receive ``account``'s user-data frames (from whichever shard holds it) while it has a
+        listenKey (``SharedListenKeys.on_account``): a gateway gets no frame of other accounts."""
+        if listening:
+            if account not in self._user_subs:
+                self._user_subs[account] = asyncio.get_running_loop().create_task(
+                    self.nc.subscribe(user_subjects_of(account), cb=self._on_user_frame))
+            return
+        task = self._user_subs.pop(account, None)
+        if task is not None:
+            task.add_done_callback(_unsubscribe)
+
     def subscribe(self, maxsize: int | None = None) -> asyncio.Queue:
         q: asyncio.Queue = asyncio.Queue(maxsize=maxsize or self.subscriber_queue_size)
         self._subscribers[q] = 0
@@ -542,3 +554,10 @@ class ClusterNode:
     def remove_commit_hook(self, hook: Callable[[bool], None]) -> None:
         if hook in self._commit_hooks:
             self._commit_hooks.remove(hook)
+
+
+def _unsubscribe(task: asyncio.Task) -> None:
+    """Undo a user-frame subscription once it is made (a done callback)."""
+    if task.cancelled() or task.exception() is not None:
+        return
+    asyncio.get_running_loop().create_task(task.result().unsubscribe())

@@ -7,12 +7,17 @@ account and expiry) when opened or kept alive and deleted when closed; every gat
 the bucket. Same five methods as ``ListenKeys`` (``open``, ``keepalive``, ``close``, ``expire``,
 ``account_of``), which is all the API calls; the KV writes are fire-and-forget (a key is known
 locally at once and on the other gateways a few milliseconds later).
+
+``on_account(account, listening)`` (optional) is told when an account gets its first key here or
+loses its last one: the gateway subscribes to that account's user-data frames only while it
+has a key, so a gateway receives no frames of accounts without a user-data stream.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -35,16 +40,20 @@ async def listen_key_bucket(js: Any, replicas: int) -> Any:
 class SharedListenKeys(ListenKeys):
     """The single node's ``ListenKeys``, every change also written to the KV bucket (see module doc)."""
 
-    def __init__(self, ttl_ms: int, kv: Any) -> None:
+    def __init__(self, ttl_ms: int, kv: Any, on_account: Callable[[int, bool], None] | None = None) -> None:
         super().__init__(ttl_ms)
         self.kv = kv
+        self.on_account = on_account
         self._writes: set[asyncio.Task] = set()
 
     # ------------------------------------------------------------------ the API's surface, mirrored out
 
     def open(self, account: int, now: int) -> str:
+        new = account not in self._by_account
         key = super().open(account, now)
         self._write(key, account, now + self.ttl_ms)
+        if new:
+            self._tell(account, True)
         return key
 
     def keepalive(self, account: int, now: int) -> str | None:
@@ -57,7 +66,15 @@ class SharedListenKeys(ListenKeys):
         key = super().close(account)
         if key is not None:
             self._spawn(self.kv.delete(key))
+            self._tell(account, False)
         return key
+
+    def expire(self, now: int) -> list[str]:
+        before = set(self._by_account)
+        gone = super().expire(now)
+        for account in before - set(self._by_account):
+            self._tell(account, False)
+        return gone
 
     # ------------------------------------------------------------------ mirroring
 
@@ -86,11 +103,21 @@ class SharedListenKeys(ListenKeys):
             self._by_key.pop(old, None)
         self._by_account[account] = key
         self._by_key[key] = (account, expires)
+        if old is None:
+            self._tell(account, True)
 
     def _forget(self, key: str) -> None:
         found = self._by_key.pop(key, None)
         if found is not None and self._by_account.get(found[0]) == key:
             del self._by_account[found[0]]
+            self._tell(found[0], False)
+
+    def _tell(self, account: int, listening: bool) -> None:
+        if self.on_account is not None:
+            try:
+                self.on_account(account, listening)
+            except Exception:  # noqa: BLE001 - a subscription problem must not fail the key
+                log.exception("listenKey watcher failed for %d", account)
 
     def _write(self, key: str, account: int, expires: int) -> None:
         self._spawn(self.kv.put(key, msgspec.json.encode({"account": account, "expires": expires})))

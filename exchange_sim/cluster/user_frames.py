@@ -21,12 +21,16 @@ from exchange_sim.core.exchange import Exchange
 
 from .layout import PREFIX
 
-USER_SUBJECTS = f"{PREFIX}.user.>"  # every shard's user frames (a gateway's subscription)
 PUBLIC_SUBJECTS = f"{PREFIX}.public.>"  # every shard's liquidations
 
 
 def user_subject(shard: str, account: int) -> str:
     return f"{PREFIX}.user.{shard}.{account}"
+
+
+def user_subjects_of(account: int) -> str:
+    """``account``'s frames from whichever shard holds it (a gateway's subscription)."""
+    return f"{PREFIX}.user.*.{account}"
 
 
 def public_subject(shard: str) -> str:
