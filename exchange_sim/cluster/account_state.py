@@ -25,8 +25,7 @@ from exchange_sim.core import messages as m
 from exchange_sim.core.exchange import Exchange
 from exchange_sim.core.views import AccountView, OrderView, PositionView
 
-SIDES = (m.BOTH, m.LONG, m.SHORT)
-_OPEN = frozenset({"NEW", "PARTIALLY_FILLED"})  # in ``open_orders`` already
+OPEN_STATUSES = frozenset({"NEW", "PARTIALLY_FILLED"})  # an order with one is in ``open_orders``
 
 
 class AccountState(msgspec.Struct, frozen=True):
@@ -39,11 +38,12 @@ class AccountState(msgspec.Struct, frozen=True):
     open_orders: list[OrderView]
     hedge: bool
     isolated: list[str]
-    leverage: dict[str, int]  # "SYMBOL SIDE" -> leverage, every symbol and side
+    leverage: dict[str, int]  # "SYMBOL SIDE" -> leverage, as the account set it (else the default)
     spot_wallet: int
     children: list[int]
     named_orders: list[OrderView] = []  # the orders the request names or the command touched (closed ones too)
     insurance_fund: int = 0  # the shard's slice of the fund (venue-wide reads only)
+    partial: bool = False  # a command's answer: ``open_orders`` left out, ``named_orders`` = the orders it touched
 
     # the ``Exchange`` queries, answered from the state
     def positions(self, symbol: str | None = None) -> list[PositionView]:
@@ -64,13 +64,27 @@ class AccountState(msgspec.Struct, frozen=True):
         return None
 
     def leverage_of(self, symbol: str, side: str, default: int) -> int:
-        return self.leverage.get(f"{symbol} {side}", default)
+        return self.leverage.get(f"{symbol} {side if self.hedge else m.BOTH}", default)
+
+    def after(self, answer: AccountState) -> AccountState:
+        """This state brought forward by a command's (partial) ``answer``: its views, and the open
+        orders updated with the orders the command touched."""
+        if not answer.partial:
+            return answer
+        live = {o.order_id: o for o in self.open_orders}
+        for o in answer.named_orders:
+            if o.status in OPEN_STATUSES:
+                live[o.order_id] = o
+            else:
+                live.pop(o.order_id, None)
+        return msgspec.structs.replace(answer, open_orders=[live[i] for i in sorted(live)], partial=self.partial)
 
 
 def state_of(ex: Exchange, history: Any, account: int, shard: str, seq: int, *, order_id: int = 0,
-             client_order_id: str = "", touched: tuple[int, ...] = ()) -> AccountState:
+             client_order_id: str = "", touched: tuple[int, ...] | None = None) -> AccountState:
     """The state of ``account`` in ``ex`` (its shard's core) after input ``seq``, with the order named
-    by ``order_id``/``client_order_id`` (the core's or the history's) and the orders ``touched``."""
+    by ``order_id``/``client_order_id`` (the core's or the history's). With ``touched`` (a command's
+    answer) it is partial: those orders instead of every open order."""
     named = []
     if order_id or client_order_id:
         found = ex.order(account, order_id=order_id, client_order_id=client_order_id)
@@ -78,16 +92,18 @@ def state_of(ex: Exchange, history: Any, account: int, shard: str, seq: int, *, 
             found = history.order(account, order_id=order_id, client_order_id=client_order_id)
         if found is not None:
             named.append(found)
-    for touched_id in touched:
+    for touched_id in touched or ():
         found = ex.order(account, order_id=touched_id)
-        if found is not None and found.status not in _OPEN:
+        if found is not None:
             named.append(found)
-    leverage = {f"{symbol} {side}": ex.leverage(account, symbol, side) for symbol in ex.instruments for side in SIDES}
+    acct = ex.accounts.get(account)
+    leverage = {f"{symbol} {side}": lev for (symbol, side), lev in acct.leverage.items()} if acct else {}
     return AccountState(
-        account=account, shard=shard, seq=seq, view=ex.account_view(account), open_orders=ex.open_orders(account),
-        hedge=ex.hedge_mode(account), isolated=[s for s in ex.instruments if ex.is_isolated(account, s)],
-        leverage=leverage, spot_wallet=ex.spot_wallet(account), children=ex.children(account), named_orders=named,
-        insurance_fund=ex.insurance_fund)
+        account=account, shard=shard, seq=seq, view=ex.account_view(account),
+        open_orders=ex.open_orders(account) if touched is None else [], hedge=ex.hedge_mode(account),
+        isolated=sorted(acct.isolated) if acct else [], leverage=leverage, spot_wallet=ex.spot_wallet(account),
+        children=ex.children(account), named_orders=named, insurance_fund=ex.insurance_fund,
+        partial=touched is not None)
 
 
 _ENCODER = msgspec.json.Encoder()

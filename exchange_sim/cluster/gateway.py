@@ -45,6 +45,7 @@ from nats.errors import TimeoutError as NatsTimeout
 
 from exchange_sim.core import messages as m
 from exchange_sim.core.exchange import Exchange
+from exchange_sim.runtime.fanout import Fanout
 from exchange_sim.runtime.node import NodeError, NodeStopped
 
 from . import account_state, codec, connect
@@ -68,9 +69,13 @@ _MARKET_TYPES = tuple(m.MARKET_EVENTS)
 
 # the API readers (handler names) that read the account's history, and those that name an order
 HISTORY_READERS = frozenset({"all_orders", "all_algo_orders", "user_trades", "force_orders", "income",
-                             "transfer_history", "query_order", "query_open_order", "query_algo_order"})
+                             "transfer_history"})  # (an order named by id is looked up by the shard)
 ORDER_PARAMS = (("orderId", "origClientOrderId"), ("algoId", "clientAlgoId"))
 VENUE_READERS = frozenset({"open_interest"})  # public readers that read every account
+# readers that read nothing before their command, and afterwards only what its answer carries
+WRITE_ONLY_READERS = frozenset({"new_order", "new_algo_order", "new_batch", "set_leverage", "set_margin_type",
+                                "position_margin", "set_position_mode", "cancel_all_open_orders",
+                                "cancel_algo_open_orders", "transfer"})
 ADMIN_OWN_READS = frozenset({"admin:events_log", "admin:inject_market"})  # admin readers that fetch their own
 
 
@@ -103,9 +108,10 @@ class ShardedExchange:
         self.fund_changes = 0  # the shards' fund slices' changes, at the last venue-wide read
 
     def keep(self, state: AccountState) -> None:
-        """Remember ``state`` unless a newer one of that account is known."""
+        """Remember ``state`` unless a newer one of that account is known (a command's partial
+        answer brings the known state forward: ``AccountState.after``)."""
         old = self.states.pop(state.account, None)
-        self.states[state.account] = state if old is None or old.seq <= state.seq else old
+        self.states[state.account] = state if old is None else old.after(state) if old.seq <= state.seq else old
         while len(self.states) > STATES_KEPT:
             self.states.popitem(last=False)
 
@@ -233,16 +239,16 @@ def route_account(msg: Any) -> int | None:
     return account if isinstance(account, int) else None
 
 
-class ClusterNode:
+class ClusterNode(Fanout):
     """The node seam of ``exchange_sim.api`` on a NATS cluster (see module doc)."""
 
     def __init__(self, urls: list[str], layout: Layout, new_exchange: Callable[[], Exchange], *,
                  name: str = "gateway", subscriber_queue_size: int = 10_000) -> None:
+        super().__init__(subscriber_queue_size)
         self.urls = urls
         self.layout = layout
         self.name = name
         self.new_exchange = new_exchange
-        self.subscriber_queue_size = subscriber_queue_size
         self.keys = KeyCache()
         self.history = ShardedHistory()
         self.journal = StreamJournal(self.history)  # the API reads its history read model from here
@@ -253,9 +259,6 @@ class ClusterNode:
         self.written: dict[int, int] = {}  # account -> the input sequence this gateway last wrote for it
         self.applied = 0
         self.hub: Any = None  # the API's StreamHub, for user-data frames (``serve_user_streams``)
-        self._listeners: list[Callable[[Any, list], None]] = []
-        self._commit_hooks: list[Callable[[bool], None]] = []
-        self._subscribers: dict[asyncio.Queue, int] = {}
         self._ids = itertools.count(1)
         self._prefix = f"{name}-{os.getpid()}-{os.urandom(4).hex()}"
         self._running = False
@@ -355,6 +358,8 @@ class ClusterNode:
                 if reader in VENUE_READERS or (reader.startswith("admin:") and reader not in ADMIN_OWN_READS):
                     await self.read_venue()
                 return
+        if reader in WRITE_ONLY_READERS:
+            return
         shard = await self.placement.lookup(account)
         if shard is None:
             return  # an account nobody placed: the queries find nothing, as on a single node
@@ -465,22 +470,9 @@ class ClusterNode:
     def _deliver(self, msg: Any, events: list) -> None:
         """Listeners, then commit hooks (every input here is already stored), then subscribers."""
         self.applied += 1
-        for listener in tuple(self._listeners):
-            try:
-                listener(msg, events)
-            except Exception:
-                log.exception("listener %r failed", listener)
-        for hook in tuple(self._commit_hooks):
-            try:
-                hook(True)
-            except Exception:
-                log.exception("commit hook %r failed", hook)
-        item = (msg, events)
-        for q in tuple(self._subscribers):
-            try:
-                q.put_nowait(item)
-            except asyncio.QueueFull:
-                self._subscribers[q] += 1
+        self._tell_listeners(msg, events)
+        self._after_commit(True)
+        self._to_subscribers((msg, events))
 
     async def _on_public(self, msg: Any) -> None:
         """A shard's liquidation: to the listeners (the ``@forceOrder`` stream)."""
@@ -488,13 +480,8 @@ class ClusterNode:
             event = m.loads(msg.data)
         except (ValueError, TypeError):
             return
-        for listener in tuple(self._listeners):
-            try:
-                listener(None, [event])
-            except Exception:
-                log.exception("listener %r failed", listener)
-        for hook in tuple(self._commit_hooks):
-            hook(True)
+        self._tell_listeners(None, [event])
+        self._after_commit(True)
 
     async def _on_user_frame(self, msg: Any) -> None:
         """A shard's user-data frame: to this gateway's streams of that account, as it is."""
@@ -524,36 +511,6 @@ class ClusterNode:
         task = self._user_subs.pop(account, None)
         if task is not None:
             task.add_done_callback(_unsubscribe)
-
-    def subscribe(self, maxsize: int | None = None) -> asyncio.Queue:
-        q: asyncio.Queue = asyncio.Queue(maxsize=maxsize or self.subscriber_queue_size)
-        self._subscribers[q] = 0
-        return q
-
-    def unsubscribe(self, q: asyncio.Queue) -> None:
-        self._subscribers.pop(q, None)
-
-    def dropped(self, q: asyncio.Queue) -> int:
-        return self._subscribers.get(q, 0)
-
-    @property
-    def subscriber_count(self) -> int:
-        return len(self._subscribers)
-
-    def add_listener(self, listener: Callable[[Any, list], None]) -> None:
-        self._listeners.append(listener)
-
-    def remove_listener(self, listener: Callable[[Any, list], None]) -> None:
-        if listener in self._listeners:
-            self._listeners.remove(listener)
-
-    def add_commit_hook(self, hook: Callable[[bool], None]) -> None:
-        """``hook(True)`` after each delivered input: it is in the market stream already."""
-        self._commit_hooks.append(hook)
-
-    def remove_commit_hook(self, hook: Callable[[bool], None]) -> None:
-        if hook in self._commit_hooks:
-            self._commit_hooks.remove(hook)
 
 
 def _unsubscribe(task: asyncio.Task) -> None:

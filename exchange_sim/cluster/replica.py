@@ -1,10 +1,10 @@
 """A replica of one shard's core: the last snapshot plus the shard's input stream, applied in order.
 
-The shard's leader, its standbys and every gateway hold one replica per shard they serve. The
+The shard's leader and its standbys each hold one (gateways hold none: they ask the shard). The
 core is a pure function of its inputs, so a replica that has applied input ``seq`` is in exactly
-the state the leader was in after ``seq``: a standby takes over from where its replica is, and a
-gateway answers queries from its replica once it has applied the sequence a command was
-journaled at (read-your-writes).
+the state the leader was in after ``seq``: a standby takes over from where its replica is, and
+answers a gateway's read once it has applied the sequence that gateway last wrote for the
+account (read-your-writes, reads.py).
 
     replica = ShardReplica(js, store, layout, "s0", new_exchange)
     await replica.restore()          # last snapshot from the object store (or a fresh core)
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 ANSWERS_KEPT = 200_000  # request ids remembered in memory (a retry comes within seconds)
 ANSWERS_SNAPSHOT = 5_000  # of which the newest go into a snapshot
-MARKET_EVENTS_KEPT = 4_096  # market seq -> events, for gateways waiting on an injected market event
+MARKET_EVENTS_KEPT = 4_096  # market seq -> events, for a gateway asking what an injected market event did
 
 
 @dataclass(frozen=True, slots=True)

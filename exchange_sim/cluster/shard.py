@@ -13,8 +13,14 @@ the journal holds + 1) and the command subject (request/reply). Each batch is ap
 ``Nats-Expected-Last-Sequence`` = the sequence this process last saw, so if anyone else wrote
 (a second leader after a failover) the append is refused and this process steps down and
 catches up before it may lead again. Only after JetStream acknowledged an input (stored on a
-majority of the NATS nodes) is it applied to the core and answered; then its events are
-published per account on ``exsim.events.<shard>.<account>``.
+majority of the NATS nodes) is it applied to the core and answered (with the account's state
+after it, ``account_state.py``); then its events are published per account on
+``exsim.events.<shard>.<account>`` and the user-data frames they make on
+``exsim.user.<shard>.<account>`` (user_frames.py). A new account's shard goes into the
+``exsim-accounts`` bucket before the creation is answered (placement.py).
+
+**Reads.** Every member, leader or standby, answers gateways' reads (reads.py) from its
+replica and the read models it feeds (history, event log).
 
 A command carries a request id (header ``Exsim-Request``): a retry of a journaled command is
 answered from ``replica.answers`` with the sequence and events it already got, never applied

@@ -8,7 +8,7 @@ api_roundtrip.py). Workloads, each doing what its figure says:
 - ``single_1c_*`` / ``gateway_1c_*``: one real ccxt async client placing resting limit buys one
   after another, on the single node and through one gateway: p50/p99 of ``create_order`` as the
   bot sees it; ``added_p50_ms``/``added_p99_ms`` are the NATS hop (gateway -> shard leader ->
-  JetStream R3 append -> reply -> gateway replica applies) over the single node;
+  JetStream R3 append -> reply with the account's state) over the single node;
 - ``single_8c_orders_per_s`` / ``gateway_8c_orders_per_s``: 8 clients (8 accounts) at once, one
   node vs one gateway; ``gateways2_8c_orders_per_s``: the same 8 clients split over both gateways;
 - ``shard_inputs_per_s``: ``Deposit`` commands sent straight to one shard leader by NATS
@@ -17,8 +17,8 @@ api_roundtrip.py). Workloads, each doing what its figure says:
 - ``cpu_ms_per_order_*`` / ``cpu_ms_per_market_event_*``: CPU time (user + system, from
   /proc/<pid>/stat) each kind of process spent during the 8-client one-gateway run, per order
   placed (``single_node``: the single node's process in its 8-client run), and during the ingest burst, per market event: ``gateway_serving`` (the gateway the
-  clients use), ``gateway_following`` (the other one: it only applies the shards' streams to its
-  replicas), ``leaders`` and ``standbys`` (all three shards together), ``nats`` (all three nodes);
+  clients use), ``gateway_idle`` (the other one, serving nobody: it holds no shard state and
+  follows only the market stream), ``leaders`` and ``standbys`` (all three shards together), ``nats`` (all three nodes);
   these are what the README's capacity model divides a core by;
 - ``ingest_published_per_s``: distinct ``MarkPrice`` events published to the market stream
   (256 in flight, each stored on 3 nodes); ``ingest_through_shards_per_s``: the same burst until
@@ -95,7 +95,7 @@ def cpu_by_role(cluster: LocalCluster) -> dict[str, float]:
         return proc.pid if proc is not None else None
 
     members = [c for ms in cluster.members.values() for c in ms]
-    return {"gateway_serving": cpu_s(pid(cluster.gateways[0])), "gateway_following": cpu_s(pid(cluster.gateways[1])),
+    return {"gateway_serving": cpu_s(pid(cluster.gateways[0])), "gateway_idle": cpu_s(pid(cluster.gateways[1])),
             "leaders": sum(cpu_s(pid(c)) for c in members if c in LEADERS),
             "standbys": sum(cpu_s(pid(c)) for c in members if c not in LEADERS),
             "nats": sum(cpu_s(pid(p)) for p in cluster.natsd.procs)}
@@ -172,7 +172,7 @@ async def ingest(cluster: LocalCluster) -> dict:
                     break
                 await asyncio.sleep(0.1)
         through = time.perf_counter() - t0
-        await asyncio.sleep(1.0)  # the gateways' and standbys' replicas finish applying the burst
+        await asyncio.sleep(1.0)  # the gateways' market views and the standbys' replicas finish applying the burst
         cpu = per_unit(cpu_before, cpu_by_role(cluster), len(events), "market_event")
         before = ing.duplicates
         for i in range(0, len(events), 256):

@@ -67,8 +67,8 @@ async def verify(cluster, bots: list[Bot], label: str, kills: int, takeover: flo
     acknowledged = sum(len(b.acknowledged) for b in bots)
     lost = 0
     for bot in bots:
-        # both gateways' replicas agree, once the one behind has applied the streams (a NATS node
-        # kill can leave one replica a few inputs late for a moment): bounded wait, then the check
+        # both gateways answer the same (each asks the account's shard; a standby that answers
+        # may be a few inputs late for a moment after a NATS node kill): bounded wait, then the check
         for _ in range(50):
             open_ids = [await bot.open_client_ids(url) for url in cluster.gateway_urls]
             if open_ids[0] == open_ids[1]:

@@ -114,7 +114,7 @@ async def test_cluster_matches_single_node(cluster):
     assert [shape[0] for shape in single_seen["public-stream"]].count("markPriceUpdate") == 3
 
 
-async def test_a_late_gateway_rebuilds_history_from_the_journals(cluster):
+async def test_a_late_gateway_answers_history_through_the_shards(cluster):
     """History (closed orders, fills, income) is a read model of each shard's input stream, kept by
     the shard's members: a gateway started after the trading reads it through the shards and
     answers exactly what the running gateway answers."""
