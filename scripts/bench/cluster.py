@@ -27,6 +27,8 @@ api_roundtrip.py). Workloads, each doing what its figure says:
 
 On a 2-core machine every process of the cluster shares the same two cores with the clients, so
 these figures are a floor; per-component figures are what the README's capacity model uses.
+``leases_moved`` counts the shards whose lease changed hands during the run (CPU starvation lets
+a lease lapse): when it is not 0, that shard's leader and standby figures are mixed.
 
     python scripts/bench/cluster.py
     EXSIM_BENCH_SMOKE=1 python scripts/bench/cluster.py
@@ -198,6 +200,9 @@ async def main() -> None:
         figures.update(await gateways(cluster))
         figures.update(await shard_inputs(cluster))
         figures.update(await ingest(cluster))
+        # a lease that moved during the run swaps what "leaders" and "standbys" measured: say so
+        now = [await cluster.lease_holder(shard) for shard in cluster.layout.shards]
+        figures["leases_moved"] = sum(a is not b for a, b in zip(LEADERS, now))
     finally:
         cluster.stop()
     figures["added_p50_ms"] = round(figures["gateway_1c_p50_ms"] - figures["single_1c_p50_ms"], 3)
