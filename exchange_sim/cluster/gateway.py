@@ -71,6 +71,9 @@ _MARKET_TYPES = tuple(m.MARKET_EVENTS)
 HISTORY_READERS = frozenset({"all_orders", "all_algo_orders", "user_trades", "force_orders", "income",
                              "transfer_history"})  # (an order named by id is looked up by the shard)
 ORDER_PARAMS = (("orderId", "origClientOrderId"), ("algoId", "clientAlgoId"))
+# readers of the account's open orders (the others get the state without that list, which can be long)
+ORDER_LIST_READERS = frozenset({"open_orders", "open_algo_orders", "all_orders", "all_algo_orders", "cancel_batch",
+                                "admin:show_account"})
 VENUE_READERS = frozenset({"open_interest"})  # public readers that read every account
 # readers that read nothing before their command, and afterwards only what its answer carries
 WRITE_ONLY_READERS = frozenset({"new_order", "new_algo_order", "new_batch", "set_leverage", "set_margin_type",
@@ -363,7 +366,8 @@ class ClusterNode(Fanout):
         shard = await self.placement.lookup(account)
         if shard is None:
             return  # an account nobody placed: the queries find nothing, as on a single node
-        request: dict[str, Any] = {"op": "state", "accounts": [account], "history": reader in HISTORY_READERS}
+        request: dict[str, Any] = {"op": "state", "accounts": [account], "history": reader in HISTORY_READERS,
+                                   "orders": reader in ORDER_LIST_READERS}
         if params is not None:
             for id_name, client_name in ORDER_PARAMS:
                 order_id, client_id = params.raw(id_name), params.raw(client_name)

@@ -9,9 +9,10 @@ A request is a JSON object ``{"op", "min_seq", ...}``. ``min_seq`` is the input 
 asking gateway last wrote for that account: a member answers only once its replica has applied
 it (read-your-writes on a standby too), else it says ``behind`` and the gateway asks again.
 
-- ``state`` ``{"accounts": [...], "order_id", "client_order_id", "history": bool}``: the
-  ``AccountState`` of each account (``account_state.py``), the first with the order named, and
-  with ``history`` the first account's history rows;
+- ``state`` ``{"accounts": [...], "order_id", "client_order_id", "history": bool, "orders": bool}``:
+  the ``AccountState`` of each account (``account_state.py``), the first with the order named,
+  with ``orders`` (the default) the open-order list, and with ``history`` the first account's
+  history rows;
 - ``all``: the state of every account of the shard (admin and venue-wide public reads);
 - ``events`` ``{"account", "kinds", "since", "after", "limit"}``: the event log's rows;
 - ``market`` ``{"market_seq"}``: once that market event is applied, the events it caused here.
@@ -136,7 +137,8 @@ class ShardReads:
             accounts = [int(a) for a in request.get("accounts", ())]
             order_id = int(request.get("order_id") or 0)
             client_order_id = str(request.get("client_order_id") or "")
-            states = [account_state.state_of(ex, self.history, account, self.shard, seq,
+            orders = None if request.get("orders", True) else ()  # () : without the open-order list
+            states = [account_state.state_of(ex, self.history, account, self.shard, seq, touched=orders,
                                              order_id=0 if i else order_id, client_order_id="" if i else client_order_id)
                       for i, account in enumerate(accounts) if self.layout.owns(self.shard, account)]
             history = account_rows(self.history, accounts[0]) if accounts and request.get("history") else None

@@ -202,7 +202,7 @@ async def main() -> None:
         figures.update(await ingest(cluster))
         # a lease that moved during the run swaps what "leaders" and "standbys" measured: say so
         now = [await cluster.lease_holder(shard) for shard in cluster.layout.shards]
-        figures["leases_moved"] = sum(a is not b for a, b in zip(LEADERS, now))
+        figures["leases_moved"] = sum(a is not b for a, b in zip(LEADERS, now, strict=True))
     finally:
         cluster.stop()
     figures["added_p50_ms"] = round(figures["gateway_1c_p50_ms"] - figures["single_1c_p50_ms"], 3)

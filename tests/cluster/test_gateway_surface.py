@@ -40,10 +40,12 @@ def test_the_gateways_reader_names_are_api_handlers_and_write_only_ones_read_not
     before its command (afterwards only the command's answer, which carries the account's state)."""
     import inspect
 
-    from exchange_sim.cluster.gateway import HISTORY_READERS, VENUE_READERS, WRITE_ONLY_READERS
+    from exchange_sim.api import admin
+    from exchange_sim.cluster.gateway import HISTORY_READERS, ORDER_LIST_READERS, VENUE_READERS, WRITE_ONLY_READERS
 
     handlers = _api_handlers()
-    unknown = sorted((HISTORY_READERS | VENUE_READERS | WRITE_ONLY_READERS) - set(handlers))
+    handlers.update({f"admin:{name}": fn for name, fn in vars(admin).items() if inspect.iscoroutinefunction(fn)})
+    unknown = sorted((HISTORY_READERS | VENUE_READERS | WRITE_ONLY_READERS | ORDER_LIST_READERS) - set(handlers))
     assert not unknown, f"no API handler is called {unknown}"
     for name in sorted(WRITE_ONLY_READERS):
         source = inspect.getsource(handlers[name])
@@ -56,3 +58,7 @@ def test_the_gateways_reader_names_are_api_handlers_and_write_only_ones_read_not
         "ctx.history." in inspect.getsource(fn) or "_history_orders(" in inspect.getsource(fn))}
     missing = sorted(history_readers - HISTORY_READERS)
     assert not missing, f"{missing} read the history but the gateway does not fetch it for them"
+    list_readers = {name for name, fn in handlers.items() if not name.startswith("_") and any(
+        read in inspect.getsource(fn) for read in ("ctx.ex.open_orders(", "_history_orders(", "await cancel_order("))}
+    missing = sorted(list_readers - ORDER_LIST_READERS)
+    assert not missing, f"{missing} read the open orders but the gateway does not fetch them for them"
