@@ -505,8 +505,10 @@ class ClusterNode(Fanout):
         self.hub = hub
 
     def listen_to(self, account: int, listening: bool) -> None:
-        """Receive ``account``'s user-data frames (from whichever shard holds it) while it has a
-        listenKey (``SharedListenKeys.on_account``): a gateway gets no frame of other accounts."""
+        """Receive ``account``'s user-data frames (from whichever shard holds it) once its listenKey is
+        opened or used here, until it is closed or expires (``SharedListenKeys.on_account``): a
+        gateway gets no frame of an account that does not use it. The subscription goes out before
+        any later command of this gateway, on the same connection, so no frame of one is missed."""
         if listening:
             if account not in self._user_subs:
                 self._user_subs[account] = asyncio.get_running_loop().create_task(

@@ -8,9 +8,11 @@ the bucket. Same five methods as ``ListenKeys`` (``open``, ``keepalive``, ``clos
 ``account_of``), which is all the API calls; the KV writes are fire-and-forget (a key is known
 locally at once and on the other gateways a few milliseconds later).
 
-``on_account(account, listening)`` (optional) is told when an account gets its first key here or
-loses its last one: the gateway subscribes to that account's user-data frames only while it
-has a key, so a gateway receives no frames of accounts without a user-data stream.
+``on_account(account, listening)`` (optional) is told when an account's key is opened or used
+(a websocket connecting with it) on this gateway, and when the key is closed or expires: the
+gateway subscribes to that account's user-data frames only then, so it receives no frame of
+an account that never came to it (a key opened on another gateway is only mirrored here, until
+a client connects with it here: when its own gateway died).
 """
 
 from __future__ import annotations
@@ -49,11 +51,9 @@ class SharedListenKeys(ListenKeys):
     # ------------------------------------------------------------------ the API's surface, mirrored out
 
     def open(self, account: int, now: int) -> str:
-        new = account not in self._by_account
         key = super().open(account, now)
         self._write(key, account, now + self.ttl_ms)
-        if new:
-            self._tell(account, True)
+        self._tell(account, True)
         return key
 
     def keepalive(self, account: int, now: int) -> str | None:
@@ -68,6 +68,12 @@ class SharedListenKeys(ListenKeys):
             self._spawn(self.kv.delete(key))
             self._tell(account, False)
         return key
+
+    def account_of(self, key: str, now: int) -> int | None:
+        account = super().account_of(key, now)
+        if account is not None:  # a user-data stream connects here with it
+            self._tell(account, True)
+        return account
 
     def expire(self, now: int) -> list[str]:
         before = set(self._by_account)
@@ -103,8 +109,6 @@ class SharedListenKeys(ListenKeys):
             self._by_key.pop(old, None)
         self._by_account[account] = key
         self._by_key[key] = (account, expires)
-        if old is None:
-            self._tell(account, True)
 
     def _forget(self, key: str) -> None:
         found = self._by_key.pop(key, None)
