@@ -57,6 +57,7 @@ from .layout import REQUEST, Layout, ShardNames
 from .market_view import MarketView
 from .placement import Placement
 from .reads import read_subject
+from .replica import drop
 from .user_frames import PUBLIC_SUBJECTS, account_of_subject, user_subjects_of
 
 log = logging.getLogger(__name__)
@@ -523,4 +524,4 @@ def _unsubscribe(task: asyncio.Task) -> None:
     """Undo a user-frame subscription once it is made (a done callback)."""
     if task.cancelled() or task.exception() is not None:
         return
-    asyncio.get_running_loop().create_task(task.result().unsubscribe())
+    asyncio.get_running_loop().create_task(drop(task.result()))

@@ -24,6 +24,7 @@ from exchange_sim.core.exchange import Exchange
 
 from . import codec
 from .layout import Layout
+from .replica import drop, release, wait_until
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +54,7 @@ class MarketView:
             except Exception:  # a listener bug must not stop the market data
                 log.exception("market listener failed at %d", market_seq)
         if self._waiters:
-            keep = []
-            for target, fut in self._waiters:
-                if market_seq >= target:
-                    if not fut.done():
-                        fut.set_result(None)
-                else:
-                    keep.append((target, fut))
-            self._waiters = keep
+            self._waiters = release(self._waiters, market_seq)
 
     async def last_stored(self) -> int:
         return (await self.js.stream_info(self.layout.market_stream)).state.last_seq
@@ -79,16 +73,8 @@ class MarketView:
         await self.wait(last, timeout=60.0)
 
     async def unfollow(self) -> None:
-        if self._sub is not None:
-            sub, self._sub = self._sub, None
-            try:
-                await sub.unsubscribe()
-            except Exception:  # noqa: BLE001 - connection gone
-                pass
+        sub, self._sub = self._sub, None
+        await drop(sub)
 
     async def wait(self, market_seq: int, timeout: float = 10.0) -> None:
-        if self.market_seq >= market_seq:
-            return
-        fut = asyncio.get_running_loop().create_future()
-        self._waiters.append((market_seq, fut))
-        await asyncio.wait_for(fut, timeout)
+        await wait_until(self._waiters, self.market_seq, market_seq, timeout)

@@ -35,7 +35,7 @@ from exchange_sim.journal.history import History
 from . import account_state
 from .history import account_rows
 from .layout import PREFIX, Layout
-from .replica import Applied, ShardReplica
+from .replica import Applied, ShardReplica, drop
 
 log = logging.getLogger(__name__)
 
@@ -87,12 +87,8 @@ class ShardReads:
                                            pending_msgs_limit=100_000)
 
     async def close(self) -> None:
-        if self._sub is not None:
-            sub, self._sub = self._sub, None
-            try:
-                await sub.unsubscribe()
-            except Exception:  # noqa: BLE001 - connection gone
-                pass
+        sub, self._sub = self._sub, None
+        await drop(sub)
         self.history.close()
 
     async def _on_request(self, msg: Any) -> None:

@@ -150,23 +150,16 @@ class ShardReplica:
 
     def _wake(self) -> None:
         if self._waiters:
-            self._waiters = _release(self._waiters, self.applied_seq)
+            self._waiters = release(self._waiters, self.applied_seq)
         if self._market_waiters:
-            self._market_waiters = _release(self._market_waiters, self.market_seq)
+            self._market_waiters = release(self._market_waiters, self.market_seq)
 
     async def wait_applied(self, seq: int, timeout: float = 10.0) -> None:
-        if self.applied_seq >= seq:
-            return
-        fut = asyncio.get_running_loop().create_future()
-        self._waiters.append((seq, fut))
-        await asyncio.wait_for(fut, timeout)
+        await wait_until(self._waiters, self.applied_seq, seq, timeout)
 
     async def wait_market(self, market_seq: int, timeout: float = 10.0) -> list:
         """Wait until the market event ``market_seq`` is applied; the events it caused here."""
-        if self.market_seq < market_seq:
-            fut = asyncio.get_running_loop().create_future()
-            self._market_waiters.append((market_seq, fut))
-            await asyncio.wait_for(fut, timeout)
+        await wait_until(self._market_waiters, self.market_seq, market_seq, timeout)
         return self.market_events.get(market_seq, [])
 
     # ------------------------------------------------------------------ following the stream
@@ -189,12 +182,8 @@ class ShardReplica:
                                             pending_msgs_limit=1_000_000)
 
     async def unfollow(self) -> None:
-        if self._sub is not None:
-            sub, self._sub = self._sub, None
-            try:
-                await sub.unsubscribe()
-            except Exception:  # noqa: BLE001 - the connection may be gone; nothing to undo
-                pass
+        sub, self._sub = self._sub, None
+        await drop(sub)
 
     async def keep_following(self, every: float = 1.0, stuck_after: float = 3.0) -> None:
         """Forever: if the stream holds inputs this replica has not applied for ``stuck_after``
@@ -240,7 +229,25 @@ class ShardReplica:
         return last
 
 
-def _release(waiters: list[tuple[int, asyncio.Future]], reached: int) -> list[tuple[int, asyncio.Future]]:
+async def wait_until(waiters: list[tuple[int, asyncio.Future]], reached: int, target: int, timeout: float) -> None:
+    """Wait (at most ``timeout`` s) until ``release`` of ``waiters`` reaches ``target`` (now: ``reached``)."""
+    if reached >= target:
+        return
+    fut = asyncio.get_running_loop().create_future()
+    waiters.append((target, fut))
+    await asyncio.wait_for(fut, timeout)
+
+
+async def drop(sub: Any) -> None:
+    """Unsubscribe ``sub`` (if any); the connection may be gone, then there is nothing to undo."""
+    if sub is not None:
+        try:
+            await sub.unsubscribe()
+        except Exception:  # noqa: BLE001 - connection gone
+            pass
+
+
+def release(waiters: list[tuple[int, asyncio.Future]], reached: int) -> list[tuple[int, asyncio.Future]]:
     """Resolve the waiters whose target ``reached`` got to; the others, still waiting."""
     keep = []
     for target, fut in waiters:
