@@ -314,7 +314,7 @@ class ClusterNode(Fanout):
             self._key_task.cancel()
         if self.placement is not None:
             self.placement.stop()
-        await self.market.unfollow()
+        await self.market.stop()
         if self.nc is not None:
             try:
                 await self.nc.drain()

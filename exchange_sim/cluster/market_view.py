@@ -24,7 +24,7 @@ from exchange_sim.core.exchange import Exchange
 
 from . import codec
 from .layout import Layout
-from .replica import drop, release, wait_until
+from .replica import drop, keep_following, release, wait_until
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ class MarketView:
         self.market_seq = 0
         self._sub: Any = None
         self._waiters: list[tuple[int, asyncio.Future]] = []
+        self._watchdog: asyncio.Task | None = None
 
     def apply(self, market_seq: int, data: bytes) -> None:
         if market_seq <= self.market_seq:
@@ -60,7 +61,16 @@ class MarketView:
         return (await self.js.stream_info(self.layout.market_stream)).state.last_seq
 
     async def follow(self) -> None:
-        """Apply every stored market event, then each new one as it comes (an ordered consumer)."""
+        """Apply every stored market event, then each new one as it comes (an ordered consumer,
+        followed again should it get stuck: ``replica.keep_following``)."""
+        await self._subscribe()
+        if self._watchdog is None:
+            self._watchdog = asyncio.get_running_loop().create_task(keep_following(
+                "market view", lambda: self.market_seq, self.last_stored, self._subscribe), name="market-view-watchdog")
+
+    async def _subscribe(self) -> None:
+        """(Re)subscribe from the next market event this view has not applied; wait until caught up."""
+        await self.unfollow()
         last = await self.last_stored()
 
         async def on_msg(msg: Any) -> None:
@@ -75,6 +85,12 @@ class MarketView:
     async def unfollow(self) -> None:
         sub, self._sub = self._sub, None
         await drop(sub)
+
+    async def stop(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        await self.unfollow()
 
     async def wait(self, market_seq: int, timeout: float = 10.0) -> None:
         await wait_until(self._waiters, self.market_seq, market_seq, timeout)

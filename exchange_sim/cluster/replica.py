@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -185,36 +185,6 @@ class ShardReplica:
         sub, self._sub = self._sub, None
         await drop(sub)
 
-    async def keep_following(self, every: float = 1.0, stuck_after: float = 3.0) -> None:
-        """Forever: if the stream holds inputs this replica has not applied for ``stuck_after``
-        seconds (its consumer was lost with a NATS node), catch up directly and follow again."""
-        loop = asyncio.get_running_loop()
-        behind_since: float | None = None
-        behind_seen = -1
-        while True:
-            await asyncio.sleep(every)
-            try:
-                last = await self.last_stored()
-            except Exception:  # noqa: BLE001 - NATS unreachable for now: look again later
-                continue
-            if self.applied_seq >= last:
-                behind_since = None
-                continue
-            seen = self.applied_seq
-            if behind_since is None or seen != behind_seen:
-                behind_since, behind_seen = loop.time(), seen
-                continue
-            if loop.time() - behind_since < stuck_after:
-                continue
-            log.warning("%s: replica stuck at %d of %d: following again", self.shard, seen, last)
-            try:
-                await self.unfollow()
-                await self.catch_up()
-                await self.follow()
-            except Exception as exc:  # noqa: BLE001 - retried on the next round
-                log.warning("%s: following again failed: %s", self.shard, exc)
-            behind_since = None
-
     async def last_stored(self) -> int:
         info = await self.js.stream_info(self.names.input_stream)
         return info.state.last_seq
@@ -227,6 +197,36 @@ class ShardReplica:
             raw = await self.js.get_msg(self.names.input_stream, seq)
             self.apply_stored(seq, raw.headers, raw.data or b"")
         return last
+
+
+async def keep_following(name: str, applied: Callable[[], int], last_stored: Callable[[], Awaitable[int]],
+                         refollow: Callable[[], Awaitable[None]], every: float = 1.0, stuck_after: float = 3.0) -> None:
+    """Forever: if a stream holds what a follower has not applied for ``stuck_after`` seconds (its
+    ordered consumer was lost with a NATS node), ``refollow()`` (catch up directly, follow again)."""
+    loop = asyncio.get_running_loop()
+    behind_since: float | None = None
+    behind_seen = -1
+    while True:
+        await asyncio.sleep(every)
+        try:
+            last = await last_stored()
+        except Exception:  # noqa: BLE001 - NATS unreachable for now: look again later
+            continue
+        seen = applied()
+        if seen >= last:
+            behind_since = None
+            continue
+        if behind_since is None or seen != behind_seen:
+            behind_since, behind_seen = loop.time(), seen
+            continue
+        if loop.time() - behind_since < stuck_after:
+            continue
+        log.warning("%s stuck at %d of %d: following again", name, seen, last)
+        try:
+            await refollow()
+        except Exception as exc:  # noqa: BLE001 - retried on the next round
+            log.warning("%s: following again failed: %s", name, exc)
+        behind_since = None
 
 
 async def wait_until(waiters: list[tuple[int, asyncio.Future]], reached: int, target: int, timeout: float) -> None:

@@ -106,6 +106,7 @@ class ShardProcess:
         if self.replica is None:
             await self.open()
         assert self.replica is not None and self.reads is not None
+        await connect.retrying(f"catch up {self.shard}", self.replica.catch_up)  # before answering reads
         await self.reads.serve(self.nc)
         log.info("%s: %s standing by at input %d", self.shard, self.member, self.replica.applied_seq)
         while not self._stop.is_set():
