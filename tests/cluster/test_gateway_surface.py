@@ -1,9 +1,10 @@
 """The gateway's sharded view answers every query the Binance-compatible API asks of the core.
 
 The API reads the core through ``ctx.ex``; in cluster mode that is ``ShardedExchange``, which
-forwards each query to the right shard's replica by hand. A query added to the core and used by
-the API but not forwarded here fails only at run time (a -1000 in a cluster), so this reads the
-API's own source for every ``ctx.ex.<name>`` it uses and checks the view has it.
+answers each query by hand from the account's state its shard sent (or the gateway's market
+view). A query added to the core and used by the API but not answered here fails only at run
+time (a -1000 in a cluster), so this reads the API's own source for every ``ctx.ex.<name>`` it
+uses and checks the view has it; likewise for the handler names the gateway fetches by.
 """
 
 import re
