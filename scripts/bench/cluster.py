@@ -196,7 +196,12 @@ async def main() -> None:
                            admin_token=ADMIN_TOKEN)
     cluster.start()  # from this thread: the children die with the thread that started them
     try:
-        LEADERS.extend([await cluster.lease_holder(shard) for shard in cluster.layout.shards])
+        for _ in range(100):  # every shard's lease taken (a member may still be starting)
+            holders = [await cluster.lease_holder(shard) for shard in cluster.layout.shards]
+            if all(holders):
+                break
+            await asyncio.sleep(0.1)
+        LEADERS.extend(holders)
         figures.update(await gateways(cluster))
         figures.update(await shard_inputs(cluster))
         figures.update(await ingest(cluster))
