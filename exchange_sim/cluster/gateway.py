@@ -294,7 +294,8 @@ class ClusterNode(Fanout):
         self._key_task = asyncio.get_running_loop().create_task(self._mirror_keys(ready), name="key-mirror")
         await ready
         self._subs.append(await self.nc.subscribe(PUBLIC_SUBJECTS, cb=self._on_public, pending_msgs_limit=100_000))
-        self.market.js = self.js
+        self.market.js, self.market.store = self.js, self._kv["snapshots"]
+        await self.market.restore()
         await connect.retrying("follow the market stream", self.market.follow)
         self._running = True
 

@@ -22,6 +22,7 @@ from exchange_sim.api.wire import readable
 from exchange_sim.cluster.errors import WriterRefused
 from exchange_sim.cluster.gateway import ClusterNode
 from exchange_sim.cluster.layout import KEY_BUCKET, REQUEST, Layout
+from exchange_sim.cluster.market_view import MarketView
 from exchange_sim.cluster.placement import ACCOUNT_BUCKET
 from exchange_sim.cluster.processes import exchange_factory
 from exchange_sim.cluster.shard import ShardProcess
@@ -227,6 +228,18 @@ async def test_a_gateway_holds_no_shard_state_and_other_accounts_traffic_does_no
             after = next(r for r in listed if r["accountId"] == other)
             assert probe.exchange.account_view(other).wallet_balance == (
                 to_fixed(after["walletBalance"]) + commands * to_fixed("1"))
+
+            # its market view's snapshot: a gateway started later restores it instead of replaying the stream
+            assert probe.market.market_seq > 0
+            saved = await probe.market.save_snapshot()
+            later = MarketView(probe.js, cluster.layout, exchange_factory(SYMBOLS), store=probe.market.store)
+            await later.restore()
+            assert later.market_seq == saved and later.ex.account_ids() == []
+            for symbol in SYMBOLS:
+                assert later.ex.market(symbol) == probe.market.ex.market(symbol)
+                assert later.ex.book_levels(symbol, 20) == probe.market.ex.book_levels(symbol, 20)
+            await later.follow()
+            await later.stop()
         finally:
             await probe.stop()
 
