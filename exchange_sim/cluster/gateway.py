@@ -386,11 +386,13 @@ class ClusterNode(Fanout):
             self.history.load(account, rows)
 
     async def read_venue(self) -> None:
-        """Every account's state from every shard (admin and venue-wide public reads)."""
+        """Every account's state from every shard, without open-order lists (admin and venue-wide
+        public reads; a reader of one account's open orders names it: ``admin:show_account``)."""
         venue: list[int] = []
         changes = 0
         for shard in self.layout.shards:
-            answer = msgspec.json.decode(await self.read(shard, {"op": "all"}), type=dict[str, msgspec.Raw])
+            answer = msgspec.json.decode(await self.read(shard, {"op": "all", "orders": False}),
+                                         type=dict[str, msgspec.Raw])
             for state in account_state.decode_list(answer["states"]):
                 self.exchange.keep(state)
                 venue.append(state.account)

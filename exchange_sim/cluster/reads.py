@@ -13,7 +13,8 @@ it (read-your-writes on a standby too), else it says ``behind`` and the gateway 
   the ``AccountState`` of each account (``account_state.py``), the first with the order named,
   with ``orders`` (the default) the open-order list, and with ``history`` the first account's
   history rows;
-- ``all``: the state of every account of the shard (admin and venue-wide public reads);
+- ``all`` ``{"orders": bool}``: the state of every account of the shard (admin and venue-wide
+  public reads; with ``orders`` false, without their open-order lists);
 - ``events`` ``{"account", "kinds", "since", "after", "limit"}``: the event log's rows;
 - ``market`` ``{"market_seq"}``: once that market event is applied, the events it caused here.
 
@@ -141,7 +142,8 @@ class ShardReads:
             return msgspec.json.encode({"states": states, "rows": history})
         if op == "all":
             owned = [a for a in ex.account_ids() if self.layout.owns(self.shard, a)]
-            states = [account_state.state_of(ex, None, a, self.shard, seq) for a in owned]
+            orders = None if request.get("orders", True) else ()
+            states = [account_state.state_of(ex, None, a, self.shard, seq, touched=orders) for a in owned]
             return msgspec.json.encode({"states": states, "insurance_fund": ex.insurance_fund})
         if op == "events":
             kinds = request.get("kinds")
