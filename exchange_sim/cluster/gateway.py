@@ -46,7 +46,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from exchange_sim.core import messages as m
 from exchange_sim.core.exchange import Exchange
 from exchange_sim.runtime.fanout import Fanout
-from exchange_sim.runtime.node import NodeError, NodeStopped
+from exchange_sim.runtime.node import InputRefused, NodeError, NodeStopped
 
 from . import account_state, codec, connect
 from .account_state import AccountState
@@ -383,7 +383,7 @@ class ClusterNode(Fanout):
             self.exchange.keep(state)
         rows = msgspec.json.decode(answer["rows"])
         if rows is not None:
-            self.history.load(account, rows)
+            self.history.load_rows(account, rows)
 
     async def read_venue(self) -> None:
         """Every account's state from every shard, without open-order lists (admin and venue-wide
@@ -455,6 +455,8 @@ class ClusterNode(Fanout):
                 continue
             seq, events, state = codec.load_reply(reply.data)
             if isinstance(seq, str) or isinstance(events, str):
+                if seq == "refused":  # the shard's core raised on it (journaled as refused): -1000
+                    raise InputRefused(f"{type(msg).__name__} refused by {shard}: {events}")
                 raise NodeError(f"{shard} refused the input: {seq}: {events}")
             if state is not None:
                 known = account_state.decode(state)

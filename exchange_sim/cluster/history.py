@@ -3,12 +3,13 @@
 The API reads closed orders, fills, income and liquidations from ``ctx.history`` (a
 ``journal.history.History``), which it takes from ``node.journal.history`` when the node has
 one. In a cluster the read model lives with the data: every member of a shard (leader and
-standby) records what its replica applies into a ``History`` of its own (a private temporary
-SQLite file), so a standby that takes over has it, and a member started later rebuilds it from
-the snapshot and the input stream (the rows are a pure function of the shard's inputs).
+standby) has its replica record what it applies into a ``History`` of its own (a private
+temporary SQLite file, stored with each snapshot: replica.py), so a standby that takes over has
+it, and a member started later restores it from the snapshot and the input stream after it
+(the rows are a pure function of the shard's inputs).
 
 A gateway asks the account's shard for the account's rows (``account_rows``) before a request
-that reads history and loads them into a small in-memory ``History`` (``history_of_rows``);
+that reads history and loads them into a small in-memory ``History`` (``history_of_rows``, ``ShardedHistory.load_rows``);
 ``ShardedHistory`` is the ``History`` the API holds and sends each read to the loaded rows of
 that account. The API's query code is the single node's.
 """
@@ -49,7 +50,7 @@ class ShardedHistory(History):
         self.loaded: collections.OrderedDict[int, History] = collections.OrderedDict()
         self._empty = History(sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False))
 
-    def load(self, account: int, rows: dict[str, list[list]]) -> None:
+    def load_rows(self, account: int, rows: dict[str, list[list]]) -> None:
         old = self.loaded.pop(account, None)
         if old is not None:
             old.close()

@@ -1,9 +1,10 @@
 """A shard's read side: gateways ask it, by request/reply on ``exsim.read.<shard>``, what they show.
 
 Every member of a shard (leader and standbys) answers, in the queue group ``read``, so reads
-spread over the shard's members. Its replica's applied inputs feed two read models: the
-history (``history.py``) and the event log of ``GET /sim/v1/events`` (the API's ``EventLog``),
-both of the shard's own accounts only.
+spread over the shard's members. It reads two read models of the shard's own accounts: the
+history its replica keeps (replica.py: recorded as it applies, stored with each snapshot) and
+the event log of ``GET /sim/v1/events`` (the API's ``EventLog``, fed by the replica's applied
+inputs: the events since this member started).
 
 A request is a JSON object ``{"op", "min_seq", ...}``. ``min_seq`` is the input sequence the
 asking gateway last wrote for that account: a member answers only once its replica has applied
@@ -31,7 +32,6 @@ import msgspec
 
 from exchange_sim.api.context import EventLog
 from exchange_sim.core import messages as m
-from exchange_sim.journal.history import History
 
 from . import account_state
 from .history import account_rows
@@ -56,7 +56,6 @@ class ShardReads:
         self.replica = replica
         self.layout = layout
         self.shard = replica.shard
-        self.history = History.temporary()
         self.events = EventLog(EVENTS_KEPT)
         self._sub: Any = None
         self._tasks: set[asyncio.Task] = set()
@@ -70,15 +69,17 @@ class ShardReads:
                 out.append(event)
         return out
 
+    @property
+    def history(self) -> Any:
+        return self.replica.history
+
     def on_applied(self, applied: Applied) -> None:
-        """The replica applied an input: the read models record what it caused here."""
-        if applied.kind == "pad":
+        """The replica applied an input: the event log records what it caused here."""
+        if applied.kind == "pad" or applied.refused:
             return
-        events = self.owned(applied.events)
-        if not events:
-            return
-        self.history.record_committed(applied.msg, events)
-        self.events(applied.msg, [e for e in events if isinstance(getattr(e, "account", None), int)])
+        events = [e for e in self.owned(applied.events) if isinstance(getattr(e, "account", None), int)]
+        if events:
+            self.events(applied.msg, events)
 
     # ------------------------------------------------------------------ serving
 
@@ -90,7 +91,6 @@ class ShardReads:
     async def close(self) -> None:
         sub, self._sub = self._sub, None
         await drop(sub)
-        self.history.close()
 
     async def _on_request(self, msg: Any) -> None:
         try:
@@ -138,7 +138,8 @@ class ShardReads:
             states = [account_state.state_of(ex, self.history, account, self.shard, seq, touched=orders,
                                              order_id=0 if i else order_id, client_order_id="" if i else client_order_id)
                       for i, account in enumerate(accounts) if self.layout.owns(self.shard, account)]
-            history = account_rows(self.history, accounts[0]) if accounts and request.get("history") else None
+            history = (account_rows(self.history, accounts[0])
+                       if accounts and request.get("history") and self.history is not None else None)
             return msgspec.json.encode({"states": states, "rows": history})
         if op == "all":
             owned = [a for a in ex.account_ids() if self.layout.owns(self.shard, a)]
