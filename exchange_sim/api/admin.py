@@ -44,7 +44,7 @@ from . import errors, wire
 from .auth import check_admin_token
 from .context import CTX, MAX_BODY, ApiContext
 from .errors import ApiError
-from .params import MAX_ADMIN_AMOUNT, ascii_int, fixed_from_json, load_json
+from .params import MAX_ADMIN_AMOUNT, Params, ascii_int, fixed_from_json, load_json
 
 MAX_MARKET_EVENTS = 10_000
 MAX_QUERY_NUMBER = 10**15
@@ -87,6 +87,7 @@ def admin(handler: Callable[[ApiContext, web.Request], Awaitable[Any]]) -> Calla
     async def endpoint(request: web.Request) -> web.Response:
         ctx = request.app[CTX]
         check_admin_token(request.headers.get("Authorization"), ctx.admin_token)
+        await ctx.prepare(None, f"admin:{handler.__name__}", Params(request.match_info.items()))
         return web.json_response(await handler(ctx, request))
 
     return endpoint
@@ -326,12 +327,18 @@ async def events_log(ctx: ApiContext, request: web.Request) -> dict:
     kinds = None
     if q.get("type"):
         kinds = {k.strip().replace("_", "").lower() for k in q["type"].split(",") if k.strip()}
-    rows = ctx.event_log.query(account, kinds, since, after, min(limit, 10_000))
+    rows = await _logged(ctx, account, kinds, since, after, min(limit, 10_000))
     return {"events": [dict(ev.body, seq=ev.seq) for ev in rows]}
 
 
+async def _logged(ctx: ApiContext, *query: Any) -> list:
+    """The event log's rows: ``query_async`` for a log kept elsewhere (a cluster's shards)."""
+    fetch = getattr(ctx.event_log, "query_async", None)
+    return await fetch(*query) if fetch is not None else ctx.event_log.query(*query)
+
+
 async def insurance_fund(ctx: ApiContext, request: web.Request) -> dict:
-    changes = ctx.event_log.query(None, {"insurancefundchange"}, None, None, 100)
+    changes = await _logged(ctx, None, {"insurancefundchange"}, None, None, 100)
     return {"asset": wire.ASSET, "balance": wire.money(ctx.ex.insurance_fund),
             "recentChanges": [dict(ev.body, seq=ev.seq) for ev in changes]}
 

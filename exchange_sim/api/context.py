@@ -227,6 +227,7 @@ class ApiContext:
         journal_history = getattr(journal, "history", None)
         self.history: History = journal_history if isinstance(journal_history, History) else History.temporary()
         self.history_listener = None if self.history is journal_history else self.history.record_committed
+        self._prepare = getattr(node, "prepare", None)  # a node whose core is elsewhere (a cluster gateway)
 
     @property
     def ex(self) -> Exchange:
@@ -235,6 +236,19 @@ class ApiContext:
 
     def now(self) -> int:
         return self.clock()
+
+    async def prepare(self, account: int | None, reader: str, params: Params | None = None) -> None:
+        """Before the handler ``reader`` (by name) runs: let the node fetch what it reads of ``account``
+        (None: no account, or every account). A node holding its core has nothing to fetch; a cluster
+        gateway asks the account's shard. If it cannot, the caller gets the venue's "try again"."""
+        if self._prepare is None:
+            return
+        try:
+            await self._prepare(account, reader, params)
+        except Exception as exc:  # noqa: BLE001 - shard unreachable: nothing was read or changed
+            log.error("node could not prepare %s: %s", reader, type(exc).__name__)
+            raise ApiError(errors.INTERNAL, "Internal error; unable to process your request. Please try again.",
+                           503) from None
 
     async def apply(self, msg: Any) -> list:
         """Apply ``msg`` through the node and return its events (a rejection is just an event here).
@@ -309,6 +323,7 @@ def public(handler: PublicHandler, weight: int = 1) -> Callable[[web.Request], A
         ctx.limiter.request(who, weight)  # before parsing: a malformed request costs its weight too
         raw_query, raw_body = await _raw(request)
         params = Params(parse_pairs(raw_query, raw_body))
+        await ctx.prepare(None, handler.__name__, params)
         return _json(await handler(ctx, params), ctx.limiter.used_weight(who))
 
     return endpoint
@@ -329,6 +344,7 @@ def signed(handler: SignedHandler, weight: int = 1, *, order: bool = False) -> C
         ctx.limiter.request(who, weight)
         if order:
             ctx.limiter.order(who)
+        await ctx.prepare(caller.account, handler.__name__, caller.params)
         return _json(await handler(ctx, caller), ctx.limiter.used_weight(who))
 
     return endpoint

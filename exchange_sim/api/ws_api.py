@@ -103,6 +103,7 @@ async def answer(ctx: ApiContext, request: dict[str, Any], address: str) -> dict
         ctx.limiter.request(who, weight)
         if is_order:
             ctx.limiter.order(who)
+        await ctx.prepare(caller.account, handler.__name__, caller.params)
         result = await handler(ctx, caller)
     except ApiError as exc:
         return {"id": rid, "status": exc.status, "error": exc.body()}

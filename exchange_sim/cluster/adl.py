@@ -34,6 +34,7 @@ part's number is the count already applied, so nothing is deleveraged twice.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -45,7 +46,7 @@ from exchange_sim.core.fixed import fmt_trim
 
 from . import connect
 from .layout import Layout
-from .replica import ShardReplica
+from .replica import ShardReplica, keep_following
 from .services import ASK_TIMEOUT_S, Lease, ask_shard, serve
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,9 @@ class AdlCoordinator:
             await replica.follow()
             await replica.wait_applied(await replica.last_stored(), timeout=300)
             self.replicas[shard] = replica
-            self._tasks.append(asyncio.get_running_loop().create_task(replica.keep_following(), name=f"adl-{shard}"))
+            watchdog = keep_following(f"adl: {shard} replica", lambda r=replica: r.applied_seq,
+                                      replica.last_stored, functools.partial(_follow_again, replica))
+            self._tasks.append(asyncio.get_running_loop().create_task(watchdog, name=f"adl-{shard}"))
 
     async def run(self) -> None:
         if self.lease is None:
@@ -194,6 +197,13 @@ class AdlCoordinator:
             raise RuntimeError(f"{shard} refused {type(msg).__name__}: {answer}")
         await self.replicas[shard].wait_applied(answer[0])
         return True
+
+
+async def _follow_again(replica: ShardReplica) -> None:
+    """A replica whose consumer was lost (with a NATS node): catch up directly, follow again."""
+    await replica.unfollow()
+    await replica.catch_up()
+    await replica.follow()
 
 
 def _now() -> int:

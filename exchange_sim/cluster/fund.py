@@ -36,7 +36,9 @@ asked, the credit only after the shard answered). While a transfer is in transit
 neither place for a moment; ``venue_total`` counts it once by asking whether the shard's core has
 applied the ref (``FundFloat.applied``): a pending grant not yet applied, a pending sweep
 applied but not yet credited. Gateways follow the ``FUND`` stream (``FundFollower``) and report
-``venue_total`` as ``/sim/v1/insurance-fund``.
+``venue_total`` as ``/sim/v1/insurance-fund``: they hold no shard, so they ask each shard for its
+float and the refs it applied (the read ``fund``: reads.py), then catch the book up to the
+journal's end, so the book is never behind the floats.
 
 Before the first grants reach a shard (seconds after a cold start) its float is empty: a
 liquidation there that needs the fund deleverages instead, as a single node with an empty fund.
@@ -176,6 +178,16 @@ class FundFollower:
         self._sub = await self.js.subscribe(
             FUND_SUBJECT, stream=FUND_STREAM, cb=on_msg, ordered_consumer=True, idle_heartbeat=1.0,
             config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=self.book.seq + 1))
+
+    async def caught_up(self) -> None:
+        """The book up to the journal's last entry as of now (a gateway reads the floats first, then
+        this: so the book is never behind the floats it is added to)."""
+        last = (await connect.retrying("fund stream info", lambda: self.js.stream_info(FUND_STREAM))).state.last_seq
+        while self.book.seq < last:
+            seq = self.book.seq + 1
+            raw = await connect.retrying("fund journal", functools.partial(self.js.get_msg, FUND_STREAM, seq))
+            if seq == self.book.seq + 1:  # (unless the subscription applied it meanwhile)
+                self.book.apply(seq, msgspec.json.decode(raw.data, type=FundEntry))
 
     async def stop(self) -> None:
         if self._sub is not None:

@@ -10,19 +10,24 @@ Streams (JetStream, replicated ``replicas`` times):
 - ``FUND`` on ``exsim.fund.journal``: the venue's insurance fund service's journal (fund.py).
 
 Core NATS subjects: ``exsim.cmd.<shard>`` (request/reply to the shard leader),
-``exsim.events.<shard>.<account>`` (what the core said to the account, JSON per event),
+``exsim.read.<shard>`` (request/reply to any member: reads.py), ``exsim.events.<shard>.<account>``
+(what the core said to the account, JSON per event), ``exsim.user.<shard>.<account>`` (its
+user-data frames), ``exsim.public.<shard>`` (liquidations, for ``@forceOrder``),
 ``exsim.fund.float.<shard>`` (the shard leader's insurance fund float, for the fund service).
 
 KV buckets: ``exsim-layout`` (key ``layout``: the shard names; written once by the first shard,
-checked by everyone), ``exsim-leases`` (key = shard, or ``fund`` / ``adl`` for the venue's fund service and ADL
-coordinator; the leader's lease, expiring after ``lease_ttl`` seconds without renewal), ``exsim-keys`` (API key -> account and secret; secrets
-never enter an input stream). Object store ``exsim-snapshots`` (object = shard: the input
-sequence number and the core's snapshot).
+checked by everyone), ``exsim-leases`` (key = shard, or ``fund`` / ``adl`` for the venue's fund
+service and ADL coordinator; the leader's lease, expiring after ``lease_ttl`` seconds without
+renewal), ``exsim-keys`` (API key -> account and secret; secrets never enter an input stream),
+``exsim-accounts`` (account -> shard: placement.py). Object store ``exsim-snapshots`` (object =
+shard: the input sequence number and the core's snapshot).
 
-Accounts: shard *i* of *S* owns the ids ``a`` with ``(a - 1) % S == i``. The core numbers
-accounts itself, so a shard pads its core with placeholder accounts up to the next id it owns
-(journaled like any input); a master account is placed by ``crc32(name) % S``, a sub-account
-on its master's shard. So routing needs no lookup and master + subs are always together.
+Accounts: shard *i* of *S* numbers its accounts from the ids ``a`` with ``(a - 1) % S == i``
+(the core numbers accounts itself, so a shard pads its core with placeholder accounts up to the
+next id of its range, journaled like any input): ids are unique across the venue without any
+coordination. Where an account lives is recorded in the ``exsim-accounts`` bucket, which is what
+gateways route by (placement.py); the placement rule for a new master account is
+``crc32(name) % S``, a sub-account goes to its master's shard, so master + subs are together.
 """
 
 from __future__ import annotations

@@ -7,12 +7,19 @@ account and expiry) when opened or kept alive and deleted when closed; every gat
 the bucket. Same five methods as ``ListenKeys`` (``open``, ``keepalive``, ``close``, ``expire``,
 ``account_of``), which is all the API calls; the KV writes are fire-and-forget (a key is known
 locally at once and on the other gateways a few milliseconds later).
+
+``on_account(account, listening)`` (optional) is told when an account's key is opened or used
+(a websocket connecting with it) on this gateway, and when the key is closed or expires: the
+gateway subscribes to that account's user-data frames only then, so it receives no frame of
+an account that never came to it (a key opened on another gateway is only mirrored here, until
+a client connects with it here: when its own gateway died).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -35,9 +42,10 @@ async def listen_key_bucket(js: Any, replicas: int) -> Any:
 class SharedListenKeys(ListenKeys):
     """The single node's ``ListenKeys``, every change also written to the KV bucket (see module doc)."""
 
-    def __init__(self, ttl_ms: int, kv: Any) -> None:
+    def __init__(self, ttl_ms: int, kv: Any, on_account: Callable[[int, bool], None] | None = None) -> None:
         super().__init__(ttl_ms)
         self.kv = kv
+        self.on_account = on_account
         self._writes: set[asyncio.Task] = set()
 
     # ------------------------------------------------------------------ the API's surface, mirrored out
@@ -45,6 +53,7 @@ class SharedListenKeys(ListenKeys):
     def open(self, account: int, now: int) -> str:
         key = super().open(account, now)
         self._write(key, account, now + self.ttl_ms)
+        self._tell(account, True)
         return key
 
     def keepalive(self, account: int, now: int) -> str | None:
@@ -57,7 +66,21 @@ class SharedListenKeys(ListenKeys):
         key = super().close(account)
         if key is not None:
             self._spawn(self.kv.delete(key))
+            self._tell(account, False)
         return key
+
+    def account_of(self, key: str, now: int) -> int | None:
+        account = super().account_of(key, now)
+        if account is not None:  # a user-data stream connects here with it
+            self._tell(account, True)
+        return account
+
+    def expire(self, now: int) -> list[str]:
+        before = set(self._by_account)
+        gone = super().expire(now)
+        for account in before - set(self._by_account):
+            self._tell(account, False)
+        return gone
 
     # ------------------------------------------------------------------ mirroring
 
@@ -91,6 +114,14 @@ class SharedListenKeys(ListenKeys):
         found = self._by_key.pop(key, None)
         if found is not None and self._by_account.get(found[0]) == key:
             del self._by_account[found[0]]
+            self._tell(found[0], False)
+
+    def _tell(self, account: int, listening: bool) -> None:
+        if self.on_account is not None:
+            try:
+                self.on_account(account, listening)
+            except Exception:  # noqa: BLE001 - a subscription problem must not fail the key
+                log.exception("listenKey watcher failed for %d", account)
 
     def _write(self, key: str, account: int, expires: int) -> None:
         self._spawn(self.kv.put(key, msgspec.json.encode({"account": account, "expires": expires})))

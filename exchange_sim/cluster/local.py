@@ -195,7 +195,7 @@ class LocalCluster:
         return next((c for c in self.funds if c.name == holder), None)
 
     def add_gateway(self, timeout: float = 60.0) -> str:
-        """Start one more gateway (it rebuilds every shard from snapshots + input streams); its URL."""
+        """Start one more gateway (it holds no shard state: it follows the market stream and asks the shards); its URL."""
         i = len(self.gateways)
         port = free_port()
         self.gateway_ports.append(port)

@@ -59,7 +59,7 @@ def node_config(name: str, port: int, cluster_port: int, routes: list[int], stor
     """The nats-server config of one clustered JetStream node."""
     route_lines = ", ".join(f"nats-route://127.0.0.1:{p}" for p in routes)
     return (f'server_name: "{name}"\nlisten: "127.0.0.1:{port}"\n'
-            f'jetstream {{ store_dir: "{store}", max_memory_store: 256MB, max_file_store: 4GB }}\n'
+            f'max_payload: 8MB\njetstream {{ store_dir: "{store}", max_memory_store: 256MB, max_file_store: 4GB }}\n'
             f'cluster {{ name: "exsim", listen: "127.0.0.1:{cluster_port}", routes: [{route_lines}] }}\n')
 
 

@@ -203,8 +203,11 @@ async def run_gateway(urls: list[str], layout: Layout, host: str, port: int, adm
         limits = RateLimits(10**9, 10**9, 10**9) if unlimited else RateLimits()
         config = ApiConfig(host=host, port=port, admin_token=admin_token, rate_limits=limits)
         server = ApiServer(node, config)
-        keys = SharedListenKeys(config.listen_key_ttl_ms, await listen_key_bucket(node.js, layout.replicas))
-        server.ctx.listen_keys = keys  # type: ignore[assignment] - the same surface, shared by every gateway
+        keys = SharedListenKeys(config.listen_key_ttl_ms, await listen_key_bucket(node.js, layout.replicas),
+                                on_account=node.listen_to)
+        server.ctx.listen_keys = keys  # type: ignore[assignment]  # the same surface, shared by every gateway
+        server.ctx.event_log = node.event_log  # type: ignore[assignment]  # the shards' logs (query_async)
+        node.serve_user_streams(server.ctx.hub)
         ready = asyncio.get_running_loop().create_future()
         mirror = asyncio.get_running_loop().create_task(keys.mirror(ready), name="listen-key-mirror")
         await ready

@@ -1,10 +1,10 @@
 """A replica of one shard's core: the last snapshot plus the shard's input stream, applied in order.
 
-The shard's leader, its standbys and every gateway hold one replica per shard they serve. The
+The shard's leader and its standbys each hold one (gateways hold none: they ask the shard). The
 core is a pure function of its inputs, so a replica that has applied input ``seq`` is in exactly
-the state the leader was in after ``seq``: a standby takes over from where its replica is, and a
-gateway answers queries from its replica once it has applied the sequence a command was
-journaled at (read-your-writes).
+the state the leader was in after ``seq``: a standby takes over from where its replica is, and
+answers a gateway's read once it has applied the sequence that gateway last wrote for the
+account (read-your-writes, reads.py).
 
     replica = ShardReplica(js, store, layout, "s0", new_exchange)
     await replica.restore()          # last snapshot from the object store (or a fresh core)
@@ -36,7 +36,7 @@ import asyncio
 import collections
 import functools
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 
 ANSWERS_KEPT = 200_000  # request ids remembered in memory (a retry comes within seconds)
 ANSWERS_SNAPSHOT = 5_000  # of which the newest go into a snapshot
-MARKET_EVENTS_KEPT = 4_096  # market seq -> events, for gateways waiting on an injected market event
+MARKET_EVENTS_KEPT = 4_096  # market seq -> events, for a gateway asking what an injected market event did
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,23 +322,16 @@ class ShardReplica:
 
     def _wake(self) -> None:
         if self._waiters:
-            self._waiters = _release(self._waiters, self.applied_seq)
+            self._waiters = release(self._waiters, self.applied_seq)
         if self._market_waiters:
-            self._market_waiters = _release(self._market_waiters, self.market_seq)
+            self._market_waiters = release(self._market_waiters, self.market_seq)
 
     async def wait_applied(self, seq: int, timeout: float = 10.0) -> None:
-        if self.applied_seq >= seq:
-            return
-        fut = asyncio.get_running_loop().create_future()
-        self._waiters.append((seq, fut))
-        await asyncio.wait_for(fut, timeout)
+        await wait_until(self._waiters, self.applied_seq, seq, timeout)
 
     async def wait_market(self, market_seq: int, timeout: float = 10.0) -> list:
         """Wait until the market event ``market_seq`` is applied; the events it caused here."""
-        if self.market_seq < market_seq:
-            fut = asyncio.get_running_loop().create_future()
-            self._market_waiters.append((market_seq, fut))
-            await asyncio.wait_for(fut, timeout)
+        await wait_until(self._market_waiters, self.market_seq, market_seq, timeout)
         return self.market_events.get(market_seq, [])
 
     # ------------------------------------------------------------------ following the stream
@@ -365,42 +358,8 @@ class ShardReplica:
                                             pending_msgs_limit=1_000_000)
 
     async def unfollow(self) -> None:
-        if self._sub is not None:
-            sub, self._sub = self._sub, None
-            try:
-                await sub.unsubscribe()
-            except Exception:  # noqa: BLE001 - the connection may be gone; nothing to undo
-                pass
-
-    async def keep_following(self, every: float = 1.0, stuck_after: float = 3.0) -> None:
-        """Forever: if the stream holds inputs this replica has not applied for ``stuck_after``
-        seconds (its consumer was lost with a NATS node), catch up directly and follow again."""
-        loop = asyncio.get_running_loop()
-        behind_since: float | None = None
-        behind_seen = -1
-        while True:
-            await asyncio.sleep(every)
-            try:
-                last = await self.last_stored()
-            except Exception:  # noqa: BLE001 - NATS unreachable for now: look again later
-                continue
-            if self.applied_seq >= last:
-                behind_since = None
-                continue
-            seen = self.applied_seq
-            if behind_since is None or seen != behind_seen:
-                behind_since, behind_seen = loop.time(), seen
-                continue
-            if loop.time() - behind_since < stuck_after:
-                continue
-            log.warning("%s: replica stuck at %d of %d: following again", self.shard, seen, last)
-            try:
-                await self.unfollow()
-                await self.catch_up()
-                await self.follow()
-            except Exception as exc:  # noqa: BLE001 - retried on the next round
-                log.warning("%s: following again failed: %s", self.shard, exc)
-            behind_since = None
+        sub, self._sub = self._sub, None
+        await drop(sub)
 
     async def last_stored(self) -> int:
         info = await self.js.stream_info(self.names.input_stream)
@@ -421,7 +380,55 @@ class ShardReplica:
         return last
 
 
-def _release(waiters: list[tuple[int, asyncio.Future]], reached: int) -> list[tuple[int, asyncio.Future]]:
+async def keep_following(name: str, applied: Callable[[], int], last_stored: Callable[[], Awaitable[int]],
+                         refollow: Callable[[], Awaitable[None]], every: float = 1.0, stuck_after: float = 3.0) -> None:
+    """Forever: if a stream holds what a follower has not applied for ``stuck_after`` seconds (its
+    ordered consumer was lost with a NATS node), ``refollow()`` (catch up directly, follow again)."""
+    loop = asyncio.get_running_loop()
+    behind_since: float | None = None
+    behind_seen = -1
+    while True:
+        await asyncio.sleep(every)
+        try:
+            last = await last_stored()
+        except Exception:  # noqa: BLE001 - NATS unreachable for now: look again later
+            continue
+        seen = applied()
+        if seen >= last:
+            behind_since = None
+            continue
+        if behind_since is None or seen != behind_seen:
+            behind_since, behind_seen = loop.time(), seen
+            continue
+        if loop.time() - behind_since < stuck_after:
+            continue
+        log.warning("%s stuck at %d of %d: following again", name, seen, last)
+        try:
+            await refollow()
+        except Exception as exc:  # noqa: BLE001 - retried on the next round
+            log.warning("%s: following again failed: %s", name, exc)
+        behind_since = None
+
+
+async def wait_until(waiters: list[tuple[int, asyncio.Future]], reached: int, target: int, timeout: float) -> None:
+    """Wait (at most ``timeout`` s) until ``release`` of ``waiters`` reaches ``target`` (now: ``reached``)."""
+    if reached >= target:
+        return
+    fut = asyncio.get_running_loop().create_future()
+    waiters.append((target, fut))
+    await asyncio.wait_for(fut, timeout)
+
+
+async def drop(sub: Any) -> None:
+    """Unsubscribe ``sub`` (if any); the connection may be gone, then there is nothing to undo."""
+    if sub is not None:
+        try:
+            await sub.unsubscribe()
+        except Exception:  # noqa: BLE001 - connection gone
+            pass
+
+
+def release(waiters: list[tuple[int, asyncio.Future]], reached: int) -> list[tuple[int, asyncio.Future]]:
     """Resolve the waiters whose target ``reached`` got to; the others, still waiting."""
     keep = []
     for target, fut in waiters:

@@ -13,8 +13,14 @@ the journal holds + 1) and the command subject (request/reply). Each batch is ap
 ``Nats-Expected-Last-Sequence`` = the sequence this process last saw, so if anyone else wrote
 (a second leader after a failover) the append is refused and this process steps down and
 catches up before it may lead again. Only after JetStream acknowledged an input (stored on a
-majority of the NATS nodes) is it applied to the core and answered; then its events are
-published per account on ``exsim.events.<shard>.<account>``.
+majority of the NATS nodes) is it applied to the core and answered (with the account's state
+after it, ``account_state.py``); then its events are published per account on
+``exsim.events.<shard>.<account>`` and the user-data frames they make on
+``exsim.user.<shard>.<account>`` (user_frames.py). A new account's shard goes into the
+``exsim-accounts`` bucket before the creation is answered (placement.py).
+
+**Reads.** Every member, leader or standby, answers gateways' reads (reads.py) from its
+replica and the read models it feeds (history, event log).
 
 A command carries a request id (header ``Exsim-Request``): a retry of a journaled command is
 answered from ``replica.answers`` with the sequence and events it already got, never applied
@@ -55,12 +61,15 @@ from exchange_sim.core import messages as m
 from exchange_sim.core.exchange import Exchange
 from exchange_sim.journal.history import History
 
-from . import codec, connect, fund
+from . import account_state, codec, connect, fund
 from .errors import ClusterError, WriterRefused
 from .layout import (
     EXPECTED_LAST_SEQ, KIND, MARKET_SEQ, MSG_ID, REFUSAL, REFUSES, REQUEST, WRONG_LAST_SEQUENCE, Layout, ShardNames,
 )
+from .placement import Placement
+from .reads import ShardReads
 from .replica import ShardReplica
+from .user_frames import UserFrames, public_subject, user_subject
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +95,9 @@ class ShardProcess:
         self.js: Any = None
         self.kv: dict[str, Any] = {}
         self.replica: ShardReplica | None = None
+        self.reads: ShardReads | None = None
+        self.frames: UserFrames | None = None
+        self.placement: Placement | None = None
         self.leading = False
         self.took_over_at: float | None = None  # monotonic time this member became leader
         self._stop = asyncio.Event()
@@ -102,15 +114,21 @@ class ShardProcess:
         self.kv = await connect.buckets(self.js, self.layout)
         await connect.agreed_layout(self.kv["layout"], self.layout)
         await connect.agreed_core(self.js, self.layout, self.new_exchange())
-        self.replica = ShardReplica(self.js, self.kv["snapshots"], self.layout, self.shard, self.new_exchange,
-                                    history=self.history)
+        self.replica = replica = ShardReplica(self.js, self.kv["snapshots"], self.layout, self.shard,
+                                              self.new_exchange, history=self.history)
+        self.reads = ShardReads(replica, self.layout)
+        replica.on_applied = self.reads.on_applied
+        self.frames = UserFrames(lambda: replica.ex)
+        self.placement = await Placement.open(self.js, self.layout)
         await self.replica.restore()
 
     async def run(self) -> None:
         """Standby, leader when the lease is free, until ``stop()``."""
         if self.replica is None:
             await self.open()
-        assert self.replica is not None
+        assert self.replica is not None and self.reads is not None
+        await connect.retrying(f"catch up {self.shard}", self.replica.catch_up)  # before answering reads
+        await self.reads.serve(self.nc)
         log.info("%s: %s standing by at input %d", self.shard, self.member, self.replica.applied_seq)
         while not self._stop.is_set():
             try:
@@ -264,7 +282,7 @@ class ShardProcess:
             request = (reply.headers or {}).get(REQUEST, "")
             known = replica.answers.get(request) if request else None
             if known is not None:
-                await self._answer(reply, known[0], known[1])
+                await self._answer(reply, known[0], known[1], _loads_or_none(data))
                 continue
             if request and request in replica.refused_requests:
                 await self._refuse(reply, "refused", REFUSED_TEXT)
@@ -311,9 +329,11 @@ class ShardProcess:
             if applied.refused:
                 refused.extend(r for r in (reply, *again.get(request, ())) if r is not None)
                 continue
+            if isinstance(msg, m.CreateAccount):
+                await self._place(applied.events)
             if reply is not None:
                 for each in (reply, *again.get(request, ())):
-                    await self._answer(each, applied.seq, applied.events)
+                    await self._answer(each, applied.seq, applied.events, msg)
             await self._publish_events(applied.events)
             fund_moved = fund_moved or any(type(e) in _FUND_EVENTS for e in applied.events)
         await replica.rebuild()
@@ -376,9 +396,26 @@ class ShardProcess:
                 raise WriterRefused(str(exc)) from None
             raise
 
-    async def _answer(self, reply: Any, seq: int, events: list) -> None:
+    async def _answer(self, reply: Any, seq: int, events: list, msg: Any = None) -> None:
+        """The command's sequence and events, and the state of its account now (read-your-writes)."""
         if reply is not None and reply.reply:
-            await self.nc.publish(reply.reply, codec.dump_reply(seq, events))
+            replica = self.replica
+            assert replica is not None and self.reads is not None
+            account = _account_of(msg, events)
+            state = None
+            if account is not None and self.layout.owns(self.shard, account):
+                touched = tuple(dict.fromkeys(e.order_id for e in events
+                                              if isinstance(e, m.OrderUpdate) and e.account == account))
+                state = account_state.state_of(replica.ex, None, account, self.shard, replica.applied_seq,
+                                               touched=touched)
+            await self.nc.publish(reply.reply, codec.dump_reply(seq, events, account_state.encode(state)))
+
+    async def _place(self, events: list) -> None:
+        """Record where a new account lives (``exsim-accounts``) before anyone is told it exists."""
+        assert self.placement is not None
+        for event in events:
+            if isinstance(event, m.AccountCreated) and self.layout.owns(self.shard, event.account):
+                await self.placement.record(event.account, self.shard)
 
     async def _refuse(self, reply: Any, kind: str, text: str) -> None:
         if reply is not None and reply.reply:
@@ -392,16 +429,43 @@ class ShardProcess:
                               fund.float_report(replica.applied_seq, replica.ex.insurance_fund))
 
     async def _publish_events(self, events: list) -> None:
-        """Each event to ``exsim.events.<shard>.<account>`` (events of placeholders are dropped)."""
+        """Each event to ``exsim.events.<shard>.<account>`` (events of placeholders are dropped), the
+        user-data frames they make to ``exsim.user.<shard>.<account>``, liquidations to
+        ``exsim.public.<shard>`` (user_frames.py)."""
+        owned = []
         for event in events:
             account = getattr(event, "account", None)
             if isinstance(account, int) and self.layout.owns(self.shard, account):
-                await self.nc.publish(self.names.events_subject(account), m.dumps(event).encode())
+                owned.append(event)
+                data = m.dumps(event).encode()
+                await self.nc.publish(self.names.events_subject(account), data)
+                if isinstance(event, m.Liquidation):
+                    await self.nc.publish(public_subject(self.shard), data)
+        if owned and self.frames is not None:
+            for account, frame in self.frames.frames(owned):
+                await self.nc.publish(user_subject(self.shard, account), frame)
 
 
 _COMMAND_TYPES = frozenset(m.COMMANDS)
 _FUND_EVENTS = (m.InsuranceFundChange, m.InsuranceFundTransferred)
 REFUSED_TEXT = "the simulator hit an internal error applying it; it was refused and nothing of it was kept"
+
+
+def _account_of(msg: Any, events: list) -> int | None:
+    """The account whose state a command's answer carries (a new account: the one created)."""
+    if isinstance(msg, m.CreateAccount):
+        return next((e.account for e in events if isinstance(e, m.AccountCreated)), None)
+    if isinstance(msg, m.Transfer):
+        return msg.from_account
+    account = getattr(msg, "account", None)
+    return account if isinstance(account, int) else None
+
+
+def _loads_or_none(data: bytes) -> Any:
+    try:
+        return codec.load_input(data)
+    except (ValueError, TypeError):
+        return None
 
 
 def check_member_name(member: str) -> str:

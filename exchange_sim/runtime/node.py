@@ -53,13 +53,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from typing import Any, Protocol, Self
 
-log = logging.getLogger(__name__)
+from .fanout import CommitHook, Fanout, Listener  # noqa: F401 - the node's surface names them
 
-Listener = Callable[[Any, list], None]
-CommitHook = Callable[[bool], None]
+log = logging.getLogger(__name__)
 
 
 class NodeError(Exception):
@@ -92,19 +90,16 @@ _STOP = object()
 MAX_BATCH = 256  # inputs committed together at most
 
 
-class Node:
+class Node(Fanout):
     """Feeds one exchange core from one queue and publishes what it says."""
 
     def __init__(self, exchange: Core, journal: Journal | None = None, *,
                  subscriber_queue_size: int = 10_000) -> None:
+        super().__init__(subscriber_queue_size)
         self.exchange = exchange
         self.journal = journal
-        self.subscriber_queue_size = subscriber_queue_size
         self._inbox: asyncio.Queue | None = None
         self._task: asyncio.Task | None = None
-        self._subscribers: dict[asyncio.Queue, int] = {}  # queue -> dropped count
-        self._listeners: list[Listener] = []
-        self._commit_hooks: list[CommitHook] = []
         self._running = False
         self.applied = 0  # inputs applied since start
         self.refused = 0  # inputs the core raised on (refused, core rebuilt) since start
@@ -156,47 +151,8 @@ class Node:
         self._inbox.put_nowait((msg, future))
         return await future
 
-    # ------------------------------------------------------------------ output
-
-    def subscribe(self, maxsize: int | None = None) -> asyncio.Queue:
-        """A new bounded queue that receives ``(input_msg, events)`` for every applied input."""
-        q: asyncio.Queue = asyncio.Queue(maxsize=maxsize or self.subscriber_queue_size)
-        self._subscribers[q] = 0
-        return q
-
-    def unsubscribe(self, q: asyncio.Queue) -> None:
-        self._subscribers.pop(q, None)
-
-    def dropped(self, q: asyncio.Queue) -> int:
-        """How many items were dropped for subscriber ``q`` because its queue was full."""
-        return self._subscribers.get(q, 0)
-
-    @property
-    def subscriber_count(self) -> int:
-        return len(self._subscribers)
-
-    def add_listener(self, listener: Listener) -> None:
-        """Call ``listener(msg, events)`` inside the consumer after every applied input.
-
-        Listeners must be quick and must not await; an exception is logged and swallowed.
-        """
-        self._listeners.append(listener)
-
-    def remove_listener(self, listener: Listener) -> None:
-        if listener in self._listeners:
-            self._listeners.remove(listener)
-
-    def add_commit_hook(self, hook: CommitHook) -> None:
-        """Call ``hook(stored)`` after each batch's commit, before its futures and subscribers.
-
-        ``stored`` is True when the batch is in the journal (send what the listeners staged for
-        it), False when the commit failed (drop it). Hooks must not await; errors are logged.
-        """
-        self._commit_hooks.append(hook)
-
-    def remove_commit_hook(self, hook: CommitHook) -> None:
-        if hook in self._commit_hooks:
-            self._commit_hooks.remove(hook)
+    # ------------------------------------------------------------------ output: subscribe, add_listener,
+    # add_commit_hook (fanout.py)
 
     # ------------------------------------------------------------------ the consumer
 
@@ -237,12 +193,7 @@ class Node:
             for msg, events, future in done:
                 if future is not None and not future.done():
                     future.set_result(events)
-                item = (msg, events)
-                for q in tuple(self._subscribers):
-                    try:
-                        q.put_nowait(item)
-                    except asyncio.QueueFull:
-                        self._subscribers[q] += 1
+                self._to_subscribers((msg, events))
         # fail whatever arrived after stop was asked for
         while not inbox.empty():
             _, future = inbox.get_nowait()
@@ -266,11 +217,7 @@ class Node:
             self._refuse(msg, seq, exc, future)
             return None
         self.applied += 1
-        for listener in tuple(self._listeners):
-            try:
-                listener(msg, events)
-            except Exception:  # a projection bug must not stop the core
-                log.exception("node listener %r failed", listener)
+        self._tell_listeners(msg, events)
         return events
 
     def _refuse(self, msg: Any, seq: int | None, exc: Exception, future: asyncio.Future | None) -> None:
@@ -291,13 +238,6 @@ class Node:
                 log.error("%s; refusing input until restart", self.failure)
         _fail(future, InputRefused(f"{name} refused: the simulator hit an internal error applying it; "
                                    "nothing of it was kept"))
-
-    def _after_commit(self, stored: bool) -> None:
-        for hook in tuple(self._commit_hooks):
-            try:
-                hook(stored)
-            except Exception:  # a publisher bug must not stop the core
-                log.exception("node commit hook %r failed", hook)
 
     def _commit(self) -> None:
         if self.journal is not None:

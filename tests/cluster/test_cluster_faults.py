@@ -14,7 +14,9 @@ import json
 import time
 
 import aiohttp
+import nats
 
+from exchange_sim.cluster.layout import KEY_BUCKET
 from exchange_sim.cluster.processes import exchange_factory
 from tests.cluster.conftest import SYMBOLS, needs_nats
 from tests.cluster.load import Bot, duplicated, inputs
@@ -67,8 +69,8 @@ async def verify(cluster, bots: list[Bot], label: str, kills: int, takeover: flo
     acknowledged = sum(len(b.acknowledged) for b in bots)
     lost = 0
     for bot in bots:
-        # both gateways' replicas agree, once the one behind has applied the streams (a NATS node
-        # kill can leave one replica a few inputs late for a moment): bounded wait, then the check
+        # both gateways answer the same (each asks the account's shard; a standby that answers
+        # may be a few inputs late for a moment after a NATS node kill): bounded wait, then the check
         for _ in range(50):
             open_ids = [await bot.open_client_ids(url) for url in cluster.gateway_urls]
             if open_ids[0] == open_ids[1]:
@@ -235,3 +237,40 @@ async def verify_one_gateway(cluster, bots, killed_at):
     print(f"\nFAULT gateway SIGKILL: {figures}")
     assert dup == 0
     return figures
+
+
+async def test_a_gateway_started_after_the_load_answers_at_once(cluster):
+    """After the fault tests' load (thousands of journaled inputs) a new gateway process is ready as
+    soon as it has the key, placement and market data (it rebuilds no shard) and answers every
+    account's open orders exactly as the gateway that served them."""
+
+    journaled = sum([len(await inputs(cluster.natsd.urls, s)) for s in cluster.layout.shards])
+    assert journaled >= 1000, journaled
+    started = time.monotonic()
+    late = cluster.add_gateway()
+    ready_s = time.monotonic() - started
+    served = cluster.gateway_urls[1]
+    async with aiohttp.ClientSession() as session:
+        async with session.get(served + "/sim/v1/accounts", headers={"Authorization": f"Bearer {cluster.admin_token}"}) as r:
+            listed = await r.json()
+        nc = await nats.connect(servers=cluster.natsd.urls)
+        try:
+            keys = await nc.jetstream().key_value(KEY_BUCKET)
+            secrets = {}
+            for key in await keys.keys():
+                data = json.loads((await keys.get(key)).value)
+                secrets[data["account"]] = (key, data["secret"])
+        finally:
+            await nc.close()
+    compared = 0
+    for row in listed:
+        if row["accountId"] not in secrets:
+            continue
+        key, secret = secrets[row["accountId"]]
+        bot = Bot(row["name"], {"apiKey": key, "apiSecret": secret}, [served, late], 0, "")
+        seen = [await bot.open_client_ids(url) for url in (served, late)]
+        assert seen[0] == seen[1], row["name"]
+        compared += bool(seen[0])
+    print(f"\nLATE GATEWAY: ready {ready_s:.2f} s after {journaled} journaled inputs; {compared} accounts' "
+          "open orders compared")
+    assert compared >= 6

@@ -17,12 +17,17 @@ import ccxt.async_support as ccxt_async
 import msgspec
 import nats
 
+from exchange_sim.api import wire
 from exchange_sim.api.wire import readable
 from exchange_sim.cluster.errors import WriterRefused
+from exchange_sim.cluster.gateway import ClusterNode
 from exchange_sim.cluster.layout import KEY_BUCKET, REQUEST, Layout
+from exchange_sim.cluster.market_view import MarketView
+from exchange_sim.cluster.placement import ACCOUNT_BUCKET
 from exchange_sim.cluster.processes import exchange_factory
 from exchange_sim.cluster.shard import ShardProcess
 from exchange_sim.core import messages as m
+from exchange_sim.core.fixed import to_fixed
 from tests.cluster.conftest import SYMBOLS, needs_nats
 from tests.cluster.load import inputs
 from tests.cluster.script import Venue, normalised, run_script
@@ -110,10 +115,10 @@ async def test_cluster_matches_single_node(cluster):
     assert [shape[0] for shape in single_seen["public-stream"]].count("markPriceUpdate") == 3
 
 
-async def test_a_late_gateway_rebuilds_history_from_the_journals(cluster):
-    """History (closed orders, fills, income) is a read model of each shard's input stream: a
-    gateway started after the trading rebuilds it from the snapshots and streams, and answers
-    exactly what the running gateway answers."""
+async def test_a_late_gateway_answers_history_through_the_shards(cluster):
+    """History (closed orders, fills, income) is a read model of each shard's input stream, kept by
+    the shard's members: a gateway started after the trading reads it through the shards and
+    answers exactly what the running gateway answers."""
 
     async with aiohttp.ClientSession() as session:
         async with session.get(cluster.gateway_urls[0] + "/sim/v1/accounts",
@@ -183,3 +188,107 @@ async def test_a_zombie_writer_is_refused(cluster):
         assert await inputs(cluster.natsd.urls, shard) == journal_before  # nothing journaled
     finally:
         await zombie.nc.close()
+
+
+async def test_a_gateway_holds_no_shard_state_and_other_accounts_traffic_does_not_reach_it(cluster):
+    """A gateway started after the trading holds no account and no shard core: it follows only the
+    market stream (a core with no account), answers an account's query by asking its shard, and
+    while another gateway serves that account's commands it receives no message for them."""
+
+    async with aiohttp.ClientSession() as session:
+        h = {"Authorization": f"Bearer {cluster.admin_token}"}
+        async with session.get(cluster.gateway_urls[0] + "/sim/v1/accounts", headers=h) as r:
+            listed = await r.json()
+        assert listed, "run after the parity test"
+        probe = ClusterNode(cluster.natsd.urls, cluster.layout, exchange_factory(SYMBOLS), name="probe")
+        await probe.start()
+        try:
+            assert probe.market.ex.account_ids() == []  # its only core: market data, no account
+            assert not probe.exchange.states
+            for row in listed:  # the account's shard answers, and the answer is the serving gateway's
+                await probe.prepare(row["accountId"], "account_info")
+                view = probe.exchange.account_view(row["accountId"])
+                assert view is not None and view.name == row["name"]
+                assert wire.money(view.wallet_balance) == row["walletBalance"], row["name"]
+            probe.exchange.states.clear()
+
+            other = listed[0]["accountId"]
+            received = probe.nc.stats["in_msgs"]
+            commands = 100
+            for _ in range(commands):
+                async with session.post(f"{cluster.gateway_urls[0]}/sim/v1/accounts/{other}/deposit", headers=h,
+                                        json={"amount": "1"}) as r:
+                    assert r.status == 200, await r.text()
+            received = probe.nc.stats["in_msgs"] - received
+            print(f"\nIDLE GATEWAY: {received} NATS messages in while another gateway served {commands} commands")
+            assert not probe.exchange.states  # it fetched nothing for the other gateway's traffic
+            # what reached it meanwhile is the market stream's heartbeats (one a second), not the commands
+            assert received < commands // 4, received
+            await probe.prepare(other, "account_info")
+            after = next(r for r in listed if r["accountId"] == other)
+            assert probe.exchange.account_view(other).wallet_balance == (
+                to_fixed(after["walletBalance"]) + commands * to_fixed("1"))
+
+            # its market view's snapshot: a gateway started later restores it instead of replaying the stream
+            assert probe.market.market_seq > 0
+            saved = await probe.market.save_snapshot()
+            later = MarketView(probe.js, cluster.layout, exchange_factory(SYMBOLS), store=probe.market.store)
+            await later.restore()
+            assert later.market_seq == saved and later.ex.account_ids() == []
+            for symbol in SYMBOLS:
+                assert later.ex.market(symbol) == probe.market.ex.market(symbol)
+                assert later.ex.book_levels(symbol, 20) == probe.market.ex.book_levels(symbol, 20)
+            await later.follow()
+            await later.stop()
+        finally:
+            await probe.stop()
+
+
+async def test_account_placement_is_recorded_in_kv_and_routing_reads_it(cluster):
+    """Every account's shard is in the exsim-accounts bucket, written by the shard that created it:
+    a master where the placement rule put it, a sub-account on its master's shard; the bucket
+    agrees with where each CreateAccount was journaled; a gateway routes by it."""
+
+    layout = cluster.layout
+    nc = await nats.connect(servers=cluster.natsd.urls)
+    try:
+        bucket = await nc.jetstream().key_value(ACCOUNT_BUCKET)
+        placed = {int(k): msgspec.json.decode((await bucket.get(k)).value)["shard"] for k in await bucket.keys()}
+    finally:
+        await nc.close()
+    journaled: dict[str, str] = {}  # account name -> the shard whose input stream created it
+    parents: dict[str, int | None] = {}
+    for shard in layout.shards:
+        for _, headers, msg in await inputs(cluster.natsd.urls, shard):
+            if isinstance(msg, m.CreateAccount) and msg.name and headers.get("Exsim-Kind") == "cmd":
+                journaled[msg.name] = shard
+                parents[msg.name] = msg.parent
+    async with aiohttp.ClientSession() as session:
+        async with session.get(cluster.gateway_urls[1] + "/sim/v1/accounts",
+                               headers={"Authorization": f"Bearer {cluster.admin_token}"}) as r:
+            listed = await r.json()
+    assert len(listed) >= 5 and {row["accountId"] for row in listed} <= set(placed)
+    for row in listed:
+        shard = placed[row["accountId"]]
+        assert shard == journaled[row["name"]], row["name"]
+        parent = parents[row["name"]]
+        if parent is None:
+            assert shard == layout.shard_for_new(row["name"]), row["name"]
+        else:
+            assert shard == placed[parent], row["name"]
+    assert len(set(placed.values())) == len(layout.shards)
+
+    # a gateway's mirror of the bucket is what it routes by; an account it has not seen is looked up
+    node = ClusterNode(cluster.natsd.urls, layout, exchange_factory(SYMBOLS), name="router")
+    await node.start()
+    try:
+        assert {a: s for a, s in node.placement.shard_of.items() if a in placed} == placed
+        node.placement.shard_of.clear()
+        some = listed[-1]["accountId"]
+        assert await node.placement.lookup(some) == placed[some]
+        assert await node.placement.lookup(10**9) is None
+        events = await node.submit(m.Deposit(ts=1, account=some, amount=1))
+        assert [type(e).__name__ for e in events] == ["BalanceUpdate"]
+        assert node.written[some] > 0  # it went to the shard the bucket names (that shard answered)
+    finally:
+        await node.stop()
