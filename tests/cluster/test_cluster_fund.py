@@ -11,7 +11,9 @@ applied exactly once on its shard.
 from __future__ import annotations
 
 import asyncio
+import io
 import os
+import pickle
 import tempfile
 from pathlib import Path
 
@@ -157,9 +159,20 @@ async def test_a_drained_float_is_granted_and_the_venue_total_is_conserved(clust
     await same_state_from_snapshot_and_from_scratch(cluster)
 
 
+def every_value(ex) -> bytes:
+    """The core's whole state as bytes, every value written out where it occurs. (A snapshot's
+    pickle writes an object met before as a reference to it: two equal strings that are one object
+    in a fresh core and two in a restored one would pickle differently for the same state.)"""
+    out = io.BytesIO()
+    pickler = pickle.Pickler(out, protocol=pickle.HIGHEST_PROTOCOL)
+    pickler.fast = True  # no memo (a cycle would raise, not pass)
+    pickler.dump(ex)
+    return out.getvalue()
+
+
 async def same_state_from_snapshot_and_from_scratch(cluster) -> None:
     """Determinism: each shard's last snapshot + the rest of its stream (what a standby restores)
-    and a fresh core fed the whole stream are the same state, byte for byte. 60 repeats of the
+    and a fresh core fed the whole stream are the same state, value for value. 60 repeats of the
     current mark first (distinct index prices: the market stream drops a repeated event), so every
     shard has written a snapshot (every 50 inputs here)."""
     async with aiohttp.ClientSession() as session:
@@ -182,7 +195,8 @@ async def same_state_from_snapshot_and_from_scratch(cluster) -> None:
             for seq, msg in await journal(cluster.natsd.urls, shard):
                 if seq <= replica.applied_seq:
                     fresh.apply(msg)
-            assert fresh.snapshot() == replica.ex.snapshot(), shard
+            assert fresh.snapshot().partition(b"\n")[0] == replica.ex.snapshot().partition(b"\n")[0]  # format
+            assert every_value(fresh) == every_value(replica.ex), shard
     finally:
         await nc.close()
 
