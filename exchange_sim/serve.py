@@ -111,9 +111,11 @@ class SessionClock:
         return self._wall()
 
     def observe(self, msg: Any, _events: list) -> None:
+        if not self.follow_market:
+            return  # a node listener on every input: the wall clock needs nothing from it
         from feeds.base import is_market_event
 
-        if self.follow_market and is_market_event(msg) and (self._market_ts is None or msg.ts >= self._market_ts):
+        if is_market_event(msg) and (self._market_ts is None or msg.ts >= self._market_ts):
             self._market_ts, self._seen = msg.ts, self._monotonic()
 
 
