@@ -157,3 +157,64 @@ async def test_stop_applies_what_was_queued_before_it():
     results = await asyncio.gather(*futures, return_exceptions=True)
     assert len(core.applied) == 5
     assert all(isinstance(r, list) for r in results)
+
+
+class CommitLog(Journal):
+    """A journal noting, at each commit, how many inputs were appended and how many submitters had resumed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.resumed = 0
+        self.commits: list[tuple[int, int]] = []  # (inputs appended so far, submitters resumed so far)
+
+    def flush(self) -> None:
+        super().flush()
+        self.commits.append((len(self.entries), self.resumed))
+
+
+async def test_submitters_of_one_loop_turn_share_one_commit_and_resume_only_after_it():
+    journal = CommitLog()
+    core = RecordingCore()
+    node = Node(core, journal)
+    await node.start()
+    q = node.subscribe()
+
+    async def client(x: object) -> list:
+        events = await node.submit(x)
+        journal.resumed += 1
+        return events
+
+    msgs = [object() for _ in range(40)]
+    results = await asyncio.gather(*(client(x) for x in msgs))  # all applied in one turn of the loop
+    assert journal.commits == [(40, 0)]  # one group commit, before any submitter went on
+    assert [r[0][1] for r in results] == msgs and core.applied == msgs
+    assert [q.get_nowait()[0] for _ in range(40)] == msgs
+    for x in msgs[:3]:  # one at a time: a commit each, each before its submitter resumes
+        await client(x)
+    assert journal.commits[1:] == [(41, 40), (42, 41), (43, 42)]
+    await node.stop()
+
+
+async def test_a_batch_is_committed_at_max_batch_inputs():
+    from exchange_sim.runtime.node import MAX_BATCH
+
+    journal = CommitLog()
+    async with Node(RecordingCore(), journal) as node:
+        await asyncio.gather(*(node.submit(object()) for _ in range(MAX_BATCH + 10)))
+        assert [n for n, _ in journal.commits] == [MAX_BATCH, MAX_BATCH + 10]
+
+
+async def test_an_input_submitted_while_a_batch_waits_for_its_commit_keeps_its_place():
+    """A coroutine woken by a commit hook submits during the commit turn: applied after the batch, in order."""
+    journal = CommitLog()
+    core = RecordingCore()
+    node = Node(core, journal)
+    await node.start()
+    later: list[asyncio.Task] = []
+    node.add_commit_hook(lambda stored: later.append(asyncio.ensure_future(node.submit("after"))) if not later else None)
+    first = [object() for _ in range(3)]
+    await asyncio.gather(*(node.submit(x) for x in first))
+    await later[0]
+    assert core.applied == [*first, "after"]
+    assert [n for n, _ in journal.commits] == [3, 4]
+    await node.stop()
