@@ -116,6 +116,7 @@ class Node:
         self._refused_in_batch = False  # a refusal is staged in the journal: the batch must commit
         self._batch: list[tuple[Any, list, asyncio.Future | None]] = []  # applied, not yet committed
         self._commit_scheduled = False
+        self._turn_open = False  # an input was committed at once in this loop turn: the next ones are batched
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -159,11 +160,19 @@ class Node:
         events = self._apply(msg, future)
         if events is not None:
             self._batch.append((msg, events, future))
-        if len(self._batch) >= MAX_BATCH:
+        if not self._turn_open:
+            # the first input of this loop turn: committed at once (a lone client waits for nothing);
+            # whatever else is applied in this turn waits for one commit at its end
+            self._turn_open = True
+            self._loop.call_soon(self._close_turn)
+            self._commit_batch()
+        elif len(self._batch) >= MAX_BATCH:
             self._commit_batch()
         elif not self._commit_scheduled:
             self._commit_scheduled = True
             self._loop.call_soon(self._commit_batch)  # after the other coroutines ready in this loop turn
+        if future.done():
+            return future.result()
         return await future
 
     # ------------------------------------------------------------------ output
@@ -209,6 +218,9 @@ class Node:
             self._commit_hooks.remove(hook)
 
     # ------------------------------------------------------------------ the batch
+
+    def _close_turn(self) -> None:
+        self._turn_open = False
 
     def _commit_batch(self) -> None:
         """Commit every input applied since the last commit; then acknowledge and publish them."""

@@ -172,7 +172,7 @@ class CommitLog(Journal):
         self.commits.append((len(self.entries), self.resumed))
 
 
-async def test_submitters_of_one_loop_turn_share_one_commit_and_resume_only_after_it():
+async def test_a_loop_turns_first_input_commits_at_once_the_rest_share_one_commit_nobody_resumes_early():
     journal = CommitLog()
     core = RecordingCore()
     node = Node(core, journal)
@@ -186,12 +186,17 @@ async def test_submitters_of_one_loop_turn_share_one_commit_and_resume_only_afte
 
     msgs = [object() for _ in range(40)]
     results = await asyncio.gather(*(client(x) for x in msgs))  # all applied in one turn of the loop
-    assert journal.commits == [(40, 0)]  # one group commit, before any submitter went on
+    # the first alone (its client resumed at once), the other 39 in one group commit before any of them resumed
+    assert journal.commits == [(1, 0), (40, 1)]
     assert [r[0][1] for r in results] == msgs and core.applied == msgs
     assert [q.get_nowait()[0] for _ in range(40)] == msgs
-    for x in msgs[:3]:  # one at a time: a commit each, each before its submitter resumes
-        await client(x)
-    assert journal.commits[1:] == [(41, 40), (42, 41), (43, 42)]
+    for i in range(6):  # one client at a time, some in a new loop turn: never acknowledged before its commit
+        await client(object())
+        if i % 2:
+            await asyncio.sleep(0)
+    assert [n for n, _ in journal.commits][-1] == 46
+    for (_, resumed), (stored_before, _) in zip(journal.commits[1:], journal.commits, strict=False):
+        assert resumed <= stored_before
     await node.stop()
 
 
@@ -201,7 +206,7 @@ async def test_a_batch_is_committed_at_max_batch_inputs():
     journal = CommitLog()
     async with Node(RecordingCore(), journal) as node:
         await asyncio.gather(*(node.submit(object()) for _ in range(MAX_BATCH + 10)))
-        assert [n for n, _ in journal.commits] == [MAX_BATCH, MAX_BATCH + 10]
+        assert [n for n, _ in journal.commits] == [1, MAX_BATCH + 1, MAX_BATCH + 10]  # the first, then batches
 
 
 async def test_an_input_submitted_while_a_batch_waits_for_its_commit_keeps_its_place():
@@ -216,5 +221,5 @@ async def test_an_input_submitted_while_a_batch_waits_for_its_commit_keeps_its_p
     await asyncio.gather(*(node.submit(x) for x in first))
     await later[0]
     assert core.applied == [*first, "after"]
-    assert [n for n, _ in journal.commits] == [3, 4]
+    assert [n for n, _ in journal.commits] == [1, 4]  # the first at once; the rest and "after" together
     await node.stop()
