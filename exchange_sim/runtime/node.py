@@ -20,21 +20,24 @@ in order:
    input in order and at once. A listener that sends anything outward (the market streams) only
    stages it, and sends it from its commit hook.
 
-The inputs applied during one turn of the event loop form a batch (at most ``MAX_BATCH``): a
-callback scheduled by the batch's first input runs after every coroutine that was ready in that
-turn (concurrent clients whose requests arrived together) and commits the batch
-(``journal.flush()``: one fsync for every input of the batch, the group commit), calls every
-commit hook (``add_commit_hook``) with ``True`` (stored: send what you staged) or ``False`` (not
-stored: drop it), and only then, for each input:
+Then the input's batch is committed. The first input of a turn of the event loop is a batch of
+its own, committed at once, so a lone client's request waits for nothing and ``submit``
+returns without suspending. Every other input applied in that turn (concurrent clients whose
+requests arrived together) joins one batch (at most ``MAX_BATCH``), committed by a callback that
+runs after every coroutine that was ready in the turn: two commits a turn however many clients
+(plus one per ``MAX_BATCH`` inputs), the group commit. A commit (``journal.flush()``: one write of the WAL for the whole
+batch) is followed by every commit hook (``add_commit_hook``) with ``True`` (stored: send what
+you staged) or ``False`` (not stored: drop it), and only then, for each input of the batch:
 
 4. resolves the submitter's future with the events;
-5. fans ``(msg, events)`` out to every subscriber queue (user streams, MQTT, the dashboard). A
-   subscriber queue is bounded; when it is full the item is dropped for that subscriber and
+5. fans ``(msg, events)`` out to every subscriber queue (``subscribe``: for consumers that want
+   their own task; the simulator's own publishers are commit hooks, below). A subscriber queue is bounded; when it is full the item is dropped for that subscriber and
    counted (``dropped(q)``): a slow websocket never blocks the core.
 
-So nothing is acknowledged or published before it is stored, and a lone client's request costs
-no hop to another task and back (its input is applied in its own handler; only the commit waits
-for the end of the loop turn). If the commit fails, no input of the batch is acknowledged or
+So nothing is acknowledged or published before it is stored, and a request costs no hop to
+another task and back (its input is applied, and when alone committed, in its own handler). The
+user-data streams, MQTT and the dashboard are listeners + commit hooks, not subscriber queues,
+so no task is woken per input either. If the commit fails, no input of the batch is acknowledged or
 published, every submitter gets the error, and the node refuses all further input
 (``failure``): the core has applied inputs the journal does not hold, and only a restart
 (recovery from the journal) makes the two agree again.
