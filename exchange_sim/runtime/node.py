@@ -20,12 +20,13 @@ in order:
    input in order and at once. A listener that sends anything outward (the market streams) only
    stages it, and sends it from its commit hook.
 
-Then the input's batch is committed. The first input of a turn of the event loop is a batch of
-its own, committed at once, so a lone client's request waits for nothing and ``submit``
-returns without suspending. Every other input applied in that turn (concurrent clients whose
-requests arrived together) joins one batch (at most ``MAX_BATCH``), committed by a callback that
-runs after every coroutine that was ready in the turn: two commits a turn however many clients
-(plus one per ``MAX_BATCH`` inputs), the group commit. A commit (``journal.flush()``: one write of the WAL for the whole
+Then the input's batch is committed. Inputs applied in one turn of the event loop (concurrent
+clients whose requests arrived together) form one batch (at most ``MAX_BATCH``), committed by a
+callback that runs after every coroutine that was ready in the turn: the group commit. One
+exception: when the last turn that had inputs had only one, the first input of the turn is a
+batch of its own, committed at once, so a lone client's request waits for nothing and
+``submit`` returns without suspending (and if others follow in that turn, they share the
+turn's one further commit). A commit (``journal.flush()``: one write of the WAL for the whole
 batch) is followed by every commit hook (``add_commit_hook``) with ``True`` (stored: send what
 you staged) or ``False`` (not stored: drop it), and only then, for each input of the batch:
 
@@ -119,7 +120,8 @@ class Node:
         self._refused_in_batch = False  # a refusal is staged in the journal: the batch must commit
         self._batch: list[tuple[Any, list, asyncio.Future | None]] = []  # applied, not yet committed
         self._commit_scheduled = False
-        self._turn_open = False  # an input was committed at once in this loop turn: the next ones are batched
+        self._turn_inputs = 0  # inputs submitted in this turn of the event loop so far
+        self._concurrent = False  # the last turn with inputs had several: batch this turn's first one too
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -163,19 +165,19 @@ class Node:
         events = self._apply(msg, future)
         if events is not None:
             self._batch.append((msg, events, future))
-        if not self._turn_open:
-            # the first input of this loop turn: committed at once (a lone client waits for nothing);
-            # whatever else is applied in this turn waits for one commit at its end
-            self._turn_open = True
+        self._turn_inputs += 1
+        if self._turn_inputs == 1:
             self._loop.call_soon(self._close_turn)
-            self._commit_batch()
-        elif len(self._batch) >= MAX_BATCH:
-            self._commit_batch()
-        elif not self._commit_scheduled:
-            self._commit_scheduled = True
-            self._loop.call_soon(self._commit_batch)  # after the other coroutines ready in this loop turn
+            if not self._concurrent:  # alone in this loop turn so far, and in the last one: commit at once
+                self._commit_batch()
+        if self._batch or self._refused_in_batch:  # others this turn (or lately): one commit at its end
+            if len(self._batch) >= MAX_BATCH:
+                self._commit_batch()
+            elif not self._commit_scheduled:
+                self._commit_scheduled = True
+                self._loop.call_soon(self._commit_batch)  # after the other coroutines ready in this turn
         if future.done():
-            return future.result()
+            return future.result()  # committed (or failed) already: no need to wait for the loop
         return await future
 
     # ------------------------------------------------------------------ output
@@ -223,7 +225,8 @@ class Node:
     # ------------------------------------------------------------------ the batch
 
     def _close_turn(self) -> None:
-        self._turn_open = False
+        self._concurrent = self._turn_inputs > 1
+        self._turn_inputs = 0
 
     def _commit_batch(self) -> None:
         """Commit every input applied since the last commit; then acknowledge and publish them."""

@@ -95,6 +95,8 @@ async def test_group_commit_acknowledges_a_batch_only_after_it_is_stored(tmp_pat
     inputs = session_inputs(seed=9, n=80)
     results = await asyncio.gather(*(node.submit(m) for m in inputs))  # a few batches, one commit each
     assert len(results) == len(inputs)
+    await node.submit(CreateAccount(ts=inputs[-1].ts, name="alone", deposit=F("1")))  # a quiet turn: the
+    await asyncio.sleep(0)  # next turn's first input then commits at once, before the rest of its batch
     queue = node.subscribe()
     stored_states = []
     node.add_commit_hook(lambda stored: stored_states.append(observable_state(node.exchange)) if stored else None)

@@ -172,7 +172,7 @@ class CommitLog(Journal):
         self.commits.append((len(self.entries), self.resumed))
 
 
-async def test_a_loop_turns_first_input_commits_at_once_the_rest_share_one_commit_nobody_resumes_early():
+async def test_a_lone_turns_first_input_commits_at_once_the_rest_share_one_commit_nobody_resumes_early():
     journal = CommitLog()
     core = RecordingCore()
     node = Node(core, journal)
@@ -190,14 +190,33 @@ async def test_a_loop_turns_first_input_commits_at_once_the_rest_share_one_commi
     assert journal.commits == [(1, 0), (40, 1)]
     assert [r[0][1] for r in results] == msgs and core.applied == msgs
     assert [q.get_nowait()[0] for _ in range(40)] == msgs
+    await asyncio.gather(*(client(object()) for _ in range(40)))  # right after a busy turn: all 40 in one commit
+    assert journal.commits[2:] == [(80, 40)]
     for i in range(6):  # one client at a time, some in a new loop turn: never acknowledged before its commit
         await client(object())
         if i % 2:
             await asyncio.sleep(0)
-    assert [n for n, _ in journal.commits][-1] == 46
+    assert [n for n, _ in journal.commits][-1] == 86
     for (_, resumed), (stored_before, _) in zip(journal.commits[1:], journal.commits, strict=False):
         assert resumed <= stored_before
     await node.stop()
+
+
+async def test_a_lone_client_commits_at_once_without_suspending():
+    journal = CommitLog()
+    async with Node(RecordingCore(), journal) as node:
+        await node.submit(object())
+        await asyncio.sleep(0)  # a turn with one input: the next lone input is committed at once
+        loop_turns = 0
+
+        def count_turn() -> None:
+            nonlocal loop_turns
+            loop_turns += 1
+
+        asyncio.get_running_loop().call_soon(count_turn)
+        before = len(journal.commits)
+        await node.submit(object())
+        assert len(journal.commits) == before + 1 and loop_turns == 0  # committed, and no loop turn passed
 
 
 async def test_a_batch_is_committed_at_max_batch_inputs():
