@@ -401,3 +401,25 @@ def load_config(path: str | Path | None = None, *, env: Mapping[str, str] | None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from None
     return parse_config(data, where=str(p), env=env)
+
+
+def venue_instruments(settings: Settings) -> dict[str, Any]:
+    """The [profile]'s instruments plus its extra symbols, by symbol (what every core is built with)."""
+    from exchange_sim.core.instruments import Instrument
+    from exchange_sim.profiles import load_profile
+
+    instruments = dict(load_profile(settings.profile.name))
+    for symbol, data in settings.profile.extra_symbols.items():
+        instruments[symbol] = Instrument.from_dict(symbol, data)
+    return instruments
+
+
+def exchange_config(settings: Settings) -> Any:
+    """The core's ExchangeConfig with the [margin] settings."""
+    from exchange_sim.core.exchange import ExchangeConfig
+    from exchange_sim.core.fixed import to_fixed
+
+    margin = settings.margin
+    return ExchangeConfig(margin_call_ratio=to_fixed(str(margin.margin_call_ratio)),
+                          warning_ratio=to_fixed(str(margin.warning_ratio)),
+                          margin_call_hysteresis=to_fixed(str(margin.hysteresis)))

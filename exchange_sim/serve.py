@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from exchange_sim.config import Settings
+from exchange_sim.config import Settings, exchange_config, venue_instruments
 
 NO_INTERNET_HINT = "start offline with --feed synthetic or --feed replay:<file>"
 
@@ -44,27 +44,12 @@ class ServeError(Exception):
 
 def build_instruments(settings: Settings, *, lessons: bool = True) -> dict[str, Any]:
     """The profile's instruments, the config's extra symbols and (``lessons``) the lesson clones."""
-    from exchange_sim.core.instruments import Instrument
     from exchange_sim.lessons.scenario import lesson_clones
-    from exchange_sim.profiles import load_profile
 
-    instruments = dict(load_profile(settings.profile.name))
-    for symbol, data in settings.profile.extra_symbols.items():
-        instruments[symbol] = Instrument.from_dict(symbol, data)
+    instruments = venue_instruments(settings)
     if lessons:
         instruments.update(lesson_clones(instruments))
     return dict(sorted(instruments.items()))
-
-
-def exchange_config(settings: Settings) -> Any:
-    """ExchangeConfig with the [margin] settings."""
-    from exchange_sim.core.exchange import ExchangeConfig
-    from exchange_sim.core.fixed import to_fixed
-
-    margin = settings.margin
-    return ExchangeConfig(margin_call_ratio=to_fixed(str(margin.margin_call_ratio)),
-                          warning_ratio=to_fixed(str(margin.warning_ratio)),
-                          margin_call_hysteresis=to_fixed(str(margin.hysteresis)))
 
 
 def journal_config(settings: Settings) -> Any:

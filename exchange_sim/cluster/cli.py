@@ -1,6 +1,6 @@
 """``exchange-sim cluster ...``: cluster mode on NATS JetStream (see exchange_sim/cluster).
 
-    exchange-sim cluster up                 # local 3-node NATS, 3 shards (+ standbys), 2 gateways
+    exchange-sim cluster up [--config config.toml]   # local 3-node NATS, 3 shards (+ standbys), 2 gateways
     exchange-sim cluster nats --dir D       # only the local NATS cluster
     exchange-sim cluster shard --nats URLS --shard s0 --member s0-a
     exchange-sim cluster gateway --nats URLS --port 8765
@@ -24,6 +24,9 @@ NATS = typer.Option("nats://127.0.0.1:4222", "--nats", help="NATS server URLs, c
 SHARDS = typer.Option("s0,s1,s2", "--shards", help="Shard names, comma-separated (every process the same).")
 SYMBOLS = typer.Option("", "--symbols", help="Only these symbols of the profile (comma-separated; default all).")
 REPLICAS = typer.Option(3, "--replicas", help="JetStream replicas of every stream and bucket.")
+CONFIG = typer.Option(None, "--config", help="config.toml the cores are built from (its profile and margin sections), as "
+                      "`exchange-sim run` (default ./config.toml); every process the same.")
+CORE = typer.Option(None, "--core", hidden=True, help="module:Class of the core (tests inject faults with it).")
 LEASE_TTL = typer.Option(2.0, "--lease-ttl", help="Seconds a shard lease lives without renewal (every process the same).")
 
 
@@ -35,6 +38,27 @@ def _layout(shards: str, replicas: int, lease_ttl: float) -> object:
 
 def _symbols(symbols: str) -> list[str] | None:
     return [s for s in symbols.split(",") if s] or None
+
+
+def _settings(config: Path | None) -> object:
+    """The settings every core is built from (exit 2 with one line for a bad config file)."""
+    from exchange_sim.config import ConfigError
+
+    from .processes import settings_of
+
+    try:
+        return settings_of(str(config) if config else None)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _config_path(config: Path | None) -> Path | None:
+    """The config file the children read (checked here first), absolute, or None for defaults."""
+    _settings(config)
+    if config is None and Path("config.toml").is_file():
+        config = Path("config.toml")
+    return config.resolve() if config else None
 
 
 def _need_nats() -> None:
@@ -55,20 +79,22 @@ def _logging() -> None:
 def shard(nats: str = NATS, shards: str = SHARDS, replicas: int = REPLICAS, symbols: str = SYMBOLS,
           shard: str = typer.Option(..., "--shard", help="The shard this member serves."),
           member: str = typer.Option(..., "--member", help="This member's unique name (in the lease)."),
-          lease_ttl: float = LEASE_TTL,
-          snapshot_every: int = typer.Option(20_000, "--snapshot-every", help="Inputs between snapshots.")) -> None:
+          lease_ttl: float = LEASE_TTL, config: Path = CONFIG, core: str = CORE,
+          snapshot_every: int = typer.Option(20_000, "--snapshot-every", help="Inputs between snapshots."),
+          trim: bool = typer.Option(True, "--trim/--no-trim",
+                                    help="After each snapshot, purge the inputs the previous snapshot covers.")) -> None:
     """A shard member: standby until it holds the shard's lease, then its sequencer."""
     from .processes import run_shard
     from .shard import check_member_name
 
     _logging()
     asyncio.run(run_shard(nats.split(","), _layout(shards, replicas, lease_ttl), shard,  # type: ignore[arg-type]
-                          check_member_name(member), _symbols(symbols), snapshot_every))
+                          check_member_name(member), _symbols(symbols), snapshot_every, _settings(config), core, trim))
 
 
 @app.command()
 def gateway(nats: str = NATS, shards: str = SHARDS, replicas: int = REPLICAS, symbols: str = SYMBOLS,
-            lease_ttl: float = LEASE_TTL,
+            lease_ttl: float = LEASE_TTL, config: Path = CONFIG, core: str = CORE,
             host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Option(8765, "--port"),
             name: str = typer.Option("gateway", "--name"),
             admin_token: str = typer.Option(None, "--admin-token", envvar="EXSIM_ADMIN_TOKEN"),
@@ -78,19 +104,19 @@ def gateway(nats: str = NATS, shards: str = SHARDS, replicas: int = REPLICAS, sy
 
     _logging()
     asyncio.run(run_gateway(nats.split(","), _layout(shards, replicas, lease_ttl), host, port,  # type: ignore[arg-type]
-                            admin_token, _symbols(symbols), name, unlimited))
+                            admin_token, _symbols(symbols), name, unlimited, _settings(config), core))
 
 
 @app.command()
 def ingest(nats: str = NATS, shards: str = SHARDS, replicas: int = REPLICAS, symbols: str = SYMBOLS,
-           lease_ttl: float = LEASE_TTL,
+           lease_ttl: float = LEASE_TTL, config: Path = CONFIG,
            feed: str = typer.Option(..., "--feed", help="binance | ccxt:<id> | mqtt://... | replay:<file> | synthetic")) -> None:
     """A market feed into the venue's market stream (de-duplicated by message id), until it ends."""
     from .processes import run_ingest
 
     _logging()
     asyncio.run(run_ingest(nats.split(","), _layout(shards, replicas, lease_ttl), feed,  # type: ignore[arg-type]
-                           _symbols(symbols)))
+                           _symbols(symbols), settings=_settings(config)))
 
 
 @app.command("nats")
@@ -109,7 +135,7 @@ def up(directory: Path = typer.Option(None, "--dir", help="Logs and NATS data (d
        gateways: int = typer.Option(2, "--gateways"), shards: int = typer.Option(3, "--shards"),
        standbys: int = typer.Option(1, "--standbys", help="Standby members per shard."),
        port: int = typer.Option(8765, "--port", help="First gateway's port (the next ones follow)."),
-       symbols: str = SYMBOLS,
+       symbols: str = SYMBOLS, config: Path = CONFIG,
        admin_token: str = typer.Option("cluster-admin-token", "--admin-token", envvar="EXSIM_ADMIN_TOKEN")) -> None:
     """A local 3-node NATS cluster, shards with standbys and gateways, until Ctrl-C."""
     _need_nats()
@@ -117,7 +143,8 @@ def up(directory: Path = typer.Option(None, "--dir", help="Logs and NATS data (d
 
     where = directory or Path(tempfile.mkdtemp(prefix="exsim-cluster-"))
     cluster = LocalCluster(where, gateways=gateways, shards=shards, standbys=standbys, symbols=_symbols(symbols),
-                           admin_token=admin_token, gateway_ports=[port + i for i in range(gateways)], unlimited=False)
+                           admin_token=admin_token, gateway_ports=[port + i for i in range(gateways)], unlimited=False,
+                           config=_config_path(config))
     with cluster:
         typer.echo(f"NATS:      {','.join(cluster.natsd.urls)}")
         for url in cluster.gateway_urls:

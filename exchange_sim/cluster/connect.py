@@ -7,14 +7,18 @@ cluster elects its JetStream meta leader, which takes a few seconds after a cold
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import msgspec
 import nats
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, ObjectStoreConfig, StorageType, StreamConfig
-from nats.js.errors import BucketNotFoundError, KeyWrongLastSequenceError, NotFoundError, ObjectNotFoundError
+from nats.js.errors import (
+    APIError, BucketNotFoundError, KeyWrongLastSequenceError, NotFoundError, ObjectNotFoundError,
+)
 
 from .errors import ClusterError
 from .layout import KEY_BUCKET, LAYOUT_BUCKET, LEASE_BUCKET, SNAPSHOT_STORE, Layout, ShardNames
@@ -22,6 +26,8 @@ from .layout import KEY_BUCKET, LAYOUT_BUCKET, LEASE_BUCKET, SNAPSHOT_STORE, Lay
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 DUPLICATE_WINDOW_S = 120.0  # how long JetStream remembers a Nats-Msg-Id
+MARKET_MAX_AGE_S = 6 * 3600.0  # market events older than this leave the market stream (see market_stream)
+STREAM_CONFIG_DIFFERS = 10058  # JetStream err_code: the stream exists with another configuration
 
 
 async def connect(urls: list[str], name: str) -> nats.NATS:
@@ -48,9 +54,22 @@ async def retrying(what: str, call: Callable[[], Awaitable[T]], timeout: float =
 
 
 async def market_stream(js: JetStreamContext, layout: Layout) -> None:
-    await retrying("market stream", lambda: js.add_stream(StreamConfig(
-        name=layout.market_stream, subjects=[layout.market_subject], num_replicas=layout.replicas,
-        storage=StorageType.FILE, duplicate_window=DUPLICATE_WINDOW_S)))
+    """The venue's market stream, kept ``MARKET_MAX_AGE_S`` (six hours). Only shard leaders read
+    it, from where their journal stops, so it needs to hold what a failover or a new shard
+    catches up on (seconds); everything applied is in each shard's own input stream. A stream
+    made by an older version without the limit gets it."""
+    config = StreamConfig(name=layout.market_stream, subjects=[layout.market_subject], num_replicas=layout.replicas,
+                          storage=StorageType.FILE, duplicate_window=DUPLICATE_WINDOW_S, max_age=MARKET_MAX_AGE_S)
+
+    async def declare() -> None:
+        try:
+            await js.add_stream(config)
+        except APIError as exc:
+            if getattr(exc, "err_code", None) != STREAM_CONFIG_DIFFERS:
+                raise
+            await js.update_stream(config)
+
+    await retrying("market stream", declare)
 
 
 async def input_stream(js: JetStreamContext, layout: Layout, shard: str) -> None:
@@ -77,20 +96,39 @@ async def buckets(js: JetStreamContext, layout: Layout) -> dict[str, Any]:
 
 async def agreed_layout(kv: Any, layout: Layout) -> Layout:
     """Store ``layout`` if none is stored yet; refuse to run with a different one."""
-    import msgspec
+    stored = msgspec.json.decode(await _agreed(kv, "layout", msgspec.json.encode(layout)), type=Layout)
+    if stored != layout:
+        raise ClusterError(f"the cluster runs layout {stored}, not {layout}")
+    return stored
 
-    data = msgspec.json.encode(layout)
 
+def core_digest(ex: Any) -> str:
+    """A digest of what a core is built from (its ExchangeConfig and instruments): every member
+    and gateway must build the same core from the same config.toml, or their replicas diverge."""
+    data = msgspec.json.encode([ex.config, sorted(ex.instruments.items())])
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+async def agreed_core(js: JetStreamContext, layout: Layout, ex: Any) -> None:
+    """Store this process's core digest if none is stored yet; refuse to run with a different one."""
+    kv = await retrying("layout bucket", lambda: js.key_value(LAYOUT_BUCKET))
+    mine = core_digest(ex)
+    stored = (await _agreed(kv, "core", mine.encode())).decode()
+    if stored != mine:
+        raise ClusterError("the cluster's shards run a core built from another config (profile, symbols "
+                           f"or [margin]: digest {stored}, this process {mine}): give every process the same "
+                           "--config and --symbols")
+
+
+async def _agreed(kv: Any, key: str, data: bytes) -> bytes:
+    """``data`` stored under ``key`` if the key is new; else what is stored."""
     async def create() -> bool:
         try:
-            await kv.create("layout", data)
+            await kv.create(key, data)
             return True
         except KeyWrongLastSequenceError:  # it exists: compare
             return False
 
-    if await retrying("store the layout", create):
-        return layout
-    stored = msgspec.json.decode((await retrying("read the layout", lambda: kv.get("layout"))).value, type=Layout)
-    if stored != layout:
-        raise ClusterError(f"the cluster runs layout {stored}, not {layout}")
-    return stored
+    if await retrying(f"store the {key}", create):
+        return data
+    return (await retrying(f"read the {key}", lambda: kv.get(key))).value

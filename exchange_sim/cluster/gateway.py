@@ -38,7 +38,7 @@ from nats.errors import TimeoutError as NatsTimeout
 
 from exchange_sim.core import messages as m
 from exchange_sim.core.exchange import Exchange
-from exchange_sim.runtime.node import NodeError, NodeStopped
+from exchange_sim.runtime.node import InputRefused, NodeError, NodeStopped
 
 from . import codec, connect
 from .errors import ShardUnavailable
@@ -47,6 +47,7 @@ from .merge import InputMerger
 from .ingest import MarketIngest
 from .layout import REQUEST, Layout, ShardNames
 from .replica import Applied, ShardReplica
+from .replica import owned_event as _owned_event
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +214,8 @@ class ClusterNode:
         for shard in self.layout.shards:
             await connect.input_stream(self.js, self.layout, shard)
             replica = ShardReplica(self.js, self._kv["snapshots"], self.layout, shard, self.new_exchange,
-                                   on_applied=functools.partial(self._fan_out, shard))
+                                   on_applied=functools.partial(self._fan_out, shard),
+                                   history=self.history.stores[shard])  # the replica records it
             await replica.restore()
             self.merger.start(shard, replica.market_seq)
             self.replicas[shard] = replica
@@ -308,6 +310,8 @@ class ClusterNode:
                 continue
             answer = codec.load_reply(reply.data)
             if isinstance(answer[0], str):
+                if answer[0] == "refused":  # the shard's core raised on it (journaled as refused): -1000
+                    raise InputRefused(f"{type(msg).__name__} refused by {shard}: {answer[1]}")
                 raise NodeError(f"{shard} refused the input: {answer[0]}: {answer[1]}")
             seq, events = answer
             await self.replicas[shard].wait_applied(seq, timeout=COMMAND_DEADLINE_S)
@@ -325,15 +329,10 @@ class ClusterNode:
     # ------------------------------------------------------------------ output
 
     def _fan_out(self, shard: str, applied: Applied) -> None:
-        """A replica applied an input: record its history, hand it to the merger (module doc)."""
-        if applied.kind == "pad":
-            return
+        """A replica applied an input (and recorded its history): hand it to the merger (module doc)."""
+        if applied.kind == "pad" or (applied.refused and not applied.market_seq):
+            return  # a refused command never happened (a refused market event still orders the merge)
         events = [e for e in applied.events if _owned_event(self.layout, shard, e)]
-        if events:
-            try:
-                self.history.record_shard(shard, applied.msg, events)
-            except Exception:
-                log.exception("history of %s failed at input %d", shard, applied.seq)
         self.merger.add(shard, applied, events)
 
     def _deliver(self, msg: Any, events: list) -> None:
@@ -385,9 +384,3 @@ class ClusterNode:
     def remove_commit_hook(self, hook: Callable[[bool], None]) -> None:
         if hook in self._commit_hooks:
             self._commit_hooks.remove(hook)
-
-
-def _owned_event(layout: Layout, shard: str, event: Any) -> bool:
-    """Events of the shard's own accounts and events of no account (market status, fund changes)."""
-    account = getattr(event, "account", None)
-    return not isinstance(account, int) or layout.owns(shard, account)

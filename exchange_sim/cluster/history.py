@@ -4,9 +4,10 @@ The API reads closed orders, fills, income and liquidations from ``ctx.history``
 ``journal.history.History``), which it takes from ``node.journal.history`` when the node has
 one. The core numbers orders and trades per shard, so two shards' rows would collide in one
 table: ``ShardedHistory`` keeps a ``History`` per shard (a private temporary SQLite file each,
-written as the gateway's replica of that shard applies its input stream) and sends every read to
-the account's shard. It is a ``History`` only so that the API takes it; it has no table itself.
-A gateway started later rebuilds the same rows: they are a pure function of the shard's inputs.
+which the gateway's replica of that shard restores from its snapshot and writes as it applies
+the input stream: replica.py) and sends every read to the account's shard. It is a ``History``
+only so that the API takes it; it has no table itself. A gateway started later has the same
+rows: they are a pure function of the shard's inputs.
 """
 
 from __future__ import annotations
@@ -28,12 +29,8 @@ class ShardedHistory(History):
     def of(self, account: int) -> History:
         return self.stores[self.layout.shard_of(account) if account >= 1 else self.layout.shards[0]]
 
-    def record_shard(self, shard: str, msg: Any, events: list) -> None:
-        """What the shard's replica just applied (one transaction per input)."""
-        self.stores[shard].record_committed(msg, events)
-
     def record(self, msg: Any, events: Any) -> None:
-        raise TypeError("a sharded history is written per shard: record_shard(shard, msg, events)")
+        raise TypeError("a sharded history is written per shard, by each shard's replica (replica.py)")
 
     def record_committed(self, msg: Any, events: list) -> None:
         self.record(msg, events)

@@ -4,7 +4,9 @@ Streams (JetStream, replicated ``replicas`` times):
 - ``MARKET_<venue>`` on ``exsim.market.<venue>``: normalised market events, published once by
   the ingest (``Nats-Msg-Id`` = a digest of the event, so a restarted feed never doubles a tick);
 - ``INPUT_<shard>`` on ``exsim.input.<shard>``: the shard's journal, every input it applied, in
-  order, written by its leader only, each append with ``Nats-Expected-Last-Sequence``.
+  order, written by its leader only, each append with ``Nats-Expected-Last-Sequence``; a
+  refusal marker (kind ``refusal``, header ``Exsim-Refuses: <seq>``) says the core raised on
+  input ``seq``: every replica and recovery skips that input.
 
 Core NATS subjects: ``exsim.cmd.<shard>`` (request/reply to the shard leader),
 ``exsim.events.<shard>.<account>`` (what the core said to the account, JSON per event).
@@ -36,9 +38,11 @@ KEY_BUCKET = "exsim-keys"
 SNAPSHOT_STORE = "exsim-snapshots"
 
 # headers of an input-stream message
-KIND = "Exsim-Kind"          # "cmd", "mkt" or "pad"
+KIND = "Exsim-Kind"          # "cmd", "mkt", "pad" or "refusal"
 REQUEST = "Exsim-Request"    # the gateway's request id (commands)
 MARKET_SEQ = "Exsim-Market-Seq"  # the market stream sequence (market events)
+REFUSES = "Exsim-Refuses"    # a refusal marker's header: the input sequence it refuses
+REFUSAL = "refusal"          # the kind of a refusal marker (the core raised on that input: it never happened)
 MSG_ID = "Nats-Msg-Id"
 EXPECTED_LAST_SEQ = "Nats-Expected-Last-Sequence"
 WRONG_LAST_SEQUENCE = 10071  # JetStream err_code of a refused expected-last-sequence

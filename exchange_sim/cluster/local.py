@@ -75,7 +75,8 @@ class LocalCluster:
     def __init__(self, directory: Path, *, gateways: int = 2, shards: int = 3, standbys: int = 1,
                  symbols: list[str] | None = None, admin_token: str = "cluster-admin-token",
                  lease_ttl: float = 2.0, snapshot_every: int = 20_000, nats_nodes: int = 3,
-                 gateway_ports: list[int] | None = None, unlimited: bool = True) -> None:
+                 gateway_ports: list[int] | None = None, unlimited: bool = True, config: Path | None = None,
+                 core: str | None = None, trim: bool = True) -> None:
         self.directory = directory
         self.layout = Layout(shards=tuple(f"s{i}" for i in range(shards)), replicas=min(3, nats_nodes),
                              lease_ttl=lease_ttl)
@@ -86,11 +87,16 @@ class LocalCluster:
                   "--replicas", str(self.layout.replicas), "--lease-ttl", str(lease_ttl)]
         if symbols:
             common += ["--symbols", ",".join(symbols)]
+        if config is not None:  # else each child reads ./config.toml if there is one, as `run` does
+            common += ["--config", str(config)]
+        if core is not None:
+            common += ["--core", core]
         self.members: dict[str, list[Child]] = {}
         for shard in self.layout.shards:
             self.members[shard] = [
                 Child(f"{shard}-{chr(97 + j)}", ["shard", *common, "--shard", shard, "--member", f"{shard}-{chr(97 + j)}",
-                                                 "--snapshot-every", str(snapshot_every)],
+                                                 "--snapshot-every", str(snapshot_every),
+                                                 "--trim" if trim else "--no-trim"],
                       directory / f"{shard}-{chr(97 + j)}.log")
                 for j in range(1 + standbys)]
         ports = gateway_ports or [free_port() for _ in range(gateways)]

@@ -13,9 +13,10 @@ from collections.abc import Callable
 from typing import Any
 
 from exchange_sim.api import ApiConfig, ApiServer, RateLimits
+from exchange_sim.config import Settings, exchange_config, venue_instruments
 from exchange_sim.core.exchange import Exchange, ExchangeConfig
-from exchange_sim.profiles import load_profile
 
+from . import connect
 from .gateway import ClusterNode
 from .ingest import MarketIngest
 from .layout import Layout
@@ -25,14 +26,47 @@ from .shard import ShardProcess
 log = logging.getLogger(__name__)
 
 
-def exchange_factory(symbols: list[str] | None = None, config: ExchangeConfig | None = None) -> Callable[[], Exchange]:
-    """A fresh core per call: the shipped profile (optionally some symbols), default config."""
-    instruments = load_profile(symbols=symbols)
+def exchange_factory(symbols: list[str] | None = None, config: ExchangeConfig | None = None, *,
+                     settings: Settings | None = None, core: str | None = None) -> Callable[[], Exchange]:
+    """A fresh core per call, built as ``exchange-sim run`` builds its core from ``settings``
+    (config.toml's [profile] with its extra symbols, and [margin]; defaults without), optionally
+    only some symbols. ``config`` replaces the settings' ExchangeConfig; ``core`` ("module:Class",
+    a subclass of ``Exchange``) is the core's class (the tests inject faults with it)."""
+    settings = settings or Settings()
+    instruments = venue_instruments(settings)
+    if symbols:
+        missing = [s for s in symbols if s not in instruments]
+        if missing:
+            raise KeyError(f"symbols not in profile {settings.profile.name!r}: {', '.join(missing)}")
+        instruments = {s: instruments[s] for s in symbols}
+    exchange_config_ = config or exchange_config(settings)
+    core_class = _core_class(core) if core else Exchange
 
     def new_exchange() -> Exchange:
-        return Exchange(instruments, config or ExchangeConfig())
+        return core_class(instruments, exchange_config_)
 
     return new_exchange
+
+
+def _core_class(spec: str) -> type[Exchange]:
+    import importlib
+
+    module, _, name = spec.partition(":")
+    cls = getattr(importlib.import_module(module), name)
+    if not (isinstance(cls, type) and issubclass(cls, Exchange)):
+        raise TypeError(f"{spec} is not a subclass of Exchange")
+    return cls
+
+
+def settings_of(path: str | None) -> Settings:
+    """The settings of config file ``path``; ./config.toml if there is one and no path was given."""
+    from pathlib import Path
+
+    from exchange_sim.config import load_config
+
+    if path is None and Path("config.toml").is_file():
+        path = "config.toml"
+    return load_config(path)
 
 
 async def _until_signalled(work: Any) -> None:
@@ -55,8 +89,10 @@ async def _until_signalled(work: Any) -> None:
 
 
 async def run_shard(urls: list[str], layout: Layout, shard: str, member: str, symbols: list[str] | None,
-                    snapshot_every: int) -> None:
-    proc = ShardProcess(urls, layout, shard, member, exchange_factory(symbols), snapshot_every=snapshot_every)
+                    snapshot_every: int, settings: Settings | None = None, core: str | None = None,
+                    trim: bool = True) -> None:
+    proc = ShardProcess(urls, layout, shard, member, exchange_factory(symbols, settings=settings, core=core),
+                        snapshot_every=snapshot_every, trim=trim)
 
     async def work() -> None:
         await proc.open()
@@ -81,16 +117,14 @@ class IngestSubmitter:
 
 
 async def run_ingest(urls: list[str], layout: Layout, spec: str, symbols: list[str] | None,
-                     on_end: Callable[[MarketIngest], None] | None = None) -> None:
+                     on_end: Callable[[MarketIngest], None] | None = None, settings: Settings | None = None) -> None:
     """A feed (``feeds.open_feed`` spec) into the venue's market stream, under the usual supervisor
     (reconnects, bad-tick guard, stale watchdog), until the feed ends or a signal."""
     from feeds import open_feed
 
     from exchange_sim.runtime.feeds import FeedSupervisor
 
-    from . import connect
-
-    instruments = load_profile(symbols=symbols)
+    instruments = exchange_factory(symbols, settings=settings)().instruments
 
     async def work() -> None:
         nc = await connect.connect(urls, "ingest")
@@ -115,10 +149,14 @@ async def run_ingest(urls: list[str], layout: Layout, spec: str, symbols: list[s
 
 
 async def run_gateway(urls: list[str], layout: Layout, host: str, port: int, admin_token: str | None,
-                      symbols: list[str] | None, name: str, unlimited: bool) -> None:
+                      symbols: list[str] | None, name: str, unlimited: bool, settings: Settings | None = None,
+                      core: str | None = None) -> None:
+    new_exchange = exchange_factory(symbols, settings=settings, core=core)
+
     async def work() -> None:
-        node = ClusterNode(urls, layout, exchange_factory(symbols), name=name)
+        node = ClusterNode(urls, layout, new_exchange, name=name)
         await node.start()
+        await connect.agreed_core(node.js, layout, new_exchange())
         limits = RateLimits(10**9, 10**9, 10**9) if unlimited else RateLimits()
         config = ApiConfig(host=host, port=port, admin_token=admin_token, rate_limits=limits)
         server = ApiServer(node, config)

@@ -20,7 +20,24 @@ A command carries a request id (header ``Exsim-Request``): a retry of a journale
 answered from ``replica.answers`` with the sequence and events it already got, never applied
 again. A ``CreateAccount`` is preceded by placeholder accounts so the core numbers the new
 account with an id this shard owns (``layout.py``). Snapshots go to the object store every
-``snapshot_every`` inputs.
+``snapshot_every`` inputs, with the shard's history read model (closed orders, fills, income,
+liquidations: every member keeps one, fed by its replica).
+
+**Trimming** (``trim``, on by default): after storing a snapshot the leader purges the input
+stream up to the *previous* snapshot's sequence, so the stream holds between one and two
+snapshot intervals of inputs. Nothing needs the purged inputs: a member or gateway that
+restores, or that lags behind the trimmed point, continues from the last snapshot (core, answers
+and history read model); the interval kept spares a follower that is only a little behind
+(a standby, a gateway) that jump, and the refusal rebuild replays from the last snapshot only.
+
+**A core bug** (``Exchange.apply`` raises on an input already in the stream): the replica
+refuses it and the leader rebuilds its core without it (``replica.py``), applies the rest of
+the batch, appends a refusal marker for it (``Exsim-Refuses: <seq>``, with expected-last-
+sequence like every append) and only then answers the command's requester with the error
+``refused`` (the gateway's client gets −1000); the traceback is in the log and the leader keeps
+serving. A retry under the same request id gets the same refusal; the client's own retry (a new
+request) is a new input. If the leader dies between the input and its marker, the next leader's
+core raises on it too while catching up and appends the marker itself.
 """
 
 from __future__ import annotations
@@ -36,11 +53,12 @@ from nats.js.errors import APIError, KeyNotFoundError, KeyWrongLastSequenceError
 
 from exchange_sim.core import messages as m
 from exchange_sim.core.exchange import Exchange
+from exchange_sim.journal.history import History
 
 from . import codec, connect
 from .errors import ClusterError, WriterRefused
 from .layout import (
-    EXPECTED_LAST_SEQ, KIND, MARKET_SEQ, MSG_ID, REQUEST, WRONG_LAST_SEQUENCE, Layout, ShardNames,
+    EXPECTED_LAST_SEQ, KIND, MARKET_SEQ, MSG_ID, REFUSAL, REFUSES, REQUEST, WRONG_LAST_SEQUENCE, Layout, ShardNames,
 )
 from .replica import ShardReplica
 
@@ -53,7 +71,7 @@ class ShardProcess:
     """One member (leader or standby) of a shard (see module doc)."""
 
     def __init__(self, urls: list[str], layout: Layout, shard: str, member: str,
-                 new_exchange: Callable[[], Exchange], *, snapshot_every: int = 20_000) -> None:
+                 new_exchange: Callable[[], Exchange], *, snapshot_every: int = 20_000, trim: bool = True) -> None:
         self.urls = urls
         self.layout = layout
         self.shard = shard
@@ -62,6 +80,8 @@ class ShardProcess:
         self.new_exchange = new_exchange
         self.lease_ttl = layout.lease_ttl
         self.snapshot_every = snapshot_every
+        self.trim = trim
+        self.history = History.temporary()  # the shard's history read model (replica.py), in each snapshot
         self.nc: Any = None
         self.js: Any = None
         self.kv: dict[str, Any] = {}
@@ -81,7 +101,9 @@ class ShardProcess:
         await connect.input_stream(self.js, self.layout, self.shard)
         self.kv = await connect.buckets(self.js, self.layout)
         await connect.agreed_layout(self.kv["layout"], self.layout)
-        self.replica = ShardReplica(self.js, self.kv["snapshots"], self.layout, self.shard, self.new_exchange)
+        await connect.agreed_core(self.js, self.layout, self.new_exchange())
+        self.replica = ShardReplica(self.js, self.kv["snapshots"], self.layout, self.shard, self.new_exchange,
+                                    history=self.history)
         await self.replica.restore()
 
     async def run(self) -> None:
@@ -113,6 +135,7 @@ class ShardProcess:
         self.stop()
         if self.nc is not None:
             await self.nc.drain()
+        self.history.close()
 
     # ------------------------------------------------------------------ the lease
 
@@ -161,6 +184,7 @@ class ShardProcess:
         assert replica is not None
         await replica.unfollow()
         await replica.catch_up()
+        await self._mark_refusals()  # a refusal the last leader did not live to mark
         self.leading = True
         self.took_over_at = time.monotonic()
         log.info("%s: %s leads from input %d (market %d)", self.shard, self.member, replica.applied_seq,
@@ -201,7 +225,10 @@ class ShardProcess:
                     batch.append(item)
                 await self.sequence(batch, inbox)
                 if replica.applied_seq - replica.snapshot_seq >= self.snapshot_every:
+                    previous = replica.snapshot_seq
                     await replica.save_snapshot()
+                    if self.trim and previous:
+                        await self._trim(previous)
         finally:
             self.leading = False
             stop_wait.cancel()
@@ -238,6 +265,9 @@ class ShardProcess:
             if known is not None:
                 await self._answer(reply, known[0], known[1])
                 continue
+            if request and request in replica.refused_requests:
+                await self._refuse(reply, "refused", REFUSED_TEXT)
+                continue
             if request in again:
                 again[request].append(reply)
                 continue
@@ -271,17 +301,58 @@ class ShardProcess:
             if isinstance(ack, BaseException) or getattr(ack, "seq", None) != base + i + 1:
                 break
             stored += 1
+        refused: list[Any] = []  # replies to refused commands: answered once their markers are stored
         for i in range(stored):
             kind, msg, request, market_seq, reply = planned[i]
+            await replica.rebuild()  # (only after a refusal) the core without the refused input
             applied = replica.apply(base + i + 1, kind, msg, request, market_seq)
+            if applied.refused:
+                refused.extend(r for r in (reply, *again.get(request, ())) if r is not None)
+                continue
             if reply is not None:
                 for each in (reply, *again.get(request, ())):
                     await self._answer(each, applied.seq, applied.events)
             await self._publish_events(applied.events)
+        await replica.rebuild()
         if stored < len(planned):
             failure = acks[stored]
             self.leading = False
             raise WriterRefused(f"append {base + stored + 1} refused: {failure!r}")
+        await self._mark_refusals()
+        for reply in refused:
+            await self._refuse(reply, "refused", REFUSED_TEXT)
+
+    async def _mark_refusals(self) -> None:
+        """Append a refusal marker for every input refused here and not marked yet (module doc)."""
+        replica = self.replica
+        assert replica is not None
+        await replica.rebuild()
+        for refuses in list(replica.unmarked):
+            headers = {EXPECTED_LAST_SEQ: str(replica.applied_seq), KIND: REFUSAL, REFUSES: str(refuses),
+                       MSG_ID: f"r:{refuses}"}
+            try:
+                ack = await self.js.publish(self.names.input_subject, b"", timeout=5.0,
+                                            stream=self.names.input_stream, headers=headers)
+            except APIError as exc:
+                self.leading = False
+                if getattr(exc, "err_code", None) == WRONG_LAST_SEQUENCE:
+                    raise WriterRefused(str(exc)) from None
+                raise
+            if ack.seq != replica.applied_seq + 1:  # a duplicate id: someone marked it already
+                self.leading = False
+                raise WriterRefused(f"refusal marker of {refuses} stored at {ack.seq}, not {replica.applied_seq + 1}")
+            replica.apply_marker(ack.seq, refuses)
+            log.error("%s: input %d refused (the core raised on it); marker at %d", self.shard, refuses, ack.seq)
+
+    async def _trim(self, upto: int) -> None:
+        """Purge the inputs up to ``upto`` (the previous snapshot's) from the input stream (module doc)."""
+        try:
+            await self.js.purge_stream(self.names.input_stream, seq=upto + 1)
+        except Exception as exc:  # noqa: BLE001 - not trimmed this time; the next snapshot tries again
+            log.warning("%s: trimming the inputs up to %d failed: %s", self.shard, upto, exc)
+            return
+        log.info("%s: inputs up to %d trimmed (snapshot at %d)", self.shard, upto, self.replica.snapshot_seq
+                 if self.replica else 0)
 
     async def _append(self, expected_last: int, planned: tuple) -> Any:
         kind, msg, request, market_seq, _ = planned
@@ -317,6 +388,7 @@ class ShardProcess:
 
 
 _COMMAND_TYPES = frozenset(m.COMMANDS)
+REFUSED_TEXT = "the simulator hit an internal error applying it; it was refused and nothing of it was kept"
 
 
 def check_member_name(member: str) -> str:

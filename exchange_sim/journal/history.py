@@ -160,6 +160,16 @@ class History:
     def close(self) -> None:
         self._db.close()
 
+    def dump(self) -> bytes:
+        """Every row as one SQLite database image (``load`` takes it back); for a history with a
+        database of its own (``temporary``), such as a cluster shard's, stored with its snapshot."""
+        return self._db.serialize()
+
+    def load(self, image: bytes) -> None:
+        """Replace every row with those of a ``dump`` image."""
+        self._db.deserialize(image)
+        self._next_tran_id = int(self._db.execute("SELECT COALESCE(MAX(tran_id), 0) FROM history_income").fetchone()[0])
+
     # ------------------------------------------------------------------ writing
 
     def record(self, msg: Any, events: Iterable[Any]) -> None:

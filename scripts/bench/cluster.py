@@ -20,6 +20,10 @@ api_roundtrip.py). Workloads, each doing what its figure says:
   clients use), ``gateway_following`` (the other one: it only applies the shards' streams to its
   replicas), ``leaders`` and ``standbys`` (all three shards together), ``nats`` (all three nodes);
   these are what the README's capacity model divides a core by;
+- ``refusal_rebuild_s`` / ``refusal_rebuild_inputs``: what a shard member does after its core
+  raised on an input (exchange_sim/cluster/replica.py): a new core from the last snapshot plus
+  every stored input after it, read back from JetStream (one ordered consumer) and applied; timed
+  on a replica of shard 0 in this process, once its stream holds the ``shard_inputs`` deposits;
 - ``ingest_published_per_s``: distinct ``MarkPrice`` events published to the market stream
   (256 in flight, each stored on 3 nodes); ``ingest_through_shards_per_s``: the same burst until
   every shard has journaled and applied the last one; ``ingest_duplicates_dropped``: the whole
@@ -53,14 +57,16 @@ from exchange_sim.cluster import codec, connect  # noqa: E402
 from exchange_sim.cluster.ingest import MarketIngest  # noqa: E402
 from exchange_sim.cluster.layout import MARKET_SEQ, REQUEST, ShardNames  # noqa: E402
 from exchange_sim.cluster.local import LocalCluster  # noqa: E402
+from exchange_sim.cluster.processes import exchange_factory  # noqa: E402
+from exchange_sim.cluster.replica import ShardReplica  # noqa: E402
 from exchange_sim.core import messages as m  # noqa: E402
 from exchange_sim.core.fixed import to_fixed  # noqa: E402
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
-PER_CLIENT_1 = 60 if SMOKE else 170  # + 20 warm-up: under the venue's 200 open orders per symbol
-PER_CLIENT_8 = 20 if SMOKE else 150
-SHARD_INPUTS = 300 if SMOKE else 4000
-MARKET_EVENTS = 500 if SMOKE else 10000
+PER_CLIENT_1 = 30 if SMOKE else 170  # + 20 warm-up: under the venue's 200 open orders per symbol
+PER_CLIENT_8 = 10 if SMOKE else 150
+SHARD_INPUTS = 200 if SMOKE else 4000
+MARKET_EVENTS = 300 if SMOKE else 10000
 
 
 async def single_node(workdir: Path) -> dict:
@@ -150,6 +156,23 @@ async def shard_inputs(cluster: LocalCluster) -> dict:
         await nc.close()
 
 
+async def refusal_rebuild(cluster: LocalCluster) -> dict:
+    nc = await connect.connect(cluster.natsd.urls, "bench-rebuild")
+    try:
+        js = nc.jetstream()
+        store = (await connect.buckets(js, cluster.layout))["snapshots"]
+        replica = ShardReplica(js, store, cluster.layout, cluster.layout.shards[0], exchange_factory(SYMBOLS))
+        await replica.restore()
+        await replica.catch_up()
+        replica.broken = True  # as after a failed apply
+        t0 = time.perf_counter()
+        await replica.rebuild()
+        wall = time.perf_counter() - t0
+        return {"refusal_rebuild_s": round(wall, 3), "refusal_rebuild_inputs": replica.applied_seq - replica.snapshot_seq}
+    finally:
+        await nc.close()
+
+
 async def ingest(cluster: LocalCluster) -> dict:
     nc = await connect.connect(cluster.natsd.urls, "bench-ingest")
     try:
@@ -197,6 +220,7 @@ async def main() -> None:
         LEADERS.extend([await cluster.lease_holder(shard) for shard in cluster.layout.shards])
         figures.update(await gateways(cluster))
         figures.update(await shard_inputs(cluster))
+        figures.update(await refusal_rebuild(cluster))
         figures.update(await ingest(cluster))
     finally:
         cluster.stop()

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from exchange_sim.cluster.natsd import nats_server_binary
+
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "scripts" / "bench"
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -38,6 +40,11 @@ EXPECTED = {
                             for fig in ("user_stream_p50_ms", "user_stream_p99_ms", "mqtt_p50_ms", "mqtt_p99_ms",
                                         "rounds", "missed_rounds")} | {"met"},
     "crash_day": {"wall_s", "liquidations", "liquidations_per_s"},
+    "cluster": {"single_1c_p50_ms", "single_1c_p99_ms", "single_8c_orders_per_s", "gateway_1c_p50_ms",
+                "gateway_1c_p99_ms", "gateway_8c_orders_per_s", "gateways2_8c_orders_per_s", "shard_inputs_per_s",
+                "ingest_events", "ingest_published_per_s", "ingest_through_shards_per_s", "ingest_duplicates_dropped",
+                "cpu_ms_per_order_leaders", "cpu_ms_per_order_nats", "cpu_ms_per_market_event_leaders",
+                "refusal_rebuild_s", "refusal_rebuild_inputs"},
 }
 
 
@@ -71,6 +78,8 @@ def test_benchmark_prints_its_figures(name: str) -> None:
     if name == "tick_to_liquidation" and not _mosquitto_available():
         pytest.skip(f"tick_to_liquidation starts mosquitto: no {MOSQUITTO} and none on PATH "
                     "(apt-get install mosquitto)")
+    if name == "cluster" and nats_server_binary() is None:
+        pytest.skip("the cluster benchmark starts nats-server: not installed (apt-get install nats-server; .ci/run does)")
     figures = one_json_line(run_script([sys.executable, f"{name}.py"]))
     FIGURES[name] = figures
     assert figures["bench"] == name
@@ -87,6 +96,8 @@ DID_WORK = {
     "monitor_scaling": {"one_pct_trigger_events_10000", "one_pct_trigger_liquidations_10000",
                         "walk_crossing_ticks_10000", "walk_liquidations_10000", "walk_margin_calls_10000"},
     "crash_day": {"liquidations"},
+    "cluster": {"ingest_events", "ingest_duplicates_dropped", "shard_inputs_per_s", "gateway_8c_orders_per_s",
+                "refusal_rebuild_inputs"},
 }
 
 
@@ -95,12 +106,16 @@ def test_benchmark_workload_did_work(name: str) -> None:
     """A row whose workload short-circuits (no events, no liquidations) is wrong: it fails here."""
     if name in ("core_throughput", "crash_day") and not SHARED_DATA.is_dir():
         pytest.skip(f"{name} reads the recorded data in {SHARED_DATA}, which is not there")
+    if name == "cluster" and nats_server_binary() is None:
+        pytest.skip("the cluster benchmark starts nats-server: not installed (apt-get install nats-server; .ci/run does)")
     figures = FIGURES.get(name) or one_json_line(run_script([sys.executable, f"{name}.py"]))
     idle = {key: figures.get(key) for key in DID_WORK[name] if not figures.get(key)}
     assert not idle, f"{name}: its workload did no work: {idle}"
     if name == "core_throughput":
         kinds = figures["walk_one_account_events_by_type"]
         assert kinds.get("OrderUpdate"), f"no protective or resting order ever filled on the walk: {kinds}"
+    if name == "cluster":  # the whole burst published again: every event dropped as a duplicate
+        assert figures["ingest_duplicates_dropped"] == figures["ingest_events"], figures
 
 
 def test_run_all_prints_each_benchmark_line() -> None:

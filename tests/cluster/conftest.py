@@ -30,6 +30,8 @@ def cluster(tmp_path_factory):
     os.environ.setdefault("PYTHONPATH", os.getcwd())
     keep = os.environ.get("EXSIM_CLUSTER_LOGS")  # a directory to keep the processes' logs in (debugging)
     where = Path(tempfile.mkdtemp(prefix="cluster-", dir=keep)) if keep else tmp_path_factory.mktemp("cluster")
+    # untrimmed input streams: the fault tests replay each whole journal into a fresh core to find
+    # duplicates (trimming is tested in test_shard_journal.py)
     with LocalCluster(where, gateways=2, shards=3, standbys=1, symbols=SYMBOLS,
-                      lease_ttl=1.5, snapshot_every=50) as c:
+                      lease_ttl=1.5, snapshot_every=50, trim=False) as c:
         yield c

@@ -20,7 +20,7 @@ import ccxt.async_support as ccxt_async
 import nats
 import nats.errors
 
-from exchange_sim.cluster.layout import KIND, REQUEST, ShardNames
+from exchange_sim.cluster.layout import KIND, REFUSAL, REFUSES, REQUEST, ShardNames
 from exchange_sim.core import messages as m
 from tests.support.api_ccxt import ccxt_config
 
@@ -117,12 +117,14 @@ async def _read_inputs(urls: list[str], shard: str) -> list[tuple[int, dict, Any
     nc = await nats.connect(servers=urls)
     try:
         js = nc.jetstream()
-        last = (await js.stream_info(names.input_stream)).state.last_seq
+        stored = (await js.stream_info(names.input_stream)).state.messages  # fewer than last_seq once trimmed
         out = []
         sub = await js.subscribe(names.input_subject, stream=names.input_stream, ordered_consumer=True)
-        while len(out) < last:
+        while len(out) < stored:
             msg = await sub.next_msg(timeout=10)
-            out.append((msg.metadata.sequence.stream, msg.headers or {}, m.loads(msg.data)))
+            headers = msg.headers or {}
+            body = None if headers.get(KIND) == REFUSAL else m.loads(msg.data)  # a refusal marker has none
+            out.append((msg.metadata.sequence.stream, headers, body))
         await sub.unsubscribe()
         return out
     finally:
@@ -135,7 +137,10 @@ def duplicated(journal: list[tuple[int, dict, Any]], new_exchange: Any) -> int:
     requests: dict[str, int] = {}
     accepted: dict[tuple[int, str], int] = {}
     core = new_exchange()
-    for _, headers, msg in journal:
+    refused = {int(h[REFUSES]) for _, h, _ in journal if h.get(KIND) == REFUSAL}
+    for seq, headers, msg in journal:
+        if seq in refused or headers.get(KIND) == REFUSAL:
+            continue  # the core raised on it: it never happened
         if headers.get(KIND) == "cmd":
             request = headers.get(REQUEST, "")
             requests[request] = requests.get(request, 0) + 1
