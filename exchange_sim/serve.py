@@ -96,9 +96,11 @@ class SessionClock:
         return self._wall()
 
     def observe(self, msg: Any, _events: list) -> None:
+        if not self.follow_market:
+            return  # a node listener on every input: the wall clock needs nothing from it
         from feeds.base import is_market_event
 
-        if self.follow_market and is_market_event(msg) and (self._market_ts is None or msg.ts >= self._market_ts):
+        if is_market_event(msg) and (self._market_ts is None or msg.ts >= self._market_ts):
             self._market_ts, self._seen = msg.ts, self._monotonic()
 
 
@@ -319,8 +321,12 @@ async def serve(settings: Settings, *, journal: bool = True, fresh: bool = False
     from exchange_sim.runtime.collector import CollectorPolicy
     collector = CollectorPolicy(node)
     collector.start()
-    # MQTT sees every event from the start; room for a burst, so the last events still go out at stop
-    publisher_queue = node.subscribe(maxsize=100_000) if bus_config is not None else None
+    # MQTT sees every event from the start: a listener and commit hook of the node (bus/publisher.py)
+    publisher = None
+    if bus_config is not None:
+        from exchange_sim.bus import MqttPublisher
+        publisher = MqttPublisher(bus_config, account_view=lambda aid: node.exchange.account_view(aid))
+        publisher.attach(node)
 
     def dashboard_routes(web_app: Any) -> None:
         add_routes(web_app, node, admin_token=token, margin_call_ratio=settings.margin.margin_call_ratio,
@@ -378,10 +384,7 @@ async def serve(settings: Settings, *, journal: bool = True, fresh: bool = False
         manual_feed = ManualFeed(node, list(settings.feed.symbols), settings.feed.stale_after_s)
         await manual_feed.start()
 
-    publisher = None
-    if bus_config is not None and publisher_queue is not None:
-        from exchange_sim.bus import MqttPublisher
-        publisher = MqttPublisher(bus_config, publisher_queue, account_view=lambda aid: node.exchange.account_view(aid))
+    if publisher is not None:
         await publisher.start()
 
     loop = asyncio.get_running_loop()
@@ -411,9 +414,9 @@ async def serve(settings: Settings, *, journal: bool = True, fresh: bool = False
         await server.stop()
         await node.stop()
         await collector.stop()
-        if publisher is not None and publisher_queue is not None:
+        if publisher is not None:
             await publisher.stop()
-            node.unsubscribe(publisher_queue)
+            publisher.detach(node)
         if store is not None:
             store.close()
         say("stopped cleanly")

@@ -152,8 +152,7 @@ class ApiServer:
         self._announce = announce
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
-        self._user_task: asyncio.Task | None = None
-        self._user_queue: asyncio.Queue | None = None
+        self._user_publisher: user_stream.UserStreamPublisher | None = None
         self._publisher: MarketPublisher | None = None
         self._sweeper: asyncio.Task | None = None
         self.port = self.config.port
@@ -189,9 +188,9 @@ class ApiServer:
             ctx.node.add_listener(ctx.history_listener)
         ctx.node.add_listener(self._publisher)
         ctx.node.add_commit_hook(self._publisher.on_commit)  # frames leave once their batch is stored
-        self._user_queue = ctx.node.subscribe()
-        self._user_task = asyncio.get_running_loop().create_task(
-            user_stream.UserStreamPublisher(ctx).run(self._user_queue), name="user-stream-publisher")
+        self._user_publisher = user_stream.UserStreamPublisher(ctx)
+        ctx.node.add_listener(self._user_publisher.stage)
+        ctx.node.add_commit_hook(self._user_publisher.on_commit)  # user-data frames too, once stored
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False, logger=http_log,
                                      max_line_size=PARSER_LIMIT, max_field_size=PARSER_LIMIT)
         await self._runner.setup()
@@ -232,16 +231,10 @@ class ApiServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        if self._user_task is not None:
-            self._user_task.cancel()
-            try:
-                await self._user_task
-            except asyncio.CancelledError:
-                pass
-            self._user_task = None
-        if self._user_queue is not None:
-            ctx.node.unsubscribe(self._user_queue)
-            self._user_queue = None
+        if self._user_publisher is not None:
+            ctx.node.remove_listener(self._user_publisher.stage)
+            ctx.node.remove_commit_hook(self._user_publisher.on_commit)
+            self._user_publisher = None
         if self._publisher is not None:
             ctx.node.remove_listener(self._publisher)
             ctx.node.remove_commit_hook(self._publisher.on_commit)

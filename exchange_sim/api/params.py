@@ -40,12 +40,28 @@ def parse_pairs(*raw_parts: str) -> list[tuple[str, str]]:
     for raw in raw_parts:
         if not raw:
             continue
+        if "%" not in raw and "+" not in raw:  # nothing to decode (a bot's usual request): split it
+            if raw.count("&") >= MAX_PARAMS:
+                raise ApiError(errors.ILLEGAL_CHARS, "Illegal characters found in a parameter.")
+            pairs.extend(_split_plain(raw))
+            continue
         try:
             pairs.extend(parse_qsl(raw, keep_blank_values=True, strict_parsing=False,
                                    errors="strict", max_num_fields=MAX_PARAMS))
         except (ValueError, UnicodeDecodeError):
             raise ApiError(errors.ILLEGAL_CHARS, "Illegal characters found in a parameter.") from None
     return pairs
+
+
+def _split_plain(raw: str) -> list[tuple[str, str]]:
+    """``parse_qsl(raw, keep_blank_values=True)`` for text with no ``%`` or ``+`` (there is nothing to
+    unquote), without its per-field decoding: the same pairs, several times faster."""
+    out = []
+    for field in raw.split("&"):
+        if field:
+            key, _, value = field.partition("=")
+            out.append((key, value))
+    return out
 
 
 class Params:

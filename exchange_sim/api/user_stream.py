@@ -13,14 +13,15 @@ No SUBSCRIBE of market streams on ``/private``. The events:
   and input;
 - ``MARGIN_CALL`` with the positions at risk.
 
-The publisher drains a bounded ``node.subscribe()`` queue in its own task, so a slow client or a
-burst never blocks the core; what it reads from the exchange (wallet totals, marks) is the state
-when it publishes.
+The publisher is a node listener and commit hook (``stage``, ``on_commit``): once a batch is
+stored it turns the batch's events into frames and queues them on each connection that wants
+them (its writer task sends them, so a slow client never blocks the core); a batch whose commit
+failed is forgotten. No task runs between the commit and the connections' queues. What it reads
+from the exchange (wallet totals, marks) is the state after the batch.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -120,10 +121,18 @@ class UserStreamPublisher:
 
     def __init__(self, ctx: ApiContext) -> None:
         self.ctx = ctx
+        self._staged: list[tuple[Any, list]] = []  # applied inputs whose batch is not committed yet
 
-    async def run(self, queue: asyncio.Queue) -> None:
-        while True:
-            msg, events = await queue.get()
+    def stage(self, msg: Any, events: list) -> None:
+        """A node listener: note what an applied input produced, until its batch's commit."""
+        self._staged.append((msg, events))
+
+    def on_commit(self, stored: bool) -> None:
+        """A node commit hook: send the stored batch's frames (queued per connection); forget a failed one's."""
+        staged, self._staged = self._staged, []
+        if not stored:
+            return
+        for msg, events in staged:
             try:
                 self.publish(events)
             except Exception:  # a bug here must not stop the stream for everyone

@@ -1,23 +1,28 @@
 """Publish every core event to an MQTT broker, without ever holding up the exchange.
 
     config = BusConfig.from_settings(settings.mqtt)          # None: no broker configured
-    publisher = MqttPublisher(config, node.subscribe(), account_view=lambda aid: node.exchange.account_view(aid))
+    publisher = MqttPublisher(config, account_view=lambda aid: node.exchange.account_view(aid))
     # (a lambda, not the bound method: the node replaces its core when it rebuilds it after a core bug)
+    publisher.attach(node)                                   # sees every input from here on
     await publisher.start()
     ...
     await publisher.stop()
+    publisher.detach(node)
 
-Two tasks:
+What goes in: ``attach`` makes the publisher a node listener (``stage``: it notes each applied
+input and its events) and a commit hook (``on_commit``): once the batch is stored the noted
+inputs are turned into numbered messages (``topics.TopicMapper``) and put in a bounded buffer,
+and a batch whose commit failed is forgotten (publish after commit). That is done in the
+node's commit, with no task between the commit and the buffer. When the buffer is full the
+oldest message is dropped and counted (``status.dropped``); the subscriber sees the gap in that
+topic's ``seq``. The core is never waited for. (A publisher given a ``source`` queue, e.g.
+``node.subscribe()``, is fed by a *feeder* task from it instead, one hop later.)
 
-- the *feeder* takes ``(input_msg, events)`` from the node's fan-out queue as fast as it comes,
-  turns it into numbered messages (``topics.TopicMapper``) and puts them in a bounded buffer.
-  When the buffer is full the oldest message is dropped and counted (``status.dropped``); the
-  subscriber sees the gap in that topic's ``seq``. The core is never waited for.
-- the *connection loop* (one visible loop, below in ``_run``): connect, announce "up", publish
-  the buffer in order (QoS 1 for account events, 0 for market data) until the connection
-  breaks; announce "down", wait (backoff doubling from ``backoff_min`` to ``backoff_max``),
-  and connect again. A batch that failed goes back to the front of the buffer, so after a
-  reconnect it is sent again (a repeated ``seq`` is a redelivery).
+Then the *connection loop* (one visible loop, below in ``_run``): connect, announce "up", publish
+the buffer in order (QoS 1 for account events, 0 for market data) until the connection breaks;
+announce "down", wait (backoff doubling from ``backoff_min`` to ``backoff_max``), and connect
+again. A batch that failed goes back to the front of the buffer, so after a reconnect it is
+sent again (a repeated ``seq`` is a redelivery).
 
 "Down" and "up" are logged (logger ``exchange_sim.bus``) and passed to ``on_status``; the
 retained ``{prefix}/status`` topic says ``{"online": true}`` while connected and the broker
@@ -67,6 +72,7 @@ class MqttPublisher:
         self.on_status = on_status
         self.mapper = TopicMapper(config.topic_prefix, int(time.time() * 1000) if epoch is None else epoch,
                                   publish_market=config.publish_market, account_view=account_view)
+        self._staged: list[tuple[Any, list[Any]]] = []  # applied inputs whose batch is not committed yet
         self._buffer: deque[Outgoing] = deque()
         self._in_flight: list[Outgoing] = []
         self._wakeup = asyncio.Event()
@@ -123,6 +129,26 @@ class MqttPublisher:
                                self._dropped, self._outages, self._last_error)
 
     # ------------------------------------------------------------------ the buffer
+
+    def attach(self, node: Any) -> None:
+        """Take every input ``node`` applies from now on, published once its batch is stored."""
+        node.add_listener(self.stage)
+        node.add_commit_hook(self.on_commit)
+
+    def detach(self, node: Any) -> None:
+        node.remove_listener(self.stage)
+        node.remove_commit_hook(self.on_commit)
+
+    def stage(self, input_msg: Any, events: list[Any]) -> None:
+        """A node listener: note what an applied input produced, until its batch's commit."""
+        self._staged.append((input_msg, events))
+
+    def on_commit(self, stored: bool) -> None:
+        """A node commit hook: buffer what the stored batch produced; forget a failed batch's."""
+        staged, self._staged = self._staged, []
+        if stored:
+            for input_msg, events in staged:
+                self._offer_logged(input_msg, events)
 
     def offer(self, input_msg: Any, events: list[Any]) -> None:
         """Queue what one applied input produced; never waits (drops the oldest when full)."""

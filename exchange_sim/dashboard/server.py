@@ -18,8 +18,9 @@ Routes:
 - ``POST /dashboard/api/lesson``     ``{"name", "step_seconds"}``: play a scripted lesson (on the lesson
   instruments, e.g. ``LESSONBTCUSDT``, unless the feed is manual: a live market is never moved)
 
-The hub subscribes to the node's fan-out: a slow page never slows the core (the node drops
-for a full subscriber queue, and the hub then just sends the newest document).
+The hub is a node listener and commit hook: it folds each stored batch into its state right after
+the commit (no task per input) and marks the document dirty; one task pushes the newest document
+at most every ``push_interval``, so a slow page never slows the core.
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ class DashboardHub:
         self.push_interval = push_interval
         self.chart_js = chart_js
         self.clients: set[web.WebSocketResponse] = set()
-        self._queue: asyncio.Queue | None = None
+        self._staged: list[tuple[Any, list]] = []  # applied inputs whose batch is not committed yet
+        self._following = False
         self._tasks: list[asyncio.Task] = []
         self._dirty = asyncio.Event()
         self._shocks: set[asyncio.Task] = set()
@@ -81,10 +83,10 @@ class DashboardHub:
     async def start(self, _app: web.Application | None = None) -> None:
         if self._tasks:
             return
-        self._queue = self.node.subscribe()
-        loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._follow(), name="dashboard-follow"),
-                       loop.create_task(self._push(), name="dashboard-push")]
+        self.node.add_listener(self._stage)
+        self.node.add_commit_hook(self._on_commit)
+        self._following = True
+        self._tasks = [asyncio.get_running_loop().create_task(self._push(), name="dashboard-push")]
 
     async def close_clients(self, _app: web.Application | None = None) -> None:
         for ws in tuple(self.clients):
@@ -103,17 +105,25 @@ class DashboardHub:
                 log.exception("dashboard task %s failed", task.get_name())
         self._tasks = []
         self._shocks.clear()
-        if self._queue is not None:
-            self.node.unsubscribe(self._queue)
-            self._queue = None
+        if self._following:
+            self.node.remove_listener(self._stage)
+            self.node.remove_commit_hook(self._on_commit)
+            self._following = False
 
     # ------------------------------------------------------------------ following the node
 
-    async def _follow(self) -> None:
-        assert self._queue is not None
-        while True:
-            msg, events = await self._queue.get()
-            self.state.observe(msg, events)
+    def _stage(self, msg: Any, events: list) -> None:
+        self._staged.append((msg, events))
+
+    def _on_commit(self, stored: bool) -> None:
+        """The node committed a batch (``stored``) or failed to: fold it into the state, or forget it."""
+        staged, self._staged = self._staged, []
+        if stored and staged:
+            for msg, events in staged:
+                try:
+                    self.state.observe(msg, events)
+                except Exception:  # a projection bug must not stop the dashboard for the rest
+                    log.exception("dashboard state failed on %s", type(msg).__name__)
             self._dirty.set()
 
     def document(self, history_tail: int | None = None) -> dict[str, Any]:

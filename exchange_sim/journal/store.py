@@ -223,6 +223,7 @@ class Journal:
             checkpointer.stop()
         try:
             if self._db.in_transaction and self.failure is None:
+                self._stage_events_through()
                 self._db.execute("COMMIT")
         except sqlite3.Error:
             pass
@@ -410,6 +411,7 @@ class Journal:
         if self.read_only or not self._db.in_transaction:
             return
         try:
+            self._stage_events_through()
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             self._fail("could not commit", exc)
@@ -456,11 +458,11 @@ class Journal:
                          int(getattr(event, "ts", 0) or 0), dumps(event)))
         if rows:
             self._db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)", rows)
-        self._events_through = max(self._events_through, input_seq)
-        self._stage_events_through()
+        self._events_through = max(self._events_through, input_seq)  # written by the commit (flush or append)
 
     def _stage_events_through(self) -> None:
-        """Write ``events_through`` into the open transaction if it moved."""
+        """Write ``events_through`` into the open transaction if it moved: once per commit (``flush``,
+        ``close`` and an ungrouped ``append`` call it), in the transaction holding those events."""
         if self._events_through != self._stored_through:
             self._db.execute("UPDATE meta SET value = ? WHERE key = 'events_through'", (str(self._events_through),))
             self._stored_through = self._events_through

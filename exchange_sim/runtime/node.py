@@ -1,4 +1,4 @@
-"""The asyncio node: one consumer task owns the exchange core (the LMAX shape).
+"""The asyncio node: the one writer of the exchange core (the LMAX shape, on one event loop).
 
     node = Node(exchange, journal=None)
     await node.start()
@@ -7,31 +7,41 @@
     ...
     await node.stop()
 
-Every input goes through one queue, in arrival order, to one consumer task that is the only
-code calling ``exchange.apply``. The consumer takes the inputs waiting in the queue as one batch
-(up to ``MAX_BATCH``) and for each input, in order:
+``submit`` applies its input at once, in the submitting coroutine: ``exchange.apply`` never
+awaits, so inputs are applied one at a time, in the order they were submitted, by the event
+loop's one thread, and nothing else ever calls ``exchange.apply`` (one writer). For each input,
+in order:
 
-1. journals it (``journal.append(msg)``) if a journal is attached; if that raises, the submitter's
-   future gets the error and the input is **not** applied;
-2. applies it to the core;
-3. runs the synchronous listeners (``add_listener``): small in-process projections such as the
+1. it is journaled (``journal.append(msg)``) if a journal is attached; if that raises, the
+   submitter gets the error and the input is **not** applied;
+2. it is applied to the core;
+3. the synchronous listeners run (``add_listener``): small in-process projections such as the
    journal's event log, the API's depth diff tracker and market statistics, which must see every
    input in order and at once. A listener that sends anything outward (the market streams) only
    stages it, and sends it from its commit hook.
 
-Then it commits the batch (``journal.flush()``: one fsync for every input of the batch, the
-group commit), calls every commit hook (``add_commit_hook``) with ``True`` (stored: send what
-you staged) or ``False`` (not stored: drop it), and only then, for each input:
+Then the input's batch is committed. Inputs applied in one turn of the event loop (concurrent
+clients whose requests arrived together) form one batch (at most ``MAX_BATCH``), committed by a
+callback that runs after every coroutine that was ready in the turn: the group commit. One
+exception: when the last turn that had inputs had only one, the first input of the turn is a
+batch of its own, committed at once, so a lone client's request waits for nothing and
+``submit`` returns without suspending (and if others follow in that turn, they share the
+turn's one further commit). A commit (``journal.flush()``: one write of the WAL for the whole
+batch) is followed by every commit hook (``add_commit_hook``) with ``True`` (stored: send what
+you staged) or ``False`` (not stored: drop it), and only then, for each input of the batch:
 
 4. resolves the submitter's future with the events;
-5. fans ``(msg, events)`` out to every subscriber queue (user streams, MQTT, the dashboard). A
-   subscriber queue is bounded; when it is full the item is dropped for that subscriber and
+5. fans ``(msg, events)`` out to every subscriber queue (``subscribe``: for consumers that want
+   their own task; the simulator's own publishers are commit hooks, below). A subscriber queue is bounded; when it is full the item is dropped for that subscriber and
    counted (``dropped(q)``): a slow websocket never blocks the core.
 
-So nothing is acknowledged or published before it is stored. If the commit fails, no input of
-the batch is acknowledged or published, every submitter gets the error, and the node refuses all
-further input (``failure``): the core has applied inputs the journal does not hold, and only a
-restart (recovery from the journal) makes the two agree again.
+So nothing is acknowledged or published before it is stored, and a request costs no hop to
+another task and back (its input is applied, and when alone committed, in its own handler). The
+user-data streams, MQTT and the dashboard are listeners + commit hooks, not subscriber queues,
+so no task is woken per input either. If the commit fails, no input of the batch is acknowledged or
+published, every submitter gets the error, and the node refuses all further input
+(``failure``): the core has applied inputs the journal does not hold, and only a restart
+(recovery from the journal) makes the two agree again.
 
 A core bug (``apply`` raises): the input is **refused**, not half-applied. ``apply`` may have
 changed part of the core before raising, so the node throws that core away: it marks the input
@@ -86,25 +96,27 @@ class Core(Protocol):
     def apply(self, msg: Any) -> list: ...
 
 
-_STOP = object()
 MAX_BATCH = 256  # inputs committed together at most
 
 
 class Node(Fanout):
-    """Feeds one exchange core from one queue and publishes what it says."""
+    """Applies inputs to one exchange core in order, commits them in batches, publishes what it says."""
 
     def __init__(self, exchange: Core, journal: Journal | None = None, *,
                  subscriber_queue_size: int = 10_000) -> None:
         super().__init__(subscriber_queue_size)
         self.exchange = exchange
         self.journal = journal
-        self._inbox: asyncio.Queue | None = None
-        self._task: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._running = False
         self.applied = 0  # inputs applied since start
         self.refused = 0  # inputs the core raised on (refused, core rebuilt) since start
         self.failure: str | None = None  # set when a batch could not be committed: input refused
         self._refused_in_batch = False  # a refusal is staged in the journal: the batch must commit
+        self._batch: list[tuple[Any, list, asyncio.Future | None]] = []  # applied, not yet committed
+        self._commit_scheduled = False
+        self._turn_inputs = 0  # inputs submitted in this turn of the event loop so far
+        self._concurrent = False  # the last turn with inputs had several: batch this turn's first one too
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -113,23 +125,20 @@ class Node(Fanout):
         return self._running
 
     async def start(self) -> None:
-        """Start the consumer task (idempotent)."""
+        """Start taking input (idempotent)."""
         if self._running:
             return
-        self._inbox = asyncio.Queue()
+        self._loop = asyncio.get_running_loop()
         self._running = True
-        self._task = asyncio.get_running_loop().create_task(self._consume(), name="exchange-node")
 
     async def stop(self) -> None:
-        """Apply what is already queued, flush the journal and end the consumer task."""
-        if not self._running or self._inbox is None or self._task is None:
+        """Commit (and acknowledge) what was applied, flush the journal and stop taking input."""
+        if not self._running:
             return
         self._running = False
-        self._inbox.put_nowait((_STOP, None))
         try:
-            await self._task
+            self._commit_batch()
         finally:
-            self._task = None
             self._flush()
 
     async def __aenter__(self) -> Self:
@@ -142,62 +151,60 @@ class Node(Fanout):
     # ------------------------------------------------------------------ input
 
     async def submit(self, msg: Any) -> list:
-        """Queue ``msg`` for the core and wait for the events it caused (in order of submission)."""
-        if not self._running or self._inbox is None:
+        """Apply ``msg`` now and wait until its batch is committed; the events it caused."""
+        if not self._running or self._loop is None:
             raise NodeStopped("node is not running")
         if self.failure is not None:
             raise NodeError(self.failure)
-        future: asyncio.Future = asyncio.get_running_loop().create_future()
-        self._inbox.put_nowait((msg, future))
+        future: asyncio.Future = self._loop.create_future()
+        events = self._apply(msg, future)
+        if events is not None:
+            self._batch.append((msg, events, future))
+        self._turn_inputs += 1
+        if self._turn_inputs == 1:
+            self._loop.call_soon(self._close_turn)
+            if not self._concurrent:  # alone in this loop turn so far, and in the last one: commit at once
+                self._commit_batch()
+        if self._batch or self._refused_in_batch:  # others this turn (or lately): one commit at its end
+            if len(self._batch) >= MAX_BATCH:
+                self._commit_batch()
+            elif not self._commit_scheduled:
+                self._commit_scheduled = True
+                self._loop.call_soon(self._commit_batch)  # after the other coroutines ready in this turn
+        if future.done():
+            return future.result()  # committed (or failed) already: no need to wait for the loop
         return await future
 
     # ------------------------------------------------------------------ output: subscribe, add_listener,
     # add_commit_hook (fanout.py)
 
-    # ------------------------------------------------------------------ the consumer
+    # ------------------------------------------------------------------ the batch
 
-    async def _consume(self) -> None:
-        assert self._inbox is not None
-        inbox = self._inbox
-        stopping = False
-        while not stopping:
-            batch = [await inbox.get()]
-            while not inbox.empty() and len(batch) < MAX_BATCH:
-                batch.append(inbox.get_nowait())
-            done: list[tuple[Any, list, asyncio.Future | None]] = []
-            for i, (msg, future) in enumerate(batch):
-                if msg is _STOP:
-                    stopping = True
-                    for _, later in batch[i + 1:]:
-                        _fail(later, NodeStopped("node stopped before applying this input"))
-                    break
-                if self.failure is not None:
-                    _fail(future, NodeError(self.failure))
-                    continue
-                events = self._apply(msg, future)
-                if events is not None:
-                    done.append((msg, events, future))
-            if not done and not self._refused_in_batch:
-                continue
-            self._refused_in_batch = False
-            try:
-                self._commit()
-            except Exception as exc:  # noqa: BLE001 - the batch is not stored: acknowledge nothing
-                self.failure = f"journal commit failed: {exc}"
-                log.error("%s; refusing input until restart", self.failure)
-                self._after_commit(False)
-                for _, _, future in done:
-                    _fail(future, exc)
-                continue
-            self._after_commit(True)
-            for msg, events, future in done:
-                if future is not None and not future.done():
-                    future.set_result(events)
-                self._to_subscribers((msg, events))
-        # fail whatever arrived after stop was asked for
-        while not inbox.empty():
-            _, future = inbox.get_nowait()
-            _fail(future, NodeStopped("node stopped before applying this input"))
+    def _close_turn(self) -> None:
+        self._concurrent = self._turn_inputs > 1
+        self._turn_inputs = 0
+
+    def _commit_batch(self) -> None:
+        """Commit every input applied since the last commit; then acknowledge and publish them."""
+        self._commit_scheduled = False
+        done, self._batch = self._batch, []
+        if not done and not self._refused_in_batch:
+            return
+        self._refused_in_batch = False
+        try:
+            self._commit()
+        except Exception as exc:  # noqa: BLE001 - the batch is not stored: acknowledge nothing
+            self.failure = f"journal commit failed: {exc}"
+            log.error("%s; refusing input until restart", self.failure)
+            self._after_commit(False)
+            for _, _, future in done:
+                _fail(future, exc)
+            return
+        self._after_commit(True)
+        for msg, events, future in done:
+            if future is not None and not future.done():
+                future.set_result(events)
+            self._to_subscribers((msg, events))
 
     def _apply(self, msg: Any, future: asyncio.Future | None) -> list | None:
         """Journal (staged) and apply one input and run the listeners; None if it was not applied."""

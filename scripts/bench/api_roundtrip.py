@@ -27,7 +27,10 @@ together they show what the journal costs and where.
 Side by side (``side_by_side_*``; ``EXSIM_BENCH_SIDE_ROUNDS``, default 15 rounds of 200 orders,
 0 skips it): the stub, the simulator and the simulator without its journal (``sim_nojournal``)
 run at once, and one ccxt client takes turns on them round by round; the median of the per-round p50s and of the
-per-round sim/stub ratios. This is the fair 1-client comparison on a shared, loaded machine.
+per-round sim/stub ratios. This is the fair 1-client comparison on a shared, loaded machine. Beside
+them, ``side_by_side_<server>_server_cpu_us_per_order``: the CPU time (user + system, from /proc)
+each server process spent during its own rounds, per order: what the server itself does per
+request, less sensitive to the machine's load than latency (the rest of a round trip is the client's).
 
 Sustained load (``*_16c_<N>s_*``, after the repeats; ``EXSIM_BENCH_SUSTAINED_S``, default 60, smoke
 2, 0 skips it): 16 clients (16 accounts) place resting limit orders back to back for N seconds
@@ -384,22 +387,37 @@ async def side_by_side(workdir: Path, exchange_info: bytes, rounds: int, per_rou
                 for _ in range(20):  # warm up
                     await timed_order(c, placed[name])
                     placed[name] += 1
+            cpu_s = dict.fromkeys(names, 0.0)  # each server process's CPU time during its own rounds
             for r in range(rounds):
                 for name in names[r % len(names):] + names[:r % len(names)]:
                     lat = []
+                    cpu0 = process_cpu_s(servers[name][0])
                     for _ in range(per_round):
                         lat.append(await timed_order(clients[name], placed[name]))
                         placed[name] += 1
+                    cpu_s[name] += process_cpu_s(servers[name][0]) - cpu0
                     p50s[name].append(statistics.median(lat))
         finally:
             await asyncio.gather(*(c.close() for c in clients.values()), return_exceptions=True)
     out: dict[str, Any] = {"side_by_side_rounds": rounds, "side_by_side_orders_per_round": per_round}
     for name in names:
         out[f"side_by_side_{name}_1c_p50_ms"] = round(1000 * statistics.median(p50s[name]), 3)
+    for name in names:  # what each server itself spent per order (user + system CPU), beside its latency
+        if cpu_s[name] > 0:
+            out[f"side_by_side_{name}_server_cpu_us_per_order"] = round(1e6 * cpu_s[name] / (rounds * per_round))
     for name in names[1:]:
         ratios = [a / b for a, b in zip(p50s[name], p50s["stub"], strict=True)]
         out[f"side_by_side_ratio_p50_1c_{name}_over_stub"] = round(statistics.median(ratios), 2)
     return out
+
+
+def process_cpu_s(server: ServerProcess) -> float:
+    """User + system CPU seconds the server's process has used so far (0 where /proc is missing)."""
+    try:
+        fields = Path(f"/proc/{server.proc.pid}/stat").read_text().rpartition(")")[2].split()  # type: ignore[union-attr]
+    except (OSError, AttributeError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def stall_ms(report: str) -> float:

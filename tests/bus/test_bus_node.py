@@ -40,7 +40,8 @@ async def test_a_liquidation_arrives_as_margin_calls_and_a_liquidation_with_cont
     prefix = unique_prefix()
     node = Node(genesis())
     await node.start()
-    publisher = MqttPublisher(config(mqtt_url, prefix), node.subscribe(), account_view=node.exchange.account_view)
+    publisher = MqttPublisher(config(mqtt_url, prefix), account_view=node.exchange.account_view)
+    publisher.attach(node)  # as `exchange-sim run` wires it: a listener and commit hook of the node
     async with Collector(mqtt_url, prefix) as sub, publisher:
         account = await open_long(node, T0)
         seen = []
@@ -102,3 +103,38 @@ async def test_broker_stopped_mid_run_the_node_keeps_accepting_and_publishing_re
     assert summary["liquidations"] == 1 and summary["positions"] == []
     balances = [p["seq"] for p in sub.on(f"account/{account}/balance")]
     assert balances == sorted(set(balances)) and balances[-1] > len(balances) - 1
+
+
+async def test_an_attached_publisher_sends_nothing_of_a_batch_whose_commit_failed(mqtt_url, tmp_path):
+    """Publish after commit: the liquidating mark's batch cannot be stored, so nothing of it reaches MQTT."""
+    from exchange_sim.journal import Journal, JournalConfig, recover
+    from tests.support.journal_faults import fail_next_commit
+
+    prefix = unique_prefix()
+    journal = Journal(tmp_path / "s.db", JournalConfig(snapshot_every=0, group_commit=True))
+    exchange, _ = recover(journal, genesis)
+    node = Node(exchange, journal)
+    node.add_listener(journal.record)
+    await node.start()
+    publisher = MqttPublisher(config(mqtt_url, prefix), account_view=lambda aid: node.exchange.account_view(aid))
+    publisher.attach(node)
+    try:
+        async with Collector(mqtt_url, prefix) as sub, publisher:
+            account = await open_long(node, T0)
+            await node.submit(MarkPrice(T0 + 10, "BTCUSDT", F("59000")))  # the control: stored, published
+            await sub.wait_for(lambda s: len(s.on("market/BTCUSDT/mark")) == 2
+                               and len(s.on(f"account/{account}/position")) == 1)
+            fail_next_commit(journal)
+            try:
+                await node.submit(MarkPrice(T0 + 11, "BTCUSDT", F("50000")))  # liquidates: not stored
+            except Exception:  # noqa: BLE001 - the commit failed: this is the point
+                pass
+            assert node.failure is not None and node.exchange.positions(account) == []  # the core did liquidate
+            await asyncio.sleep(0.5)  # anything published would have arrived by now
+            assert sub.on(f"account/{account}/liquidation") == []
+            assert len(sub.on("market/BTCUSDT/mark")) == 2
+            assert publisher.status.buffered == 0
+    finally:
+        await node.stop()
+        publisher.detach(node)
+        journal.close()

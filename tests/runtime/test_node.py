@@ -157,3 +157,88 @@ async def test_stop_applies_what_was_queued_before_it():
     results = await asyncio.gather(*futures, return_exceptions=True)
     assert len(core.applied) == 5
     assert all(isinstance(r, list) for r in results)
+
+
+class CommitLog(Journal):
+    """A journal noting, at each commit, how many inputs were appended and how many submitters had resumed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.resumed = 0
+        self.commits: list[tuple[int, int]] = []  # (inputs appended so far, submitters resumed so far)
+
+    def flush(self) -> None:
+        super().flush()
+        self.commits.append((len(self.entries), self.resumed))
+
+
+async def test_a_lone_turns_first_input_commits_at_once_the_rest_share_one_commit_nobody_resumes_early():
+    journal = CommitLog()
+    core = RecordingCore()
+    node = Node(core, journal)
+    await node.start()
+    q = node.subscribe()
+
+    async def client(x: object) -> list:
+        events = await node.submit(x)
+        journal.resumed += 1
+        return events
+
+    msgs = [object() for _ in range(40)]
+    results = await asyncio.gather(*(client(x) for x in msgs))  # all applied in one turn of the loop
+    # the first alone (its client resumed at once), the other 39 in one group commit before any of them resumed
+    assert journal.commits == [(1, 0), (40, 1)]
+    assert [r[0][1] for r in results] == msgs and core.applied == msgs
+    assert [q.get_nowait()[0] for _ in range(40)] == msgs
+    await asyncio.gather(*(client(object()) for _ in range(40)))  # right after a busy turn: all 40 in one commit
+    assert journal.commits[2:] == [(80, 40)]
+    for i in range(6):  # one client at a time, some in a new loop turn: never acknowledged before its commit
+        await client(object())
+        if i % 2:
+            await asyncio.sleep(0)
+    assert [n for n, _ in journal.commits][-1] == 86
+    for (_, resumed), (stored_before, _) in zip(journal.commits[1:], journal.commits, strict=False):
+        assert resumed <= stored_before
+    await node.stop()
+
+
+async def test_a_lone_client_commits_at_once_without_suspending():
+    journal = CommitLog()
+    async with Node(RecordingCore(), journal) as node:
+        await node.submit(object())
+        await asyncio.sleep(0)  # a turn with one input: the next lone input is committed at once
+        loop_turns = 0
+
+        def count_turn() -> None:
+            nonlocal loop_turns
+            loop_turns += 1
+
+        asyncio.get_running_loop().call_soon(count_turn)
+        before = len(journal.commits)
+        await node.submit(object())
+        assert len(journal.commits) == before + 1 and loop_turns == 0  # committed, and no loop turn passed
+
+
+async def test_a_batch_is_committed_at_max_batch_inputs():
+    from exchange_sim.runtime.node import MAX_BATCH
+
+    journal = CommitLog()
+    async with Node(RecordingCore(), journal) as node:
+        await asyncio.gather(*(node.submit(object()) for _ in range(MAX_BATCH + 10)))
+        assert [n for n, _ in journal.commits] == [1, MAX_BATCH + 1, MAX_BATCH + 10]  # the first, then batches
+
+
+async def test_an_input_submitted_while_a_batch_waits_for_its_commit_keeps_its_place():
+    """A coroutine woken by a commit hook submits during the commit turn: applied after the batch, in order."""
+    journal = CommitLog()
+    core = RecordingCore()
+    node = Node(core, journal)
+    await node.start()
+    later: list[asyncio.Task] = []
+    node.add_commit_hook(lambda stored: later.append(asyncio.ensure_future(node.submit("after"))) if not later else None)
+    first = [object() for _ in range(3)]
+    await asyncio.gather(*(node.submit(x) for x in first))
+    await later[0]
+    assert core.applied == [*first, "after"]
+    assert [n for n, _ in journal.commits] == [1, 4]  # the first at once; the rest and "after" together
+    await node.stop()
