@@ -327,14 +327,18 @@ async def events_log(ctx: ApiContext, request: web.Request) -> dict:
     kinds = None
     if q.get("type"):
         kinds = {k.strip().replace("_", "").lower() for k in q["type"].split(",") if k.strip()}
-    fetch = getattr(ctx.event_log, "query_async", None)  # a log kept elsewhere (a cluster's shards)
-    rows = (await fetch(account, kinds, since, after, min(limit, 10_000)) if fetch is not None
-            else ctx.event_log.query(account, kinds, since, after, min(limit, 10_000)))
+    rows = await _logged(ctx, account, kinds, since, after, min(limit, 10_000))
     return {"events": [dict(ev.body, seq=ev.seq) for ev in rows]}
 
 
+async def _logged(ctx: ApiContext, *query: Any) -> list:
+    """The event log's rows: ``query_async`` for a log kept elsewhere (a cluster's shards)."""
+    fetch = getattr(ctx.event_log, "query_async", None)
+    return await fetch(*query) if fetch is not None else ctx.event_log.query(*query)
+
+
 async def insurance_fund(ctx: ApiContext, request: web.Request) -> dict:
-    changes = ctx.event_log.query(None, {"insurancefundchange"}, None, None, 100)
+    changes = await _logged(ctx, None, {"insurancefundchange"}, None, None, 100)
     return {"asset": wire.ASSET, "balance": wire.money(ctx.ex.insurance_fund),
             "recentChanges": [dict(ev.body, seq=ev.seq) for ev in changes]}
 

@@ -83,7 +83,7 @@ COUNT_FIELDS = frozenset({
     "ts", "account", "order_id", "trade_id", "leverage", "counterparty", "update_id", "first_update_id",
     "final_update_id", "prev_final_update_id", "next_funding_ts", "code", "parent", "from_account",
     "to_account", "create_ts", "update_ts", "tran_id", "triggered_order_id", "adl_quantile",
-    "book_update_id", "open_orders", "margin_calls", "liquidations", "adl", "seq", "epoch",
+    "book_update_id", "open_orders", "margin_calls", "liquidations", "adl", "seq", "epoch", "claim",
 })
 RESERVED = ("seq", "epoch", "type")
 

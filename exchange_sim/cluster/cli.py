@@ -4,6 +4,7 @@
     exchange-sim cluster nats --dir D       # only the local NATS cluster
     exchange-sim cluster shard --nats URLS --shard s0 --member s0-a
     exchange-sim cluster gateway --nats URLS --port 8765
+    exchange-sim cluster fund --nats URLS --member fund-a       # venue fund + ADL coordinator (+ a standby)
     exchange-sim cluster ingest --nats URLS --feed binance      # market data into the market stream
 """
 
@@ -93,6 +94,26 @@ def shard(nats: str = NATS, shards: str = SHARDS, replicas: int = REPLICAS, symb
 
 
 @app.command()
+def fund(nats: str = NATS, shards: str = SHARDS, replicas: int = REPLICAS, symbols: str = SYMBOLS,
+         lease_ttl: float = LEASE_TTL, config: Path = CONFIG, core: str = CORE,
+         member: str = typer.Option(..., "--member", help="This member's unique name (in the lease)."),
+         initial: str = typer.Option(None, "--initial", help="The venue's fund when first opened (USDT; "
+                                       "default: the single node's insurance fund)."),
+         target: str = typer.Option(None, "--float", help="Each shard's float target (USDT; default "
+                                      "initial / (2 x shards); granted below half, swept above twice).")) -> None:
+    """The venue's insurance fund service (every shard's float kept in its band) and ADL coordinator."""
+    from exchange_sim.core.fixed import to_fixed
+
+    from .processes import run_fund
+    from .shard import check_member_name
+
+    _logging()
+    asyncio.run(run_fund(nats.split(","), _layout(shards, replicas, lease_ttl), check_member_name(member),  # type: ignore[arg-type]
+                         None if initial is None else to_fixed(initial),
+                         None if target is None else to_fixed(target), _symbols(symbols), _settings(config), core))
+
+
+@app.command()
 def gateway(nats: str = NATS, shards: str = SHARDS, replicas: int = REPLICAS, symbols: str = SYMBOLS,
             lease_ttl: float = LEASE_TTL, config: Path = CONFIG, core: str = CORE,
             host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Option(8765, "--port"),
@@ -150,6 +171,7 @@ def up(directory: Path = typer.Option(None, "--dir", help="Logs and NATS data (d
         for url in cluster.gateway_urls:
             typer.echo(f"gateway:   {url}")
         typer.echo(f"shards:    {', '.join(cluster.layout.shards)} ({1 + standbys} members each)")
+        typer.echo(f"fund:      {len(cluster.funds)} members (the venue's insurance fund and ADL coordinator)")
         typer.echo(f"admin token: {admin_token}   logs: {where}")
         _wait_forever()
 

@@ -10,7 +10,9 @@ in hand needs. The API (exchange_sim/api) talks to its node through a small surf
   names, and for a history read the account's history rows. The shard member that answers
   (leader or standby, a queue group) has applied at least the input this gateway last wrote
   for the account (read-your-writes). A venue-wide read (admin, open interest) asks every
-  shard for every account;
+  shard for every account; the venue's insurance fund (``/sim/v1/insurance-fund``) asks every
+  shard only for its float and adds the fund service's book, which the gateway follows
+  (``FundFollower``, fund.py);
 - ``exchange`` is a ``ShardedExchange``: account queries answered from those states, market
   queries from the gateway's ``MarketView`` (the market stream applied to an account-less core);
 - ``submit(command)`` goes to the account's shard leader by request/reply (``exsim.cmd.<shard>``)
@@ -51,6 +53,7 @@ from exchange_sim.runtime.node import InputRefused, NodeError, NodeStopped
 from . import account_state, codec, connect
 from .account_state import AccountState
 from .errors import ShardUnavailable
+from .fund import FundFollower, venue_total
 from .history import ShardedHistory, StreamJournal
 from .ingest import MarketIngest
 from .layout import REQUEST, Layout, ShardNames
@@ -81,6 +84,7 @@ WRITE_ONLY_READERS = frozenset({"new_order", "new_algo_order", "new_batch", "set
                                 "position_margin", "set_position_mode", "cancel_all_open_orders",
                                 "cancel_algo_open_orders", "transfer"})
 ADMIN_OWN_READS = frozenset({"admin:events_log", "admin:inject_market"})  # admin readers that fetch their own
+FUND_READER = "admin:insurance_fund"  # reads the shards' floats only (``read_fund``)
 
 
 class KeyCache:
@@ -104,12 +108,13 @@ class KeyCache:
 class ShardedExchange:
     """The query surface of ``Exchange``: account states from the shards, markets from the view."""
 
-    def __init__(self, market: MarketView, keys: KeyCache) -> None:
+    def __init__(self, market: MarketView, keys: KeyCache, fund: FundFollower) -> None:
         self.market_view = market
         self.keys = keys
+        self.fund = fund  # the fund service's journal (fund.py)
         self.states: collections.OrderedDict[int, AccountState] = collections.OrderedDict()
         self.venue: list[int] = []  # every account, as the last venue-wide read found them
-        self.fund_changes = 0  # the shards' fund slices' changes, at the last venue-wide read
+        self.floats: dict[str, tuple[int, list[str]]] = {}  # shard -> (its float, refs applied), as last read
 
     def keep(self, state: AccountState) -> None:
         """Remember ``state`` unless a newer one of that account is known (a command's partial
@@ -132,8 +137,9 @@ class ShardedExchange:
 
     @property
     def insurance_fund(self) -> int:
-        """The venue's fund: its initial balance plus what every shard's slice of it gained or paid."""
-        return self.config.insurance_fund + self.fund_changes
+        """The venue's fund: the fund service's balance, every shard's float and what is in
+        transit (the floats as the last fund read found them: ``ClusterNode.read_fund``)."""
+        return venue_total(self.fund.book, self.floats)
 
     # authentication (secrets come from KV, not from the core)
     def account_by_api_key(self, key: str) -> int | None:
@@ -258,7 +264,8 @@ class ClusterNode(Fanout):
         self.journal = StreamJournal(self.history)  # the API reads its history read model from here
         self.event_log = ShardEventLog(self)
         self.market = MarketView(None, layout, new_exchange, on_applied=self._deliver)
-        self.exchange = ShardedExchange(self.market, self.keys)
+        self.fund = FundFollower(layout)  # the fund service's journal: the venue's fund (fund.py)
+        self.exchange = ShardedExchange(self.market, self.keys, self.fund)
         self.placement: Placement = None  # type: ignore[assignment]  # set by start()
         self.written: dict[int, int] = {}  # account -> the input sequence this gateway last wrote for it
         self.applied = 0
@@ -289,6 +296,7 @@ class ClusterNode(Fanout):
         self.ingest = MarketIngest(self.js, self.layout)
         self.placement = await Placement.open(self.js, self.layout)
         await self.placement.follow()
+        await self.fund.start(self.js)
         self._key_watch = await self._kv["keys"].watchall()
         ready = asyncio.get_running_loop().create_future()
         self._key_task = asyncio.get_running_loop().create_task(self._mirror_keys(ready), name="key-mirror")
@@ -316,6 +324,7 @@ class ClusterNode(Fanout):
         if self.placement is not None:
             self.placement.stop()
         await self.market.stop()
+        await self.fund.stop()
         if self.nc is not None:
             try:
                 await self.nc.drain()
@@ -360,7 +369,9 @@ class ClusterNode(Fanout):
             if named is not None and named.isdigit():  # an admin read of one account
                 account = int(named)
             else:
-                if reader in VENUE_READERS or (reader.startswith("admin:") and reader not in ADMIN_OWN_READS):
+                if reader == FUND_READER:
+                    await self.read_fund()
+                elif reader in VENUE_READERS or (reader.startswith("admin:") and reader not in ADMIN_OWN_READS):
                     await self.read_venue()
                 return
         if reader in WRITE_ONLY_READERS:
@@ -389,16 +400,23 @@ class ClusterNode(Fanout):
         """Every account's state from every shard, without open-order lists (admin and venue-wide
         public reads; a reader of one account's open orders names it: ``admin:show_account``)."""
         venue: list[int] = []
-        changes = 0
         for shard in self.layout.shards:
             answer = msgspec.json.decode(await self.read(shard, {"op": "all", "orders": False}),
                                          type=dict[str, msgspec.Raw])
             for state in account_state.decode_list(answer["states"]):
                 self.exchange.keep(state)
                 venue.append(state.account)
-            changes += msgspec.json.decode(answer["insurance_fund"]) - self.exchange.config.insurance_fund
         self.exchange.venue = sorted(venue)
-        self.exchange.fund_changes = changes
+
+    async def read_fund(self) -> None:
+        """Every shard's float and the transfers it applied, then the fund journal up to its end:
+        read in that order, the book is never behind the floats (``fund.venue_total``)."""
+        floats = {}
+        for shard in self.layout.shards:
+            answer = msgspec.json.decode(await self.read(shard, {"op": "fund"}))
+            floats[shard] = (int(answer["float"]), list(answer["applied"]))
+        await self.fund.caught_up()
+        self.exchange.floats = floats
 
     # ------------------------------------------------------------------ input
 

@@ -6,18 +6,21 @@ Streams (JetStream, replicated ``replicas`` times):
 - ``INPUT_<shard>`` on ``exsim.input.<shard>``: the shard's journal, every input it applied, in
   order, written by its leader only, each append with ``Nats-Expected-Last-Sequence``; a
   refusal marker (kind ``refusal``, header ``Exsim-Refuses: <seq>``) says the core raised on
-  input ``seq``: every replica and recovery skips that input.
+  input ``seq``: every replica and recovery skips that input;
+- ``FUND`` on ``exsim.fund.journal``: the venue's insurance fund service's journal (fund.py).
 
 Core NATS subjects: ``exsim.cmd.<shard>`` (request/reply to the shard leader),
 ``exsim.read.<shard>`` (request/reply to any member: reads.py), ``exsim.events.<shard>.<account>``
 (what the core said to the account, JSON per event), ``exsim.user.<shard>.<account>`` (its
-user-data frames), ``exsim.public.<shard>`` (liquidations, for ``@forceOrder``).
+user-data frames), ``exsim.public.<shard>`` (liquidations, for ``@forceOrder``),
+``exsim.fund.float.<shard>`` (the shard leader's insurance fund float, for the fund service).
 
 KV buckets: ``exsim-layout`` (key ``layout``: the shard names; written once by the first shard,
-checked by everyone), ``exsim-leases`` (key = shard; the leader's lease, expiring after
-``lease_ttl`` seconds without renewal), ``exsim-keys`` (API key -> account and secret; secrets
-never enter an input stream), ``exsim-accounts`` (account -> shard: placement.py). Object store
-``exsim-snapshots`` (object = shard: the input sequence number and the core's snapshot).
+checked by everyone), ``exsim-leases`` (key = shard, or ``fund`` / ``adl`` for the venue's fund
+service and ADL coordinator; the leader's lease, expiring after ``lease_ttl`` seconds without
+renewal), ``exsim-keys`` (API key -> account and secret; secrets never enter an input stream),
+``exsim-accounts`` (account -> shard: placement.py). Object store ``exsim-snapshots`` (object =
+shard: the input sequence number and the core's snapshot).
 
 Accounts: shard *i* of *S* numbers its accounts from the ids ``a`` with ``(a - 1) % S == i``
 (the core numbers accounts itself, so a shard pads its core with placeholder accounts up to the

@@ -76,7 +76,8 @@ class LocalCluster:
                  symbols: list[str] | None = None, admin_token: str = "cluster-admin-token",
                  lease_ttl: float = 2.0, snapshot_every: int = 20_000, nats_nodes: int = 3,
                  gateway_ports: list[int] | None = None, unlimited: bool = True, config: Path | None = None,
-                 core: str | None = None, trim: bool = True) -> None:
+                 core: str | None = None, trim: bool = True, fund_members: int = 2,
+                 fund_args: tuple[str, ...] = ()) -> None:
         self.directory = directory
         self.layout = Layout(shards=tuple(f"s{i}" for i in range(shards)), replicas=min(3, nats_nodes),
                              lease_ttl=lease_ttl)
@@ -99,6 +100,9 @@ class LocalCluster:
                                                  "--trim" if trim else "--no-trim"],
                       directory / f"{shard}-{chr(97 + j)}.log")
                 for j in range(1 + standbys)]
+        self.funds = [Child(f"fund-{chr(97 + j)}", ["fund", *common, "--member",
+                                                    f"fund-{chr(97 + j)}", *fund_args], directory / f"fund-{chr(97 + j)}.log")
+                      for j in range(fund_members)]  # the venue's fund service and ADL coordinator (fund.py, adl.py)
         ports = gateway_ports or [free_port() for _ in range(gateways)]
         self.gateway_ports = ports
         self.gateways = [Child(f"gw{i}", ["gateway", *common, "--port", str(port), "--name", f"gw{i}",
@@ -111,7 +115,7 @@ class LocalCluster:
 
     @property
     def children(self) -> list[Child]:
-        return [c for members in self.members.values() for c in members] + self.gateways
+        return [c for members in self.members.values() for c in members] + self.funds + self.gateways
 
     def start(self, timeout: float = 60.0) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -121,9 +125,46 @@ class LocalCluster:
         for members in self.members.values():  # standbys after leaders: the first member leads
             for child in members[1:]:
                 child.start()
+        for child in self.funds:
+            child.start()
         for gw in self.gateways:
             gw.start()
         self.wait_gateways(timeout)
+        if self.funds:
+            self.wait_floats(timeout)
+
+    def wait_floats(self, timeout: float = 60.0) -> None:
+        """Until the fund service has granted every shard its first float (fund.py)."""
+        import asyncio
+        import concurrent.futures
+
+        from .fund import read_book
+
+        async def granted() -> set[str]:
+            from . import connect
+
+            nc = await connect.connect(self.natsd.urls, "fund-reader")
+            try:
+                js = nc.jetstream()
+                try:
+                    await js.stream_info("FUND")
+                except Exception:  # noqa: BLE001 - not created yet
+                    return set()
+                book = await read_book(js)
+                return {s for s in self.layout.shards if book.granted.get(s, 0) > 0}
+            finally:
+                await nc.close()
+
+        def look() -> set[str]:  # in a thread of its own: the caller may be running an event loop
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                return pool.submit(asyncio.run, granted()).result()
+
+        deadline = time.monotonic() + timeout
+        while look() != set(self.layout.shards):
+            if time.monotonic() > deadline or not any(f.alive for f in self.funds):
+                logs = "\n".join(f.log_text()[-2000:] for f in self.funds)
+                raise ClusterError(f"the fund service granted no float to every shard:\n{logs}")
+            time.sleep(0.2)
 
     def wait_gateways(self, timeout: float = 60.0, which: list[int] | None = None) -> None:
         deadline = time.monotonic() + timeout
@@ -145,6 +186,13 @@ class LocalCluster:
         """The member holding ``shard``'s lease now (read from the lease bucket), or None."""
         holder = await read_lease(self.natsd.urls, shard)
         return next((c for c in self.members[shard] if c.name == holder), None)
+
+    async def fund_holder(self) -> Child | None:
+        """The fund service member holding the fund's lease now, or None."""
+        from .fund import LEASE_KEY
+
+        holder = await read_lease(self.natsd.urls, LEASE_KEY)
+        return next((c for c in self.funds if c.name == holder), None)
 
     def add_gateway(self, timeout: float = 60.0) -> str:
         """Start one more gateway (it holds no shard state: it follows the market stream and asks the shards); its URL."""

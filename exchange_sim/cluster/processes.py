@@ -1,12 +1,13 @@
-"""The coroutines a cluster process runs: a shard member, a gateway, a market feed pump.
+"""The coroutines a cluster process runs: a shard member, a gateway, a fund member, a market feed pump.
 
 Each runs until SIGINT/SIGTERM (or forever under SIGKILL, which is the point of the fault
-tests). They are what ``exchange-sim cluster shard|gateway|ingest`` call.
+tests). They are what ``exchange-sim cluster shard|gateway|fund|ingest`` call.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 from collections.abc import Callable
@@ -17,6 +18,8 @@ from exchange_sim.config import Settings, exchange_config, venue_instruments
 from exchange_sim.core.exchange import Exchange, ExchangeConfig
 
 from . import connect
+from .adl import AdlCoordinator
+from .fund import FundService
 from .gateway import ClusterNode
 from .ingest import MarketIngest
 from .layout import Layout
@@ -26,12 +29,26 @@ from .shard import ShardProcess
 log = logging.getLogger(__name__)
 
 
+def cluster_config(settings: Settings) -> ExchangeConfig:
+    """The config of every core in the cluster: ``exchange-sim run``'s from ``settings``, except
+    that a shard's core starts with an empty insurance fund float: the venue's fund is the fund
+    service's (its journal opens with ``venue_fund(settings)``) and it grants every float its slice
+    (fund.py); and ADL is venue-wide: a claim for the coordinator, which ranks every shard (adl.py)."""
+    return dataclasses.replace(exchange_config(settings), insurance_fund=0, venue_adl=True)
+
+
+def venue_fund(settings: Settings) -> int:
+    """The venue's insurance fund when the fund service first opens: the single node's balance."""
+    return exchange_config(settings).insurance_fund
+
+
 def exchange_factory(symbols: list[str] | None = None, config: ExchangeConfig | None = None, *,
                      settings: Settings | None = None, core: str | None = None) -> Callable[[], Exchange]:
     """A fresh core per call, built as ``exchange-sim run`` builds its core from ``settings``
     (config.toml's [profile] with its extra symbols, and [margin]; defaults without), optionally
-    only some symbols. ``config`` replaces the settings' ExchangeConfig; ``core`` ("module:Class",
-    a subclass of ``Exchange``) is the core's class (the tests inject faults with it)."""
+    only some symbols, with the cluster's config (``cluster_config``). ``config`` replaces that
+    ExchangeConfig; ``core`` ("module:Class", a subclass of ``Exchange``) is the core's class (the
+    tests inject faults with it)."""
     settings = settings or Settings()
     instruments = venue_instruments(settings)
     if symbols:
@@ -39,7 +56,7 @@ def exchange_factory(symbols: list[str] | None = None, config: ExchangeConfig | 
         if missing:
             raise KeyError(f"symbols not in profile {settings.profile.name!r}: {', '.join(missing)}")
         instruments = {s: instruments[s] for s in symbols}
-    exchange_config_ = config or exchange_config(settings)
+    exchange_config_ = config or cluster_config(settings)
     core_class = _core_class(core) if core else Exchange
 
     def new_exchange() -> Exchange:
@@ -101,6 +118,32 @@ async def run_shard(urls: list[str], layout: Layout, shard: str, member: str, sy
             await proc.run()
         finally:
             await proc.close()
+
+    await _until_signalled(work())
+
+
+async def run_fund(urls: list[str], layout: Layout, member: str, initial: int | None, target: int | None,
+                   symbols: list[str] | None = None, settings: Settings | None = None, core: str | None = None) -> None:
+    """A member of the venue's insurance fund service and of its ADL coordinator (each a standby
+    until it holds its own lease: ``fund``, ``adl``). The coordinator's copies of the shards are
+    built as the shards' cores (the same config: checked against the cluster's core digest)."""
+    settings = settings or Settings()
+    initial = venue_fund(settings) if initial is None else initial
+    target = initial // (2 * len(layout.shards)) if target is None else target
+    new_exchange = exchange_factory(symbols, settings=settings, core=core)
+    service = FundService(urls, layout, member, initial=initial, target=target)
+
+    async def work() -> None:
+        await service.open()
+        adl = AdlCoordinator(service.nc, layout, member, new_exchange)
+        await adl.open()  # (creates the buckets if this process is the first)
+        await connect.agreed_core(service.js, layout, new_exchange())
+        print(f"fund member {member} ready", flush=True)
+        try:
+            await asyncio.gather(service.run(), adl.run())
+        finally:
+            adl.stop()
+            await service.close()
 
     await _until_signalled(work())
 

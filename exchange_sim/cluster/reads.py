@@ -16,6 +16,8 @@ it (read-your-writes on a standby too), else it says ``behind`` and the gateway 
   history rows;
 - ``all`` ``{"orders": bool}``: the state of every account of the shard (admin and venue-wide
   public reads; with ``orders`` false, without their open-order lists);
+- ``fund`` ``{}``: the shard's insurance fund float and the fund service's transfer refs it has
+  applied (the venue's fund: ``fund.venue_total``);
 - ``events`` ``{"account", "kinds", "since", "after", "limit"}``: the event log's rows;
 - ``market`` ``{"market_seq"}``: once that market event is applied, the events it caused here.
 
@@ -146,6 +148,8 @@ class ShardReads:
             orders = None if request.get("orders", True) else ()
             states = [account_state.state_of(ex, None, a, self.shard, seq, touched=orders) for a in owned]
             return msgspec.json.encode({"states": states, "insurance_fund": ex.insurance_fund})
+        if op == "fund":
+            return msgspec.json.encode({"float": ex.insurance_fund, "applied": sorted(ex.venue_fund.applied)})
         if op == "events":
             kinds = request.get("kinds")
             logged = self.events.query(request.get("account"), set(kinds) if kinds is not None else None,

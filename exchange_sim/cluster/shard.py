@@ -61,7 +61,7 @@ from exchange_sim.core import messages as m
 from exchange_sim.core.exchange import Exchange
 from exchange_sim.journal.history import History
 
-from . import account_state, codec, connect
+from . import account_state, codec, connect, fund
 from .errors import ClusterError, WriterRefused
 from .layout import (
     EXPECTED_LAST_SEQ, KIND, MARKET_SEQ, MSG_ID, REFUSAL, REFUSES, REQUEST, WRONG_LAST_SEQUENCE, Layout, ShardNames,
@@ -182,6 +182,7 @@ class ShardProcess:
             try:
                 self._lease_rev = await self.kv["leases"].update(self.shard, self.member.encode(),
                                                                 last=self._lease_rev)
+                await self._publish_float()
             except (KeyWrongLastSequenceError, KeyNotFoundError, APIError) as exc:
                 log.warning("%s: %s lost its lease: %s", self.shard, self.member, exc)
                 self._lease_rev = 0
@@ -315,6 +316,7 @@ class ShardProcess:
         acks = await asyncio.gather(*(self._append(base + i, p) for i, p in enumerate(planned)),
                                     return_exceptions=True)
         stored = 0
+        fund_moved = False
         for i, ack in enumerate(acks):
             if isinstance(ack, BaseException) or getattr(ack, "seq", None) != base + i + 1:
                 break
@@ -333,7 +335,10 @@ class ShardProcess:
                 for each in (reply, *again.get(request, ())):
                     await self._answer(each, applied.seq, applied.events, msg)
             await self._publish_events(applied.events)
+            fund_moved = fund_moved or any(type(e) in _FUND_EVENTS for e in applied.events)
         await replica.rebuild()
+        if fund_moved:
+            await self._publish_float()  # after the rebuild: the float without any refused input
         if stored < len(planned):
             failure = acks[stored]
             self.leading = False
@@ -416,6 +421,13 @@ class ShardProcess:
         if reply is not None and reply.reply:
             await self.nc.publish(reply.reply, codec.dump_error(kind, text))
 
+    async def _publish_float(self) -> None:
+        """The fund service keeps this shard's insurance fund float in its band (cluster/fund.py)."""
+        replica = self.replica
+        assert replica is not None
+        await self.nc.publish(fund.float_subject(self.shard),
+                              fund.float_report(replica.applied_seq, replica.ex.insurance_fund))
+
     async def _publish_events(self, events: list) -> None:
         """Each event to ``exsim.events.<shard>.<account>`` (events of placeholders are dropped), the
         user-data frames they make to ``exsim.user.<shard>.<account>``, liquidations to
@@ -435,6 +447,7 @@ class ShardProcess:
 
 
 _COMMAND_TYPES = frozenset(m.COMMANDS)
+_FUND_EVENTS = (m.InsuranceFundChange, m.InsuranceFundTransferred)
 REFUSED_TEXT = "the simulator hit an internal error applying it; it was refused and nothing of it was kept"
 
 

@@ -150,6 +150,15 @@ class InsuranceFundChange(Message, frozen=True):
     account: int | None = None
 
 
+class InsuranceFundTransferred(Message, frozen=True):
+    """The fund service's grant (``amount`` > 0) or sweep (< 0) applied to this core's fund slice."""
+
+    ts: int
+    ref: str
+    amount: int
+    balance: int
+
+
 class Adl(Message, frozen=True):
     """An opposite-side profitable position reduced at the bankrupt position's price."""
 
@@ -161,6 +170,31 @@ class Adl(Message, frozen=True):
     price: int
     counterparty: int
     order_id: int = 0
+
+
+class AdlClaim(Message, frozen=True):
+    """Cluster mode: ``qty`` of ``account``'s bankrupt position closed at ``price`` is left for the
+    venue's coordinator to deleverage against the profitable positions closed by ``side``."""
+
+    ts: int
+    account: int
+    claim: int
+    symbol: str
+    side: str
+    qty: int
+    price: int
+
+
+class AdlClaimClosed(Message, frozen=True):
+    """The coordinator is done with a claim; ``qty`` of it was left and taken over by the fund
+    float (which booked ``change``)."""
+
+    ts: int
+    account: int
+    claim: int
+    symbol: str
+    qty: int
+    change: int
 
 
 class AutoAddMargin(Message, frozen=True):

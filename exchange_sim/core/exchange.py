@@ -17,7 +17,9 @@ The facade owns the clock and the order of calls; the state lives in components 
 - ``OrderManager`` (``orders``): placement, cancels, modifies, triggers, fills and fees;
 - ``MarginMonitor`` (``monitor``): risk units and guard prices; returns verdicts;
 - ``LiquidationEngine`` (``liquidation``): insurance fund and ADL; acts on verdicts;
-- ``AccountCommands`` (``account_commands``): the account registry and settings commands.
+- ``AccountCommands`` (``account_commands``): the account registry and settings commands;
+- ``FundFloat`` (``venue_fund``): the cluster fund service's grants and sweeps of the fund;
+  ``AdlClaims`` (``liquidation.claims``): the cluster ADL coordinator's inputs.
 
 After every step that can move money the facade hands the ledger's changes to the monitor and
 judges the dirty units (``_judge``), acting on each verdict in order.
@@ -41,16 +43,18 @@ from .messages import (
     CancelAllOrders, CancelOrder, CommandRejected, CreateAccount, Deposit, FeedStatus, Funding, IndexPrice,
     MarketStatus, MarkPrice, ModifyOrder, PlaceOrder, PositionUpdate, ResetAccount, SetAutoAddMargin,
     SetLeverage, SetMarginType, SetPositionMode, Trade, Transfer, UniversalTransfer, Withdraw,
+    InsuranceFundTransfer, AutoDeleverage, CloseAdlClaim,
 )
 from .monitor import AUTO_ADD, LIQUIDATE, MarginMonitor, RiskUnit
 from .order_manager import OrderManager
 from .queries import Queries
 from .risk_view import RiskView
+from .venue_fund import FundFloat
 
 __all__ = ["Exchange", "ExchangeConfig", "SnapshotVersionError", "SNAPSHOT_FORMAT"]
 
 # Snapshots are pickles of the whole component graph; a change of its shape bumps the format.
-SNAPSHOT_FORMAT = 3  # 3: the account's spot (funding) wallet and its ledger keys
+SNAPSHOT_FORMAT = 4  # 3: the account's spot (funding) wallet and its ledger keys; 4: the fund float's refs
 _SNAPSHOT_MAGIC = b"exchange-sim core snapshot v"
 
 
@@ -69,6 +73,7 @@ class Exchange(Queries):
         self.monitor = MarginMonitor(instruments, cfg)
         self.liquidation = LiquidationEngine(instruments, cfg, markets, ledger, self.orders, view)
         self.account_commands = AccountCommands(instruments, cfg, ledger, self.orders, view)
+        self.venue_fund = FundFloat(self.liquidation)
         super().__init__(instruments, cfg, ledger, markets, view, self.account_commands.accounts_by_key)
         self.now = 0
 
@@ -294,4 +299,7 @@ _HANDLERS: dict[type, Callable[[Exchange, Any], list]] = {
     SetLeverage: lambda ex, m: ex.account_commands.set_leverage(m, ex.now),
     AdjustIsolatedMargin: lambda ex, m: ex._refused(m) or ex.account_commands.adjust_margin(m, ex.now),
     SetAutoAddMargin: lambda ex, m: ex._refused(m) or ex.account_commands.set_auto_add(m, ex.now),
+    InsuranceFundTransfer: lambda ex, m: ex.venue_fund.transfer(m, ex.now),
+    AutoDeleverage: lambda ex, m: ex._refused(m) or ex.liquidation.claims.deleverage(ex.liquidation, m, ex.now),
+    CloseAdlClaim: lambda ex, m: ex.liquidation.claims.close(ex.liquidation, m, ex.now),
 }

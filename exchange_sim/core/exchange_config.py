@@ -19,5 +19,6 @@ class ExchangeConfig:
     default_leverage: int = 20
     insurance_fund: int = to_fixed("1000000")  # initial insurance fund balance (USDT)
     adl_enabled: bool = True
+    venue_adl: bool = False  # cluster mode: ADL claims for the venue's coordinator (adl_claims.py)
     history_limit: int | None = 1000  # closed orders, fills and income kept per account (None: all)
     partial_liquidation_min_tier: int = 3  # positions in this bracket or above are first reduced a tier

@@ -14,7 +14,9 @@ unit's margin ratio reaches 100%:
    fund books the difference between that and the mark (where it unwinds). If the fund cannot
    cover that, auto-deleveraging closes opposite-side profitable positions of other accounts at
    the bankruptcy price, ranked as Binance ranks them (PnL% × margin ratio, PnL% = max(0, uPnL) /
-   max(1, wallet)), with their open orders cancelled and no fee.
+   max(1, wallet)), with their open orders cancelled and no fee. With ``venue_adl`` (cluster mode)
+   the core records an ADL claim instead and the venue's coordinator deleverages the positions of
+   every shard against it (``adl_claims.py``).
 5. Clearance fee: ``liquidation_fee`` × liquidated notional, but never more than the equity the
    position had left after its fills; it goes to the fund. What is left of that equity after the
    fee returns to the trader (with the venue's 1.25% fee that is nothing: the trader loses the
@@ -29,6 +31,7 @@ from __future__ import annotations
 from typing import Mapping
 
 from .accounts import Account, Position
+from .adl_claims import AdlClaims
 from .exchange_config import ExchangeConfig
 from .fixed import SCALE
 from .instruments import Instrument
@@ -53,6 +56,7 @@ class LiquidationEngine:
         self.view = view
         self.insurance_fund = config.insurance_fund
         self.next_liquidation_id = 0
+        self.claims = AdlClaims()
 
     def execute(self, verdict: Verdict, now: int) -> list:
         """Liquidate the unit of a ``LIQUIDATE`` verdict; returns the events, in order."""
@@ -123,7 +127,11 @@ class LiquidationEngine:
                 self._fund(out, fund_pnl, "TAKEOVER", symbol, acct.id, now)
             else:
                 orders.fill(out, acct, order, rest, price, False, now, reason="ADL", fee_rate=0)
-                left = self._auto_deleverage(out, symbol, long, rest, price, acct.id, now)
+                if self.config.venue_adl:  # the venue's coordinator deleverages (adl_claims.py)
+                    out.append(self.claims.open(symbol, long, rest, price, fund_pnl, acct.id, now))
+                    left = 0
+                else:
+                    left = self._auto_deleverage(out, symbol, long, rest, price, acct.id, now)
                 if left:
                     self._fund(out, fund_pnl * left // rest, "TAKEOVER", symbol, acct.id, now)
         # equity the closed part had left: isolated -> what came back to the cross wallet
@@ -150,6 +158,10 @@ class LiquidationEngine:
         self.insurance_fund += change
         out.append(InsuranceFundChange(now, symbol, change, self.insurance_fund, reason, account))
 
+    def take_over(self, out: list, change: int, symbol: str, account: int, now: int) -> None:
+        """The fund books a takeover's gain or loss (an ADL claim's leftover: adl_claims.py)."""
+        self._fund(out, change, "TAKEOVER", symbol, account, now)
+
     def _top_up(self, out: list, acct: Account, symbol: str, amount: int, now: int) -> None:
         """The fund pays a negative cross wallet back to 0 (or ``amount`` lost beyond isolated margin)."""
         if amount <= 0:
@@ -159,6 +171,10 @@ class LiquidationEngine:
 
     def adl_ranking(self, symbol: str, long_side: bool) -> list[Position]:
         """Profitable positions on one side of ``symbol``, highest ADL priority first."""
+        return [r[3] for r in self.adl_candidates(symbol, long_side)]
+
+    def adl_candidates(self, symbol: str, long_side: bool) -> list[tuple[int, int, str, Position]]:
+        """``(-score, account, position side, position)`` of ``adl_ranking``, in its order."""
         mark = self.markets[symbol].mark
         ranked = []
         for pos in sorted(self.ledger.positions_by_symbol[symbol], key=lambda p: (p.account, p.side)):
@@ -174,7 +190,7 @@ class LiquidationEngine:
             score = pnl * SCALE // max(SCALE, wallet) * ratio // SCALE
             ranked.append((-score, aid, pos.side, pos))
         ranked.sort(key=lambda r: r[:3])
-        return [r[3] for r in ranked]
+        return ranked
 
     def _auto_deleverage(self, out: list, symbol: str, bankrupt_long: bool, qty: int, price: int,
                          counterparty: int, now: int) -> int:
@@ -184,19 +200,23 @@ class LiquidationEngine:
                 break
             if pos.account == counterparty or not pos.qty:
                 continue
-            acct = self.ledger.accounts[pos.account]
-            self.orders.cancel_where(out, acct, lambda o: False, "ADL", now)
-            take = min(qty, abs(pos.qty))
-            side = SELL if pos.qty > 0 else BUY
-            cmd = PlaceOrder(ts=now, account=acct.id, symbol=symbol, side=side, order_type=LIMIT, qty=take,
-                             price=price, time_in_force=IOC, reduce_only=True, position_side=pos.side)
-            order = Order(0, cmd, "")
-            self.orders.assign_id(order)
-            order.client_id = f"adl_autoclose-{order.id}"
-            order.reason = "ADL"
-            self.orders.open_order(acct, order)
-            pos_side = pos.side
-            self.orders.fill(out, acct, order, take, price, False, now, reason="ADL", fee_rate=0)
-            out.append(Adl(now, acct.id, symbol, pos_side, take, price, counterparty, order.id))
-            qty -= take
+            qty -= self.deleverage(out, pos, min(qty, abs(pos.qty)), price, counterparty, now)
         return qty
+
+    def deleverage(self, out: list, pos: Position, take: int, price: int, counterparty: int, now: int) -> int:
+        """Close ``take`` of ``pos`` at ``price`` (no fee), its account's open orders cancelled; ``take``."""
+        acct = self.ledger.accounts[pos.account]
+        symbol = pos.symbol
+        self.orders.cancel_where(out, acct, lambda o: False, "ADL", now)
+        side = SELL if pos.qty > 0 else BUY
+        cmd = PlaceOrder(ts=now, account=acct.id, symbol=symbol, side=side, order_type=LIMIT, qty=take,
+                         price=price, time_in_force=IOC, reduce_only=True, position_side=pos.side)
+        order = Order(0, cmd, "")
+        self.orders.assign_id(order)
+        order.client_id = f"adl_autoclose-{order.id}"
+        order.reason = "ADL"
+        self.orders.open_order(acct, order)
+        pos_side = pos.side
+        self.orders.fill(out, acct, order, take, price, False, now, reason="ADL", fee_rate=0)
+        out.append(Adl(now, acct.id, symbol, pos_side, take, price, counterparty, order.id))
+        return take

@@ -26,7 +26,10 @@ from .events import (  # noqa: F401  (re-exported: import every message from her
     MarginCall,
     Liquidation,
     InsuranceFundChange,
+    InsuranceFundTransferred,
     Adl,
+    AdlClaim,
+    AdlClaimClosed,
     AutoAddMargin,
     MarketStatus,
     WalletTransfer,
@@ -284,7 +287,45 @@ class CancelAllOrders(Message, frozen=True):
     which: str = "ALL"
 
 
+# ----------------------------------------------------------------------------- venue-wide pieces (cluster mode)
+
+
+class InsuranceFundTransfer(Message, frozen=True):
+    """The venue's fund service moves money into (``amount`` > 0, a grant) or out of (< 0, a sweep)
+    this core's slice of the insurance fund; ``ref`` makes it idempotent (venue_fund.py)."""
+
+    ts: int
+    amount: int
+    ref: str
+
+
+class AutoDeleverage(Message, frozen=True):
+    """The venue's ADL coordinator closes ``qty`` of this account's profitable position (its leg
+    ``position_side`` of ``symbol``, on the side that ``side`` closes) at the bankrupt position's
+    ``price`` against the claim in ``ref`` (``<shard>:<claim>:<part>``; adl_claims.py)."""
+
+    ts: int
+    account: int
+    symbol: str
+    side: str
+    position_side: str
+    qty: int
+    price: int
+    counterparty: int
+    ref: str
+
+
+class CloseAdlClaim(Message, frozen=True):
+    """The coordinator is done with this core's ADL claim: ``left`` of it found no position to
+    deleverage on the venue and is taken over by this core's fund float (adl_claims.py)."""
+
+    ts: int
+    claim: int
+    qty: int
+
+
 COMMANDS = (
     CreateAccount, Deposit, Withdraw, Transfer, UniversalTransfer, ResetAccount, SetMarginType, SetPositionMode,
     SetLeverage, AdjustIsolatedMargin, SetAutoAddMargin, PlaceOrder, CancelOrder, CancelAllOrders, ModifyOrder,
+    InsuranceFundTransfer, AutoDeleverage, CloseAdlClaim,
 )

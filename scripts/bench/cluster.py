@@ -18,7 +18,9 @@ api_roundtrip.py). Workloads, each doing what its figure says:
   /proc/<pid>/stat) each kind of process spent during the 8-client one-gateway run, per order
   placed (``single_node``: the single node's process in its 8-client run), and during the ingest burst, per market event: ``gateway_serving`` (the gateway the
   clients use), ``gateway_idle`` (the other one, serving nobody: it holds no shard state and
-  follows only the market stream), ``leaders`` and ``standbys`` (all three shards together), ``nats`` (all three nodes);
+  follows only the market stream), ``leaders`` and ``standbys`` (all three shards together), ``nats`` (all three nodes),
+  ``fund_process`` (the fund service + ADL coordinator, leader and standby together: its ADL
+  coordinator keeps a replica of every shard);
   these are what the README's capacity model divides a core by;
 - ``refusal_rebuild_s`` / ``refusal_rebuild_inputs``: what a shard member does after its core
   raised on an input (exchange_sim/cluster/replica.py): a new core from the last snapshot plus
@@ -106,7 +108,8 @@ def cpu_by_role(cluster: LocalCluster) -> dict[str, float]:
     return {"gateway_serving": cpu_s(pid(cluster.gateways[0])), "gateway_idle": cpu_s(pid(cluster.gateways[1])),
             "leaders": sum(cpu_s(pid(c)) for c in members if c in LEADERS),
             "standbys": sum(cpu_s(pid(c)) for c in members if c not in LEADERS),
-            "nats": sum(cpu_s(pid(p)) for p in cluster.natsd.procs)}
+            "nats": sum(cpu_s(pid(p)) for p in cluster.natsd.procs),
+            "fund_process": sum(cpu_s(pid(c)) for c in cluster.funds)}
 
 
 def per_unit(before: dict[str, float], after: dict[str, float], units: int, name: str) -> dict[str, float]:

@@ -137,7 +137,10 @@ async def test_a_core_bug_is_refused_journaled_and_every_member_agrees(small, se
     log = leader.log_text()
     assert "exchange.apply raised RuntimeError" in log and "Traceback" in log and "injected core fault" in log
     standby = next(c for c in small.members[shard] if c is not leader)
-    await standing_by(standby, text="refused inputs [2, 5, 7] skipped")  # its core raised too and was rebuilt
+    refused_seqs = sorted(refused for _, refused in markers)  # (after the fund service's first grant)
+    assert len(refused_seqs) == 3
+    # its core raised too and was rebuilt
+    await standing_by(standby, text=f"refused inputs {refused_seqs} skipped")
 
     # a replica with the buggy core and one with the bug fixed (it applies the refused deposits
     # without trouble, then meets their markers) both end in the leader's state
