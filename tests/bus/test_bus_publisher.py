@@ -55,7 +55,9 @@ async def test_retained_summary_is_what_a_late_subscriber_sees(mqtt_url):
         publisher.offer(m.Deposit(ts=1, account=9, amount=FIX), [balance(9, 55, 1)])
         async with Collector(mqtt_url, prefix) as early:
             publisher.offer(m.Deposit(ts=2, account=9, amount=FIX), [balance(9, 56, 2)])
-            await early.wait_for(lambda s: len(s.on("account/9/balance")) >= 1)
+            # the broker holds seq 2's summary once a subscriber has seen it live (the summary may
+            # leave after the balance line: waiting for the balance alone raced it)
+            await early.wait_for(lambda s: any(p["seq"] == 2 for p in s.on("account/9/summary")))
         async with Collector(mqtt_url, prefix) as late:
             await late.wait_for(lambda s: len(s.on("account/9/summary")) == 1)
     ((_topic, payload, retained),) = [x for x in late.messages if x[0].endswith("/summary")]
