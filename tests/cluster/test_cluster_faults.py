@@ -14,6 +14,7 @@ import json
 import time
 
 import aiohttp
+import ccxt
 import nats
 
 from exchange_sim.cluster.layout import KEY_BUCKET
@@ -65,14 +66,33 @@ async def wait_keys_everywhere(cluster, session, bots) -> None:
                 raise AssertionError(f"{url} never learnt {bot.name}'s key")
 
 
+async def open_ids_read(bot: Bot, url: str, slow_reads: list[float]) -> list[str]:
+    """``bot``'s open client ids through the gateway at ``url``. Right after a NATS node is killed a
+    read can outlast the ccxt client's timeout while the shard members reconnect and JetStream
+    re-elects (a gateway retries a read for up to 15 s): retried, bounded, and counted."""
+    started = time.monotonic()
+    for attempt in range(6):
+        try:
+            ids = await bot.open_client_ids(url)
+        except (ccxt.RequestTimeout, ccxt.ExchangeNotAvailable):
+            if attempt == 5:
+                raise
+            continue
+        if attempt:
+            slow_reads.append(round(time.monotonic() - started, 1))
+        return ids
+    raise AssertionError("unreachable")
+
+
 async def verify(cluster, bots: list[Bot], label: str, kills: int, takeover: float | None) -> dict:
     acknowledged = sum(len(b.acknowledged) for b in bots)
     lost = 0
+    slow_reads: list[float] = []  # seconds a verification read took when it needed retries
     for bot in bots:
         # both gateways answer the same (each asks the account's shard; a standby that answers
         # may be a few inputs late for a moment after a NATS node kill): bounded wait, then the check
         for _ in range(50):
-            open_ids = [await bot.open_client_ids(url) for url in cluster.gateway_urls]
+            open_ids = [await open_ids_read(bot, url, slow_reads) for url in cluster.gateway_urls]
             if open_ids[0] == open_ids[1]:
                 break
             await asyncio.sleep(0.1)
@@ -85,7 +105,8 @@ async def verify(cluster, bots: list[Bot], label: str, kills: int, takeover: flo
         dup += duplicated(await inputs(cluster.natsd.urls, shard), exchange_factory(SYMBOLS))
     figures = {"kills": kills, "acknowledged": acknowledged, "lost": lost, "duplicated": dup,
                "takeover_s": None if takeover is None else round(takeover, 3),
-               "client_retries": sum(b.failures for b in bots), "gateway_switches": sum(b.switches for b in bots)}
+               "client_retries": sum(b.failures for b in bots), "gateway_switches": sum(b.switches for b in bots),
+               "slow_verification_reads_s": slow_reads}
     print(f"\nFAULT {label}: {figures}")
     assert lost == 0
     assert dup == 0
