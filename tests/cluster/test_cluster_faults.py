@@ -16,6 +16,8 @@ import time
 import aiohttp
 import ccxt
 import nats
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.errors import NoKeysError
 
 from exchange_sim.cluster.layout import KEY_BUCKET
 from exchange_sim.cluster.processes import exchange_factory
@@ -277,8 +279,16 @@ async def test_a_gateway_started_after_the_load_answers_at_once(cluster):
         nc = await nats.connect(servers=cluster.natsd.urls)
         try:
             keys = await nc.jetstream().key_value(KEY_BUCKET)
+            for attempt in range(20):  # the bucket's replica on the NATS node restarted by an earlier
+                try:                   # test may still be catching up: its listing can come back empty
+                    names = await keys.keys()
+                    break
+                except (NoKeysError, NatsTimeout):
+                    if attempt == 19:
+                        raise
+                    await asyncio.sleep(0.5)
             secrets = {}
-            for key in await keys.keys():
+            for key in names:
                 data = json.loads((await keys.get(key)).value)
                 secrets[data["account"]] = (key, data["secret"])
         finally:
