@@ -47,9 +47,14 @@ async def make_bots(cluster, session, tag: str) -> list[Bot]:
         if not wanted[shard]:
             continue
         wanted[shard] -= 1
-        async with session.post(url + "/sim/v1/accounts", headers=h, json={"name": name, "deposit": "100000"}) as r:
-            account = await r.json()
-            assert r.status == 200, account
+        for attempt in range(40):  # a 503 "try again" while the cluster settles after an earlier test's
+            async with session.post(url + "/sim/v1/accounts", headers=h,  # NATS node restart: retried
+                                    json={"name": name, "deposit": "100000"}) as r:
+                account = await r.json()
+            if r.status != 503 or attempt == 39:
+                break
+            await asyncio.sleep(0.5)
+        assert r.status == 200, account
         bots.append(Bot(name, account, cluster.gateway_urls, len(bots) % len(cluster.gateway_urls), shard))
     await wait_keys_everywhere(cluster, session, bots)
     return bots
