@@ -59,14 +59,15 @@ def journal_config(settings: Settings) -> Any:
     journal has committed it (exchange_sim/runtime/node.py), so one commit serves every client
     whose input arrived meanwhile and nothing acknowledged is ever unstored. WAL checkpoints are
     copied by a helper process and only finished, a few frames, after a commit (journal/checkpoint.py),
-    and snapshots are pickled by a forked child (journal/forked_snapshot.py), not on the loop.
+    and snapshots are pickled by a forked child (journal/forked_snapshot.py), not on the loop. An
+    input's event-log and history rows are committed after its reply (``deferred_events``, journal/store.py).
     """
     from exchange_sim.journal import JournalConfig
 
     j = settings.journal
     return JournalConfig(snapshot_every=j.snapshot_every, keep_snapshots=j.keep_snapshots,
                          synchronous=j.synchronous, compact_events=j.compact_events, group_commit=True,
-                         background_checkpoint=True, background_snapshot=True)
+                         background_checkpoint=True, background_snapshot=True, deferred_events=True)
 
 
 def new_exchange(settings: Settings, *, lessons: bool = True) -> Any:

@@ -70,7 +70,8 @@ class Position:
 class Account:
     __slots__ = ("id", "name", "parent", "api_key", "api_secret", "cross_wallet", "spot_wallet", "hedge",
                  "isolated", "leverage", "auto_add", "positions", "open_orders", "order_margin", "closed_orders",
-                 "trades", "income", "update_ts", "ledger", "children", "history", "open_client_ids")
+                 "trades", "income", "update_ts", "ledger", "children", "history", "open_client_ids",
+                 "open_counts")
 
     def __init__(self, aid: int, name: str, parent: int | None, api_key: str, api_secret: str,
                  ts: int, history: int | None = None) -> None:
@@ -88,6 +89,7 @@ class Account:
         self.positions: dict[tuple[str, str], Position] = {}
         self.open_orders: dict[int, Order] = {}
         self.open_client_ids: dict[str, Order] = {}
+        self.open_counts: dict[tuple[str, bool], int] = {}  # (symbol, conditional) -> open orders: the venue's caps
         self.order_margin = 0
         # finished orders, fills and income, newest last; see ``remember``
         self.history = history
@@ -103,6 +105,24 @@ class Account:
         if order_id:
             return self.open_orders.get(order_id)
         return self.open_client_ids.get(client_order_id) if client_order_id else None
+
+    def add_open(self, order: Order) -> None:
+        """Hold ``order`` as open: by id, by client id (the duplicate check) and in the per-symbol count."""
+        self.open_orders[order.id] = order
+        self.open_client_ids[order.client_id] = order
+        key = (order.symbol, order.conditional)
+        self.open_counts[key] = self.open_counts.get(key, 0) + 1
+
+    def remove_open(self, order: Order) -> None:
+        if self.open_orders.pop(order.id, None) is not None:
+            key = (order.symbol, order.conditional)
+            left = self.open_counts[key] - 1
+            if left:
+                self.open_counts[key] = left
+            else:
+                del self.open_counts[key]
+        if self.open_client_ids.get(order.client_id) is order:
+            del self.open_client_ids[order.client_id]
 
     def remember(self, records: list, item: object) -> None:
         """Keep ``item`` in a history list holding at least the last ``history`` entries (None: all).

@@ -54,7 +54,8 @@ from .venue_fund import FundFloat
 __all__ = ["Exchange", "ExchangeConfig", "SnapshotVersionError", "SNAPSHOT_FORMAT"]
 
 # Snapshots are pickles of the whole component graph; a change of its shape bumps the format.
-SNAPSHOT_FORMAT = 4  # 3: the account's spot (funding) wallet and its ledger keys; 4: the fund float's refs
+SNAPSHOT_FORMAT = 5  # 3: the account's spot (funding) wallet and its ledger keys; 4: the fund float's refs;
+# 5: the account's open-order counts per symbol
 _SNAPSHOT_MAGIC = b"exchange-sim core snapshot v"
 
 

@@ -29,8 +29,6 @@ Pure functions of (order, mark, open orders) → ``(code, msg)`` or None.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
 
 from .fixed import DECIMALS, fmt
 from .messages import LIMIT, STOP, TAKE_PROFIT, PlaceOrder
@@ -76,20 +74,19 @@ def _band_error(price: int, ref: int, precision: int, above: int, below: int) ->
     return None
 
 
-def open_count_error(cmd: PlaceOrder, conditional: bool, open_orders: Iterable[Any]) -> tuple[int, str] | None:
+def open_count_error(cmd: PlaceOrder, conditional: bool, same: int) -> tuple[int, str] | None:
     """MAX_NUM_ORDERS / MAX_NUM_ALGO_ORDERS for one more order of ``cmd.symbol``, or None.
 
-    ``open_orders``: the account's open orders (anything with ``symbol`` and ``conditional``).
+    ``same``: how many orders of that kind (conditional or not) the account has open on ``cmd.symbol``.
     """
-    same = sum(1 for o in open_orders if o.symbol == cmd.symbol and o.conditional == conditional)
     if conditional:
         return MAX_STOP_ORDERS if same >= MAX_NUM_ALGO_ORDERS else None
     return MAX_OPEN_ORDERS if same >= MAX_NUM_ORDERS else None
 
 
-def placement_error(cmd: PlaceOrder, conditional: bool, mark: int, open_orders: Iterable[Any],
+def placement_error(cmd: PlaceOrder, conditional: bool, mark: int, open_same: int,
                     precision: int) -> tuple[int, str] | None:
     """Every filter of this module for a new order (counts first, as the venue answers)."""
-    return (open_count_error(cmd, conditional, open_orders)
+    return (open_count_error(cmd, conditional, open_same)
             or price_band_error(cmd.order_type, cmd.price, mark, precision)
             or stop_band_error(cmd.order_type, cmd.price, cmd.stop_price, precision))

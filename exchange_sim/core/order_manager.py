@@ -60,7 +60,8 @@ class OrderManager:
             return [rejected(cmd, ERR["duplicate_client_id"])]
         mkt = self.markets[cmd.symbol]
         order = Order(0, cmd, cmd.client_order_id)
-        err = filters.placement_error(cmd, order.conditional, mkt.mark, acct.open_orders.values(),
+        err = filters.placement_error(cmd, order.conditional, mkt.mark,
+                                      acct.open_counts.get((cmd.symbol, order.conditional), 0),
                                       mkt.inst.price_precision)
         if err:
             return [rejected(cmd, err)]
@@ -151,14 +152,11 @@ class OrderManager:
 
     def open_order(self, acct: Account, order: Order) -> None:
         """Register an accepted order as open (by id, and by client id for the duplicate check)."""
-        acct.open_orders[order.id] = order
-        acct.open_client_ids[order.client_id] = order
+        acct.add_open(order)
         self.orders[order.id] = order
 
     def _unopen_order(self, acct: Account, order: Order) -> None:
-        acct.open_orders.pop(order.id, None)
-        if acct.open_client_ids.get(order.client_id) is order:
-            del acct.open_client_ids[order.client_id]
+        acct.remove_open(order)
         self.orders.pop(order.id, None)
 
     def assign_id(self, order: Order) -> None:

@@ -40,7 +40,7 @@ Reads take the venue's paging rules (``Page``): with a from-id or a start time t
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,6 +143,8 @@ class History:
 
     def __init__(self, db: sqlite3.Connection, *, create: bool = True) -> None:
         self._db = db
+        # called before every read: the journal's ``write_deferred`` when its rows are written late
+        self.before_read: Callable[[], object] | None = None
         if create:  # statement by statement: executescript would commit the caller's open transaction
             for statement in SCHEMA.split(";"):
                 if statement.strip():
@@ -163,6 +165,7 @@ class History:
     def dump(self) -> bytes:
         """Every row as one SQLite database image (``load`` takes it back); for a history with a
         database of its own (``temporary``), such as a cluster shard's, stored with its snapshot."""
+        self._read()
         return self._db.serialize()
 
     def load(self, image: bytes) -> None:
@@ -266,8 +269,13 @@ class History:
 
     # ------------------------------------------------------------------ reading
 
+    def _read(self) -> None:
+        if self.before_read is not None:
+            self.before_read()
+
     def order(self, account: int, order_id: int = 0, client_order_id: str = "") -> OrderView | None:
         """A closed order of ``account`` by id, else the newest closed one with that client id."""
+        self._read()
         if order_id:
             sql, args = "order_id = ?", [_bound(order_id)]
         elif client_order_id:
@@ -281,6 +289,7 @@ class History:
     def orders(self, account: int, page: Page, *, symbol: str | None = None, conditional: bool | None = None,
                force: tuple[str, ...] = ()) -> list[OrderView]:
         """Closed orders of ``account`` (by id), paged; ``force``: only these forced-close kinds."""
+        self._read()
         where, args = ["account = ?", "closed = 1"], [account]
         if conditional is not None:
             where.append("conditional = ?")
@@ -293,6 +302,7 @@ class History:
 
     def trades(self, account: int, page: Page, *, symbol: str | None = None,
                order_id: int | None = None) -> list[TradeRecord]:
+        self._read()
         where, args = ["account = ?"], [account]
         if order_id is not None:
             where.append("order_id = ?")
@@ -302,6 +312,7 @@ class History:
 
     def income(self, account: int, page: Page, *, symbol: str | None = None,
                income_type: str | None = None) -> list[IncomeRecord]:
+        self._read()
         where, args = ["account = ?"], [account]
         if income_type is not None:
             where.append("income_type = ?")
@@ -311,6 +322,7 @@ class History:
 
     def liquidations(self, account: int | None = None) -> list[Any]:
         """Every ``Liquidation``/``Adl`` event (of ``account``), oldest first."""
+        self._read()
         sql, args = "SELECT body FROM history_liquidations", []
         if account is not None:
             sql, args = sql + " WHERE account = ?", [account]
@@ -320,6 +332,7 @@ class History:
                          offset: int = 0, limit: int = 10) -> tuple[int, list[m.WalletTransfer]]:
         """(how many match, ``limit`` of them newest first after ``offset``): universal transfers of
         ``account`` of type ``kind`` with ``start`` <= ts <= ``end`` (the venue's ``current``/``size``)."""
+        self._read()
         where, args = "account = ? AND kind = ? AND ts >= ? AND ts <= ?", [
             account, kind, _bound(-INT64 if start is None else start), _bound(INT64 if end is None else end)]
         total = int(self._db.execute(f"SELECT COUNT(*) FROM history_wallet_transfers WHERE {where}",
@@ -353,9 +366,11 @@ class History:
 
     def fingerprint(self) -> tuple:
         """Every row of every table, in key order: equal fingerprints mean equal histories."""
+        self._read()
         return tuple(tuple(self._db.execute(f"SELECT * FROM {t} ORDER BY 1")) for t in TABLES)
 
     def counts(self) -> dict[str, int]:
+        self._read()
         return {t: int(self._db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]) for t in TABLES}
 
 

@@ -46,6 +46,20 @@ Durability: "acknowledged means stored"
     own (``events_through`` rides along with the next append), so market data costs one commit
     per input and the node's flush-when-idle costs nothing when no events are staged.
 
+    Deferred events (``JournalConfig(deferred_events=True)``, what ``exchange-sim run`` uses):
+    ``record`` only keeps the events in memory, so an input's own commit writes the input row
+    alone (one or two WAL pages instead of about ten: the event log, the history tables and their
+    indexes). ``write_deferred`` stages the kept rows, oldest first, in the open transaction; the
+    node calls it shortly after a commit (``runtime/node.py``: at most ``DEFERRED_WRITE_S`` later)
+    and commits them together, so a lone client's request never waits for its event and history
+    rows, and many inputs share their pages. Nothing is lost: the inputs are stored before they
+    are acknowledged, and ``recover`` rewrites the events of every input after ``events_through``
+    exactly as it does after any crash. Nothing reads stale: every read of the event log or the
+    history (``events``, ``history.orders``...) and every snapshot first stages what is kept, on
+    this connection, so a reply after an acknowledgement sees its rows. Readers on *other*
+    connections (``replay-session`` on a live file) see them once they are committed, within
+    ``DEFERRED_WRITE_S``. At most ``MAX_DEFERRED`` inputs are kept; then ``record`` writes them.
+
 One writer: a second writer on the same file is refused (a POSIX lock on ``<file>-lock``); readers
 (``read_only=True``, ``replay-session``) may open it any time.
 
@@ -91,6 +105,7 @@ from .errors import JournalCorruptError, JournalError, JournalWriteError
 from .history import History, rebuild
 
 FORMAT = "1"
+MAX_DEFERRED = 256  # inputs whose events ``record`` keeps before it writes them itself (deferred_events)
 log = logging.getLogger(__name__)
 _WRITERS: set[str] = set()  # lock files this process holds (see Journal._lock)
 
@@ -123,6 +138,7 @@ class JournalConfig:
     wal_size_limit: int = 8 * 1024 * 1024  # bytes the WAL is truncated to after a checkpoint (background: never)
     background_checkpoint: bool = False  # WAL copied by a helper process, finished cheaply by the writer (checkpoint.py)
     background_snapshot: bool = False  # snapshots pickled by a forked child, not inline (forked_snapshot.py)
+    deferred_events: bool = False  # event-log and history rows written after the input's commit (module doc)
 
     def __post_init__(self) -> None:
         if self.snapshot_every < 0:
@@ -163,6 +179,7 @@ class Journal:
         self._source: SnapshotSource | None = None
         self._in_sync = True  # every appended input was recorded as applied (snapshots allowed)
         self._pending_record: int | None = None  # appended seq whose record() has not come yet
+        self._deferred: list[tuple[int, Any, list[Any]]] = []  # (seq, input, events) not written yet
         self._lock_fd: int | None = None if read_only else self._lock()
         try:
             if read_only:
@@ -185,6 +202,8 @@ class Journal:
             # closed orders, fills, income, liquidations: derived from the events, in the same transactions
             fresh = self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'history_orders'").fetchone() is None
             self.history = History(self._db, create=not read_only)
+            if config.deferred_events and not read_only:
+                self.history.before_read = self.write_deferred  # a read sees every recorded input's rows
             self._last_seq = self._scalar("SELECT COALESCE(MAX(seq), 0) FROM inputs")
             self._last_seq = max(self._last_seq, self._scalar("SELECT COALESCE(MAX(seq), 0) FROM snapshots"))
             self._last_event = self._scalar("SELECT COALESCE(MAX(seq), 0) FROM events")
@@ -222,6 +241,8 @@ class Journal:
         if checkpointer is not None:
             checkpointer.stop()
         try:
+            if self.failure is None and not self.read_only:
+                self.write_deferred()
             if self._db.in_transaction and self.failure is None:
                 self._stage_events_through()
                 self._db.execute("COMMIT")
@@ -335,7 +356,11 @@ class Journal:
         if seq is None:
             return  # an input that was never journaled (no journal at append time): nothing to add
         self._pending_record = None
-        if events or self._db.in_transaction:
+        if self.config.deferred_events and (events or self._deferred):  # written later (module doc)
+            self._deferred.append((seq, msg, events))
+            if len(self._deferred) >= MAX_DEFERRED:
+                self.write_deferred()
+        elif events or self._db.in_transaction:
             try:
                 if not self._db.in_transaction:
                     self._db.execute("BEGIN IMMEDIATE")
@@ -349,6 +374,7 @@ class Journal:
             self._store_forked(self._forked.poll())
         if (self._source is not None and self._in_sync and self.config.snapshot_every
                 and seq - self._last_snapshot >= self.config.snapshot_every):
+            self.write_deferred()  # a snapshot never runs ahead of the stored events
             if self._forked is not None:
                 if not self._forked.busy:  # else the next input tries again, once the child is done
                     self._fork_snapshot(seq)
@@ -366,6 +392,7 @@ class Journal:
         """Mark input ``seq`` (the last appended) refused: the core raised on it, so it is not part of
         the session. Committed with that input (group commit) or at once; no events are recorded."""
         self._writable()
+        self.write_deferred()  # events_through moves past ``seq``: the kept rows before it go first
         try:
             if not self._db.in_transaction:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -426,6 +453,7 @@ class Journal:
     def save_snapshot(self, seq: int, state: bytes, *, taken: int = 0) -> None:
         """Store ``state``, the core after input ``seq``; then compact. Committed with the next write."""
         self._writable()
+        self.write_deferred()
         try:
             if not self._db.in_transaction:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -438,6 +466,28 @@ class Journal:
             self._fail(f"could not store the snapshot after input {seq}", exc)
         self._last_snapshot = max(self._last_snapshot, seq)
         self._last_seq = max(self._last_seq, seq)
+
+    @property
+    def deferred(self) -> int:
+        """How many recorded inputs' event and history rows are kept for ``write_deferred``."""
+        return len(self._deferred)
+
+    def write_deferred(self) -> bool:
+        """Stage the kept event and history rows (``deferred_events``), oldest first, in the open
+        transaction (begun if needed; the next ``flush`` commits them). True if there were any."""
+        if not self._deferred or self.failure is not None or self.read_only:
+            return False
+        kept, self._deferred = self._deferred, []
+        seq = kept[0][0]
+        try:
+            if not self._db.in_transaction:
+                self._db.execute("BEGIN IMMEDIATE")
+            for seq, msg, events in kept:
+                self._insert_events(seq, events)
+                self.history.record(msg, events)
+        except sqlite3.Error as exc:
+            self._fail(f"could not store the events of input {seq}", exc)
+        return True
 
     def write_events(self, input_seq: int, events: list[Any]) -> None:
         """Store the events of an input replayed by ``recover`` (committed by ``flush``)."""
@@ -537,6 +587,7 @@ class Journal:
                types: tuple[str, ...] = (), since: int | None = None, newest: bool = False) -> list[tuple[int, Any]]:
         """Logged events as (seq, event), oldest first: ``seq > after``, optionally one account's, some
         types (class names), ``ts >= since``; at most ``limit`` (the newest ones if ``newest``)."""
+        self.write_deferred()
         sql, args = "SELECT seq, body FROM events WHERE seq > ?", list[Any]([after])
         if account is not None:
             sql += " AND account = ?"
@@ -558,11 +609,13 @@ class Journal:
 
     def event_bodies(self, after_input: int = 0) -> Iterator[str]:
         """The canonical JSON of every logged event caused by an input after ``after_input``, in order."""
+        self.write_deferred()
         cursor = self._db.execute("SELECT body FROM events WHERE input_seq > ? ORDER BY seq", (after_input,))
         for (body,) in cursor:
             yield body
 
     def last_event_seq(self) -> int:
+        self.write_deferred()
         return self._last_event
 
     def stats(self) -> JournalStats:

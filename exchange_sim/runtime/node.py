@@ -35,6 +35,11 @@ you staged) or ``False`` (not stored: drop it), and only then, for each input of
    their own task; the simulator's own publishers are commit hooks, below). A subscriber queue is bounded; when it is full the item is dropped for that subscriber and
    counted (``dropped(q)``): a slow websocket never blocks the core.
 
+A journal that keeps an input's event-log and history rows back (``deferred_events``, what
+``exchange-sim run`` uses) commits the input row alone; after a commit that left such rows, the
+node writes and commits them ``DEFERRED_WRITE_S`` later (``_write_deferred``), once for every
+input since, so a reply never waits for them (reads and snapshots write them first: journal doc).
+
 So nothing is acknowledged or published before it is stored, and a request costs no hop to
 another task and back (its input is applied, and when alone committed, in its own handler). The
 user-data streams, MQTT and the dashboard are listeners + commit hooks, not subscriber queues,
@@ -97,6 +102,7 @@ class Core(Protocol):
 
 
 MAX_BATCH = 256  # inputs committed together at most
+DEFERRED_WRITE_S = 0.02  # a journal's deferred event and history rows are committed at most this long after
 
 
 class Node(Fanout):
@@ -117,6 +123,7 @@ class Node(Fanout):
         self._commit_scheduled = False
         self._turn_inputs = 0  # inputs submitted in this turn of the event loop so far
         self._concurrent = False  # the last turn with inputs had several: batch this turn's first one too
+        self._deferred_timer: asyncio.TimerHandle | None = None  # will write the journal's deferred rows
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -136,9 +143,13 @@ class Node(Fanout):
         if not self._running:
             return
         self._running = False
+        if self._deferred_timer is not None:
+            self._deferred_timer.cancel()
+            self._deferred_timer = None
         try:
             self._commit_batch()
         finally:
+            self._write_deferred()
             self._flush()
 
     async def __aenter__(self) -> Self:
@@ -205,6 +216,25 @@ class Node(Fanout):
             if future is not None and not future.done():
                 future.set_result(events)
             self._to_subscribers((msg, events))
+        if (self._deferred_timer is None and self._loop is not None
+                and getattr(self.journal, "deferred", 0)):  # rows it writes after the commit (journal doc)
+            self._deferred_timer = self._loop.call_later(DEFERRED_WRITE_S, self._write_deferred)
+
+    def _write_deferred(self) -> None:
+        """Stage and commit the event and history rows the journal kept back (``deferred_events``):
+        after the replies they belong to, many inputs' rows in one commit. Their inputs are stored
+        already, so a failure here loses nothing (recovery rewrites them) but stops the node taking
+        input, as any journal failure does."""
+        self._deferred_timer = None
+        write = getattr(self.journal, "write_deferred", None)
+        if write is None or self.failure is not None:
+            return
+        try:
+            if write():
+                self._commit()
+        except Exception as exc:  # noqa: BLE001 - the journal is failed: refuse input until restart
+            self.failure = f"journal commit failed: {exc}"
+            log.error("%s; refusing input until restart", self.failure)
 
     def _apply(self, msg: Any, future: asyncio.Future | None) -> list | None:
         """Journal (staged) and apply one input and run the listeners; None if it was not applied."""

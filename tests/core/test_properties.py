@@ -165,6 +165,10 @@ def test_random_sequences_keep_the_books_straight(ops):
                 acct = ex.accounts[aid]
                 assert acct.cross_wallet >= 0 or any(p.qty for p in acct.positions.values()), acct.cross_wallet
                 assert all(p.isolated_wallet >= 0 for p in acct.positions.values())
+                counted: dict = {}  # the open-order caps' counters against the open orders themselves
+                for order in acct.open_orders.values():
+                    counted[(order.symbol, order.conditional)] = counted.get((order.symbol, order.conditional), 0) + 1
+                assert acct.open_counts == counted
     assert ex.insurance_fund == fund0 + fund_changes
     wallets = sum(ex.accounts[a].wallet_balance for a in ACCOUNTS)
     assert (wallets + ex.insurance_fund) - (wallets0 + fund0) == realized + funding - fees + takeover

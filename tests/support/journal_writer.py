@@ -1,6 +1,6 @@
 """A journaled node in its own process, for SIGKILL tests: ``python -m tests.support.journal_writer``.
 
-    python -m tests.support.journal_writer DB SEED N [SNAPSHOT_EVERY [forked]]
+    python -m tests.support.journal_writer DB SEED N [SNAPSHOT_EVERY [forked|deferred]]
 
 Recovers the exchange from DB (a new file starts from ``journal_session.genesis``), then submits
 the inputs of ``session_inputs(SEED, N)`` that the journal does not hold yet through a real
@@ -10,6 +10,8 @@ the inputs of ``session_inputs(SEED, N)`` that the journal does not hold yet thr
     done
 
 The test kills it with SIGKILL whenever it likes and starts it again on the same file.
+``forked``: snapshots pickled by forked children; ``deferred``: the journal as ``exchange-sim run``
+configures it (group commit, event and history rows written after the acknowledgement).
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from exchange_sim.journal import Journal, JournalConfig
 from tests.support.journal_session import session_inputs, start_journaled_node
 
 
-async def main(db: str, seed: int, n: int, snapshot_every: int, forked: bool = False) -> None:
-    journal = Journal(db, JournalConfig(snapshot_every=snapshot_every, keep_snapshots=2, background_snapshot=forked))
+async def main(db: str, seed: int, n: int, snapshot_every: int, mode: str = "") -> None:
+    journal = Journal(db, JournalConfig(snapshot_every=snapshot_every, keep_snapshots=2,
+                                        background_snapshot=mode == "forked", group_commit=mode == "deferred",
+                                        deferred_events=mode == "deferred"))
     exchange, node = await start_journaled_node(journal)
     next_seq = journal.next_seq
     inputs = session_inputs(seed, n)
@@ -45,4 +49,4 @@ async def main(db: str, seed: int, n: int, snapshot_every: int, forked: bool = F
 if __name__ == "__main__":
     args = sys.argv[1:]
     asyncio.run(main(args[0], int(args[1]), int(args[2]), int(args[3]) if len(args) > 3 else 25,
-                     args[4:5] == ["forked"]))
+                     args[4] if len(args) > 4 else ""))
