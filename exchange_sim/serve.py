@@ -59,15 +59,18 @@ def journal_config(settings: Settings) -> Any:
     journal has committed it (exchange_sim/runtime/node.py), so one commit serves every client
     whose input arrived meanwhile and nothing acknowledged is ever unstored. WAL checkpoints are
     copied by a helper process and only finished, a few frames, after a commit (journal/checkpoint.py),
-    and snapshots are pickled by a forked child (journal/forked_snapshot.py), not on the loop. An
-    input's event-log and history rows are committed after its reply (``deferred_events``, journal/store.py).
+    and snapshots are pickled by a forked child (journal/forked_snapshot.py), not on the loop. A
+    batch of inputs is stored by one append to the session's input log (``input_log``,
+    journal/input_log.py); the inputs' table rows, event log and history are committed just after the
+    replies (``deferred_events``, journal/store.py).
     """
     from exchange_sim.journal import JournalConfig
 
     j = settings.journal
     return JournalConfig(snapshot_every=j.snapshot_every, keep_snapshots=j.keep_snapshots,
                          synchronous=j.synchronous, compact_events=j.compact_events, group_commit=True,
-                         background_checkpoint=True, background_snapshot=True, deferred_events=True)
+                         background_checkpoint=True, background_snapshot=True, deferred_events=True,
+                         input_log=True)
 
 
 def new_exchange(settings: Settings, *, lessons: bool = True) -> Any:
@@ -227,7 +230,7 @@ def fresh_session(db: str) -> str | None:
             raise ServeError(f"session file {db} is in use by a running simulator; stop it first") from None
         stamp = time.strftime("%Y%m%d-%H%M%S")
         aside = path.with_name(f"{path.stem}.{stamp}{path.suffix}")
-        for suffix in ("", "-wal", "-shm"):
+        for suffix in ("", "-wal", "-shm", "-inputs"):
             src = Path(str(path) + suffix)
             if src.exists():
                 src.rename(str(aside) + suffix)

@@ -100,6 +100,7 @@ from typing import Any, Protocol, Self
 from exchange_sim.core.messages import dumps, loads
 
 from . import forked_snapshot
+from .input_log import INPUT, InputLog, log_path, read_records
 from .checkpoint import SAFETY_AUTOCHECKPOINT_PAGES, Checkpointer
 from .errors import JournalCorruptError, JournalError, JournalWriteError
 from .history import History, rebuild
@@ -139,6 +140,7 @@ class JournalConfig:
     background_checkpoint: bool = False  # WAL copied by a helper process, finished cheaply by the writer (checkpoint.py)
     background_snapshot: bool = False  # snapshots pickled by a forked child, not inline (forked_snapshot.py)
     deferred_events: bool = False  # event-log and history rows written after the input's commit (module doc)
+    input_log: bool = False  # inputs stored by one append to ``<file>-inputs`` (input_log.py); needs the two above
 
     def __post_init__(self) -> None:
         if self.snapshot_every < 0:
@@ -147,6 +149,8 @@ class JournalConfig:
             raise JournalError(f"keep_snapshots = {self.keep_snapshots}: must be >= 0 (0 keeps everything)")
         if self.synchronous not in ("FULL", "NORMAL"):
             raise JournalError(f"synchronous = {self.synchronous!r}: must be FULL or NORMAL")
+        if self.input_log and not (self.group_commit and self.deferred_events):
+            raise JournalError("input_log needs group_commit and deferred_events")
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +184,8 @@ class Journal:
         self._in_sync = True  # every appended input was recorded as applied (snapshots allowed)
         self._pending_record: int | None = None  # appended seq whose record() has not come yet
         self._deferred: list[tuple[int, Any, list[Any]]] = []  # (seq, input, events) not written yet
+        self._log_rows: list[tuple[int, str, int, str]] = []  # inputs in the input log, not yet in ``inputs``
+        self._input_log: InputLog | None = None
         self._lock_fd: int | None = None if read_only else self._lock()
         try:
             if read_only:
@@ -215,6 +221,12 @@ class Journal:
             self._stored_through = self._events_through  # what the meta row says (or will, at commit)
             if fresh and not read_only and self._last_event:  # a file from before the history tables
                 self.history = rebuild(self._db)
+            if not read_only:
+                self._fold_input_log()  # whatever config this is opened with: those inputs are stored
+        except JournalCorruptError:
+            self._db.close()
+            self._unlock()
+            raise
         except sqlite3.Error as exc:
             self._unlock()
             raise JournalError(f"journal {self.path}: cannot open: {_describe(exc)}") from None
@@ -222,6 +234,8 @@ class Journal:
             self._db.close()
             self._unlock()
             raise JournalCorruptError(f"journal {self.path}: format {fmt!r}, this version reads {FORMAT!r}")
+        if config.input_log and not read_only:
+            self._input_log = InputLog(log_path(self.path), fsync=config.synchronous == "FULL")
         self._checkpointer: Checkpointer | None = None
         if config.background_checkpoint and not read_only:
             self._checkpointer = Checkpointer(self.path)
@@ -246,9 +260,14 @@ class Journal:
             if self._db.in_transaction and self.failure is None:
                 self._stage_events_through()
                 self._db.execute("COMMIT")
-        except sqlite3.Error:
+                if self._input_log is not None:  # every logged input is in ``inputs`` now
+                    self._input_log.discard_pending()
+                    self._input_log.clear()
+        except (sqlite3.Error, OSError):
             pass
         finally:
+            if self._input_log is not None:
+                self._input_log.close()
             self._db.close()
             if checkpointer is not None:
                 checkpointer.release()  # after the connection: see Checkpointer.release
@@ -328,6 +347,13 @@ class Journal:
         if self._pending_record is not None:
             self._in_sync = False  # the previous input was never recorded as applied: no more snapshots
         seq = self._last_seq + 1
+        if self._input_log is not None:  # stored by the next flush's one write; into ``inputs`` later
+            row = (seq, type(msg).__name__, int(getattr(msg, "ts", 0) or 0), body)
+            self._input_log.add_input(*row)
+            self._log_rows.append(row)
+            self._last_seq = seq
+            self._pending_record = seq
+            return seq
         try:
             if not self._db.in_transaction:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -397,6 +423,8 @@ class Journal:
             if not self._db.in_transaction:
                 self._db.execute("BEGIN IMMEDIATE")
             self._db.execute("INSERT OR REPLACE INTO refused VALUES (?, ?)", (seq, reason[:500]))
+            if self._input_log is not None:
+                self._input_log.add_refusal(seq, reason[:500])
             if self._pending_record == seq:
                 self._pending_record = None
             self._events_through = max(self._events_through, seq)
@@ -435,6 +463,13 @@ class Journal:
             raise JournalWriteError(self.failure)
         if self._forked is not None and self._forked.busy:
             self._store_forked(self._forked.poll())
+        if self._input_log is not None:
+            if self._db.in_transaction:  # a transaction holds every logged input its events come after
+                self.write_deferred()
+            try:
+                self._input_log.write()  # the batch's inputs: stored when this returns
+            except JournalWriteError as exc:
+                self._fail("could not store inputs", exc)
         if self.read_only or not self._db.in_transaction:
             return
         try:
@@ -442,6 +477,11 @@ class Journal:
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             self._fail("could not commit", exc)
+        if self._input_log is not None and not self._log_rows:
+            try:
+                self._input_log.clear()  # all it held is committed to ``inputs``
+            except OSError as exc:
+                self._fail("could not empty the input log", exc)
         self._finish_checkpoint()
 
     def _finish_checkpoint(self) -> None:
@@ -469,19 +509,22 @@ class Journal:
 
     @property
     def deferred(self) -> int:
-        """How many recorded inputs' event and history rows are kept for ``write_deferred``."""
-        return len(self._deferred)
+        """How many inputs' rows are kept for ``write_deferred`` (events and history; logged inputs)."""
+        return len(self._deferred) + len(self._log_rows)
 
     def write_deferred(self) -> bool:
         """Stage the kept event and history rows (``deferred_events``), oldest first, in the open
         transaction (begun if needed; the next ``flush`` commits them). True if there were any."""
-        if not self._deferred or self.failure is not None or self.read_only:
+        if not (self._deferred or self._log_rows) or self.failure is not None or self.read_only:
             return False
         kept, self._deferred = self._deferred, []
-        seq = kept[0][0]
+        rows, self._log_rows = self._log_rows, []
+        seq = kept[0][0] if kept else rows[0][0]
         try:
             if not self._db.in_transaction:
                 self._db.execute("BEGIN IMMEDIATE")
+            if rows:  # the logged inputs first: the input log is emptied once they are committed
+                self._db.executemany("INSERT INTO inputs VALUES (?, ?, ?, ?)", rows)
             for seq, msg, events in kept:
                 self._insert_events(seq, events)
                 self.history.record(msg, events)
@@ -517,6 +560,35 @@ class Journal:
             self._db.execute("UPDATE meta SET value = ? WHERE key = 'events_through'", (str(self._events_through),))
             self._stored_through = self._events_through
 
+    def _fold_input_log(self) -> None:
+        """Copy what the input log holds beyond ``inputs`` into the tables and empty it (at open: what
+        a crash left there; input_log.py). A gap after the stored inputs is corruption."""
+        path = log_path(self.path)
+        records = read_records(path)
+        if not records:
+            if path.exists() and path.stat().st_size:
+                os.truncate(path, 0)  # only a torn, never acknowledged record
+            return
+        expected, inputs, refusals = self._last_seq + 1, [], []
+        for kind, seq, type_name, ts, body in records:
+            if kind != INPUT:
+                refusals.append((seq, body))
+            elif seq >= expected:
+                if seq != expected:
+                    raise JournalCorruptError(f"journal {self.path}: the input log holds input {seq} "
+                                              f"after input {expected - 1}")
+                inputs.append((seq, type_name, ts, body))
+                expected += 1
+        self._db.execute("BEGIN IMMEDIATE")
+        self._db.executemany("INSERT INTO inputs VALUES (?, ?, ?, ?)", inputs)
+        self._db.executemany("INSERT OR REPLACE INTO refused VALUES (?, ?)", refusals)
+        self._db.execute("COMMIT")
+        os.truncate(path, 0)
+        self._last_seq = expected - 1
+        if inputs:
+            log.info("journal %s: %d inputs recovered from the input log (%d..%d)", self.path, len(inputs),
+                     inputs[0][0], inputs[-1][0])
+
     def _compact(self) -> None:
         if not self.config.keep_snapshots:
             return  # keep the whole session (replay-session from the very start)
@@ -536,7 +608,7 @@ class Journal:
         if self.failure is not None:
             raise JournalWriteError(self.failure)
 
-    def _fail(self, what: str, exc: sqlite3.Error) -> None:
+    def _fail(self, what: str, exc: sqlite3.Error | OSError | JournalWriteError) -> None:
         try:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
@@ -552,6 +624,7 @@ class Journal:
 
     def inputs(self, after: int = 0, upto: int | None = None) -> Iterator[tuple[int, Any]]:
         """Stored inputs with ``after < seq <= upto``, in order, decoded; refused ones left out."""
+        self.write_deferred()  # logged inputs not yet in the table: staged on this connection first
         hi = self._last_seq if upto is None else upto
         skip = " AND seq NOT IN (SELECT seq FROM refused)" if self._refused_table else ""
         cursor = self._db.execute(f"SELECT seq, body FROM inputs WHERE seq > ? AND seq <= ?{skip} ORDER BY seq",

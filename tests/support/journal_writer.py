@@ -11,7 +11,8 @@ the inputs of ``session_inputs(SEED, N)`` that the journal does not hold yet thr
 
 The test kills it with SIGKILL whenever it likes and starts it again on the same file.
 ``forked``: snapshots pickled by forked children; ``deferred``: the journal as ``exchange-sim run``
-configures it (group commit, event and history rows written after the acknowledgement).
+configures it (group commit, inputs stored in the input log, their table rows, events and history
+written after the acknowledgement).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from tests.support.journal_session import session_inputs, start_journaled_node
 async def main(db: str, seed: int, n: int, snapshot_every: int, mode: str = "") -> None:
     journal = Journal(db, JournalConfig(snapshot_every=snapshot_every, keep_snapshots=2,
                                         background_snapshot=mode == "forked", group_commit=mode == "deferred",
-                                        deferred_events=mode == "deferred"))
+                                        deferred_events=mode == "deferred", input_log=mode == "deferred"))
     exchange, node = await start_journaled_node(journal)
     next_seq = journal.next_seq
     inputs = session_inputs(seed, n)
