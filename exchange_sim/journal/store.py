@@ -60,6 +60,15 @@ Durability: "acknowledged means stored"
     connections (``replay-session`` on a live file) see them once they are committed, within
     ``DEFERRED_WRITE_S``. At most ``MAX_DEFERRED`` inputs are kept; then ``record`` writes them.
 
+    Input log (``JournalConfig(input_log=True)``, with group commit and deferred events; what
+    ``exchange-sim run`` uses): ``append`` does not touch SQLite at all. ``flush`` stores the batch
+    by one append to ``<file>-inputs`` (``input_log.py``), and ``write_deferred`` puts those inputs
+    into ``inputs`` with their events; the commit that holds the last of them empties the log.
+    Opening the file copies into ``inputs`` whatever the log holds beyond them (what a crash left),
+    whatever the config, so nothing stored is ever skipped. A refusal is logged too. If SQLite then
+    fails to commit, the inputs are stored in the log even though the batch is reported failed
+    (its clients got "try again": they may find their order, as after a timeout on the venue).
+
 One writer: a second writer on the same file is refused (a POSIX lock on ``<file>-lock``); readers
 (``read_only=True``, ``replay-session``) may open it any time.
 

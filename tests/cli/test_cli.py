@@ -69,9 +69,11 @@ def test_run_hands_the_journal_keys_to_the_journal():
                                          "compact_events": True}}, env={})
     assert journal_config(settings) == JournalConfig(snapshot_every=5, keep_snapshots=0, synchronous="NORMAL",
                                                      compact_events=True, group_commit=True,
-                                                     background_checkpoint=True, background_snapshot=True)
+                                                     background_checkpoint=True, background_snapshot=True,
+                                                     deferred_events=True, input_log=True)
     # the node acknowledges a batch only after the journal committed it: group commit is on
-    assert journal_config(parse_config({}, env={})) == JournalConfig(group_commit=True, background_checkpoint=True, background_snapshot=True)
+    assert journal_config(parse_config({}, env={})) == JournalConfig(group_commit=True, background_checkpoint=True, background_snapshot=True,
+                                                                     deferred_events=True, input_log=True)
 
 
 def test_an_unusable_mqtt_setting_is_one_line_without_the_password(tmp_path):
