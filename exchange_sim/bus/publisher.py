@@ -19,10 +19,12 @@ topic's ``seq``. The core is never waited for. (A publisher given a ``source`` q
 ``node.subscribe()``, is fed by a *feeder* task from it instead, one hop later.)
 
 Then the *connection loop* (one visible loop, below in ``_run``): connect, announce "up", publish
-the buffer in order (QoS 1 for account events, 0 for market data) until the connection breaks;
+the buffer in order (QoS 1 for account events, 0 for market data) until the connection breaks,
+up to ``BATCH`` messages in flight: a message is sent without waiting for the broker to
+acknowledge the ones before it (waiting cost a liquidation's messages a broker round trip);
 announce "down", wait (backoff doubling from ``backoff_min`` to ``backoff_max``), and connect
-again. A batch that failed goes back to the front of the buffer, so after a reconnect it is
-sent again (a repeated ``seq`` is a redelivery).
+again. Every message in flight and not acknowledged when a publish fails goes back to the front
+of the buffer, in order, so after a reconnect it is sent again (a repeated ``seq`` is a redelivery).
 
 "Down" and "up" are logged (logger ``exchange_sim.bus``) and passed to ``on_status``; the
 retained ``{prefix}/status`` topic says ``{"online": true}`` while connected and the broker
@@ -48,7 +50,7 @@ from .topics import Outgoing, TopicMapper
 
 log = logging.getLogger("exchange_sim.bus")
 
-BATCH = 100  # messages published concurrently (in order) before waiting for their acknowledgements
+BATCH = 100  # messages in flight at most (published in order, not yet acknowledged by the broker)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +76,7 @@ class MqttPublisher:
                                   publish_market=config.publish_market, account_view=account_view)
         self._staged: list[tuple[Any, list[Any]]] = []  # applied inputs whose batch is not committed yet
         self._buffer: deque[Outgoing] = deque()
-        self._in_flight: list[Outgoing] = []
+        self._in_flight: deque[tuple[Outgoing, asyncio.Task]] = deque()  # published, not yet acknowledged
         self._wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
@@ -245,30 +247,54 @@ class MqttPublisher:
             pass
 
     async def _drain(self, client: aiomqtt.Client) -> None:
-        """Publish the buffer in order, a batch at a time; return when stopping and empty."""
+        """Publish the buffer in order, without waiting for one message's acknowledgement before
+        sending the next (paho keeps the order; at most ``BATCH`` in flight): a liquidation's
+        messages never wait for the broker to acknowledge the ones before them. Returns when
+        stopping and everything is acknowledged; raises (MqttError) when a publish fails, after
+        putting every message not acknowledged back at the front of the buffer, in order."""
         timeout = self.config.publish_timeout
-        while True:
-            if not self._buffer:
-                if self._stopping.is_set():
-                    return
-                self._wakeup.clear()
-                await self._wakeup.wait()
-                continue
-            count = min(BATCH, len(self._buffer))
-            self._in_flight = [self._buffer.popleft() for _ in range(count)]
-            sent = 0
-            try:
-                results = await asyncio.gather(
-                    *(client.publish(o.topic, o.payload, o.qos, o.retain, timeout=timeout)
-                      for o in self._in_flight), return_exceptions=True)
-                for result in results:
-                    if isinstance(result, BaseException):
-                        raise result
-                    sent += 1
-            finally:
-                self._published += sent
-                self._requeue(self._in_flight[sent:])
-                self._in_flight = []
+        loop = asyncio.get_running_loop()
+        sent = self._in_flight  # (message, its publish), oldest first
+        try:
+            while True:
+                while sent and sent[0][1].done():
+                    sent[0][1].result()  # a failed publish raises here
+                    sent.popleft()
+                    self._published += 1
+                room = BATCH - len(sent)
+                if self._buffer and room > 0:
+                    for _ in range(min(room, len(self._buffer))):
+                        out = self._buffer.popleft()
+                        sent.append((out, loop.create_task(
+                            client.publish(out.topic, out.payload, out.qos, out.retain, timeout=timeout))))
+                    continue
+                if not sent:
+                    if self._stopping.is_set():
+                        return
+                    self._wakeup.clear()
+                    await self._wakeup.wait()
+                    continue
+                waiters: set[asyncio.Future] = {sent[0][1]}  # the oldest acknowledgement, or more to send
+                wake = None
+                if room > 0 and not self._stopping.is_set():
+                    self._wakeup.clear()
+                    wake = loop.create_task(self._wakeup.wait())
+                    waiters.add(wake)
+                try:
+                    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    if wake is not None:
+                        wake.cancel()
+        finally:
+            unsent = []
+            for out, task in sent:
+                if task.done() and not task.cancelled() and task.exception() is None:
+                    self._published += 1
+                else:
+                    task.cancel()
+                    unsent.append(out)
+            sent.clear()
+            self._requeue(unsent)
 
     def _requeue(self, unsent: list[Outgoing]) -> None:
         """Put what did not go out back at the front of the buffer (keeping the bound)."""
