@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -110,7 +110,7 @@ class Params:
                            "'^[\\.A-Z\\:/a-z0-9_-]{1,36}$'.")
         return value
 
-    def choice(self, name: str, choices: Iterable[str], *, required: bool = False,
+    def choice(self, name: str, choices: Collection[str], *, required: bool = False,
                default: str | None = None, code: int = errors.INVALID_PARAMETER,
                msg: str | None = None) -> str | None:
         value = self.raw(name)
@@ -118,7 +118,7 @@ class Params:
             if required:
                 raise errors.mandatory(name)
             return default
-        if value not in set(choices):
+        if value not in choices:
             raise ApiError(code, msg or f"Data sent for parameter '{name}' is not valid.")
         return value
 
