@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import struct
 import zlib
 from pathlib import Path
@@ -135,6 +136,35 @@ def read_records(path: Path) -> list[Record]:
         log.warning("input log %s: dropped an incomplete last record (%d bytes): it was never acknowledged",
                     path, len(data) - at)
     return out
+
+
+def fold_input_log(db: sqlite3.Connection, path: Path, last_seq: int) -> int:
+    """Copy what the log at ``path`` holds beyond input ``last_seq`` into the journal's ``inputs``
+    (and ``refused``) tables, commit, empty the log; the new last seq. What ``Journal`` does when it
+    opens a file for writing: what a crash left in the log is stored, so it is never skipped. A gap
+    after the stored inputs is corruption."""
+    records = read_records(path)
+    if not records:
+        if path.exists() and path.stat().st_size:
+            os.truncate(path, 0)  # only a torn record, never acknowledged
+        return last_seq
+    expected, inputs, refusals = last_seq + 1, [], []
+    for kind, seq, type_name, ts, body in records:
+        if kind != INPUT:
+            refusals.append((seq, body))
+        elif seq >= expected:
+            if seq != expected:
+                raise JournalCorruptError(f"input log {path}: input {seq} after input {expected - 1}")
+            inputs.append((seq, type_name, ts, body))
+            expected += 1
+    db.execute("BEGIN IMMEDIATE")
+    db.executemany("INSERT INTO inputs VALUES (?, ?, ?, ?)", inputs)
+    db.executemany("INSERT OR REPLACE INTO refused VALUES (?, ?)", refusals)
+    db.execute("COMMIT")
+    os.truncate(path, 0)
+    if inputs:
+        log.info("input log %s: %d inputs stored from it (%d..%d)", path, len(inputs), inputs[0][0], inputs[-1][0])
+    return expected - 1
 
 
 def _later_record(data: bytes, start: int) -> bool:

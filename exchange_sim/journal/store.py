@@ -109,7 +109,7 @@ from typing import Any, Protocol, Self
 from exchange_sim.core.messages import dumps, loads
 
 from . import forked_snapshot
-from .input_log import INPUT, InputLog, log_path, read_records
+from .input_log import InputLog, fold_input_log, log_path
 from .checkpoint import SAFETY_AUTOCHECKPOINT_PAGES, Checkpointer
 from .errors import JournalCorruptError, JournalError, JournalWriteError
 from .history import History, rebuild
@@ -230,8 +230,8 @@ class Journal:
             self._stored_through = self._events_through  # what the meta row says (or will, at commit)
             if fresh and not read_only and self._last_event:  # a file from before the history tables
                 self.history = rebuild(self._db)
-            if not read_only:
-                self._fold_input_log()  # whatever config this is opened with: those inputs are stored
+            if not read_only:  # whatever config this is opened with: the logged inputs are stored
+                self._last_seq = fold_input_log(self._db, log_path(self.path), self._last_seq)
         except JournalCorruptError:
             self._db.close()
             self._unlock()
@@ -568,35 +568,6 @@ class Journal:
         if self._events_through != self._stored_through:
             self._db.execute("UPDATE meta SET value = ? WHERE key = 'events_through'", (str(self._events_through),))
             self._stored_through = self._events_through
-
-    def _fold_input_log(self) -> None:
-        """Copy what the input log holds beyond ``inputs`` into the tables and empty it (at open: what
-        a crash left there; input_log.py). A gap after the stored inputs is corruption."""
-        path = log_path(self.path)
-        records = read_records(path)
-        if not records:
-            if path.exists() and path.stat().st_size:
-                os.truncate(path, 0)  # only a torn, never acknowledged record
-            return
-        expected, inputs, refusals = self._last_seq + 1, [], []
-        for kind, seq, type_name, ts, body in records:
-            if kind != INPUT:
-                refusals.append((seq, body))
-            elif seq >= expected:
-                if seq != expected:
-                    raise JournalCorruptError(f"journal {self.path}: the input log holds input {seq} "
-                                              f"after input {expected - 1}")
-                inputs.append((seq, type_name, ts, body))
-                expected += 1
-        self._db.execute("BEGIN IMMEDIATE")
-        self._db.executemany("INSERT INTO inputs VALUES (?, ?, ?, ?)", inputs)
-        self._db.executemany("INSERT OR REPLACE INTO refused VALUES (?, ?)", refusals)
-        self._db.execute("COMMIT")
-        os.truncate(path, 0)
-        self._last_seq = expected - 1
-        if inputs:
-            log.info("journal %s: %d inputs recovered from the input log (%d..%d)", self.path, len(inputs),
-                     inputs[0][0], inputs[-1][0])
 
     def _compact(self) -> None:
         if not self.config.keep_snapshots:

@@ -17,7 +17,7 @@ from exchange_sim.core.messages import PlaceOrder
 from exchange_sim.journal import Journal, JournalConfig, recover
 from exchange_sim.journal.history import Page
 from exchange_sim.runtime.node import DEFERRED_WRITE_S
-from tests.support.journal_session import genesis, session_inputs, start_journaled_node
+from tests.support.journal_session import genesis, run_journaled, session_inputs, start_journaled_node
 
 N = 120
 DEFERRED = JournalConfig(snapshot_every=0, group_commit=True, deferred_events=True)
@@ -34,10 +34,7 @@ def run(db: Path, config: JournalConfig, inputs: list) -> tuple[list[str], tuple
     """Each input as the node does it (append, apply, record, flush); then the log and the history."""
     with Journal(db, config) as journal:
         exchange, _ = recover(journal, genesis)
-        for msg in inputs:
-            journal.append(msg)
-            journal.record(msg, exchange.apply(msg))
-            journal.flush()
+        run_journaled(journal, exchange, inputs, flush=True)
         return list(journal.event_bodies()), journal.history.fingerprint()
 
 

@@ -15,7 +15,7 @@ import pytest
 from exchange_sim.journal import Journal, JournalConfig, recover
 from exchange_sim.journal.errors import JournalCorruptError, JournalError
 from exchange_sim.journal.input_log import InputLog, log_path, read_records
-from tests.support.journal_session import genesis, session_inputs
+from tests.support.journal_session import genesis, run_journaled, session_inputs
 
 LOGGED = JournalConfig(snapshot_every=0, group_commit=True, deferred_events=True, input_log=True)
 PLAIN = JournalConfig(snapshot_every=0, group_commit=True)
@@ -34,10 +34,7 @@ def crashed_copy(tmp_path: Path, inputs: list, *, written: int) -> Path:
     with Journal(db, LOGGED) as journal:
         exchange, _ = recover(journal, genesis)
         journal.flush()
-        for msg in inputs[:written]:
-            journal.append(msg)
-            journal.record(msg, exchange.apply(msg))
-            journal.flush()  # stored in the input log only
+        run_journaled(journal, exchange, inputs[:written], flush=True)  # stored in the input log only
         assert journal.deferred >= written  # every input (and the events of most) kept back
         for suffix in ("", "-wal", "-inputs"):
             shutil.copyfile(str(db) + suffix, str(copy) + suffix)
@@ -48,10 +45,7 @@ def reference(tmp_path: Path, inputs: list) -> list[tuple]:
     db = tmp_path / "plain.db"
     with Journal(db, PLAIN) as journal:
         exchange, _ = recover(journal, genesis)
-        for msg in inputs:
-            journal.append(msg)
-            journal.record(msg, exchange.apply(msg))
-            journal.flush()
+        run_journaled(journal, exchange, inputs, flush=True)
     return stored_inputs(db)
 
 

@@ -154,13 +154,16 @@ def observable_state(ex: Exchange) -> Any:
     return accounts, markets, ex.insurance_fund
 
 
-def run_journaled(journal: Any, exchange: Exchange, inputs: list[Any]) -> list[Any]:
-    """What the node does per input: journal, apply, record. Returns every event, in order."""
+def run_journaled(journal: Any, exchange: Exchange, inputs: list[Any], *, flush: bool = False) -> list[Any]:
+    """What the node does per input: journal, apply, record (``flush``: and commit, as a lone client's
+    input is; needed with group commit). Returns every event, in order."""
     events: list[Any] = []
     for msg in inputs:
         journal.append(msg)
         caused = exchange.apply(msg)
         journal.record(msg, caused)
+        if flush:
+            journal.flush()
         events.extend(caused)
     return events
 
