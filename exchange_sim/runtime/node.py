@@ -230,8 +230,8 @@ class Node(Fanout):
         if write is None or self.failure is not None:
             return
         try:
-            if write():
-                self._commit()
+            write()
+            self._commit()  # also what a read staged meanwhile (it writes the kept rows, uncommitted)
         except Exception as exc:  # noqa: BLE001 - the journal is failed: refuse input until restart
             self.failure = f"journal commit failed: {exc}"
             log.error("%s; refusing input until restart", self.failure)

@@ -138,3 +138,32 @@ def test_the_node_stores_by_the_log_and_fills_the_tables_shortly_after(tmp_path)
     assert logged > 0 and in_table < len(inputs), "the inputs went straight to the tables: nothing was logged"
     assert (logged_after, in_table_after) == (0, len(inputs))
     assert stored_inputs(db) == reference(tmp_path, inputs)
+
+
+def test_rows_a_read_staged_are_committed_by_the_node_too(tmp_path):
+    """A read between a reply and the node's copy stages the kept rows on the journal's connection;
+    they must still be committed (and the log emptied) shortly after, not left in an open transaction."""
+    import asyncio
+
+    from exchange_sim.journal.history import Page
+    from exchange_sim.runtime.node import DEFERRED_WRITE_S
+    from tests.support.journal_session import start_journaled_node
+
+    db = tmp_path / "s.db"
+    inputs = session_inputs(47, 40)
+
+    async def main() -> tuple[int, int]:
+        journal = Journal(db, LOGGED)
+        _, node = await start_journaled_node(journal)
+        try:
+            for msg in inputs:
+                await node.submit(msg)
+            journal.history.orders(1, Page(limit=10))  # an allOrders, say: stages every kept row
+            assert journal.deferred == 0
+            await asyncio.sleep(DEFERRED_WRITE_S * 5)
+            return len(read_records(log_path(db))), len(stored_inputs(db))
+        finally:
+            await node.stop()
+            journal.close()
+
+    assert asyncio.run(main()) == (0, len(inputs))
