@@ -24,11 +24,10 @@ Specification (Binance USDⓈ-M, error codes of its error-code page):
 - **MAX_NUM_ALGO_ORDERS**: at most ``MAX_NUM_ALGO_ORDERS`` open conditional (algo) orders per
   symbol; one more: −4045 "Reach max stop order limit.".
 
-Pure functions of (order, mark, open orders) → ``(code, msg)`` or None.
+Pure functions of (order, mark, open-order count) → ``(code, msg)`` or None.
 """
 
 from __future__ import annotations
-
 
 from .fixed import DECIMALS, fmt
 from .messages import LIMIT, STOP, TAKE_PROFIT, PlaceOrder

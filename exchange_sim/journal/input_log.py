@@ -61,16 +61,6 @@ class InputLog:
         self._size = os.fstat(self._fd).st_size
         self._pending: list[bytes] = []
 
-    @property
-    def pending(self) -> bool:
-        """Records added and not yet written."""
-        return bool(self._pending)
-
-    @property
-    def empty(self) -> bool:
-        """Nothing written since the last ``clear`` (and nothing pending)."""
-        return not self._size and not self._pending
-
     def add_input(self, seq: int, type_name: str, ts: int, body: str) -> None:
         self._pending.append(_encode(INPUT, seq, type_name, ts, body))
 

@@ -522,8 +522,9 @@ class Journal:
         return len(self._deferred) + len(self._log_rows)
 
     def write_deferred(self) -> bool:
-        """Stage the kept event and history rows (``deferred_events``), oldest first, in the open
-        transaction (begun if needed; the next ``flush`` commits them). True if there were any."""
+        """Stage what is kept, oldest first, in the open transaction (begun if needed; the next
+        ``flush`` commits it): logged inputs' rows (``input_log``), then event and history rows
+        (``deferred_events``). True if there was anything."""
         if not (self._deferred or self._log_rows) or self.failure is not None or self.read_only:
             return False
         kept, self._deferred = self._deferred, []

@@ -36,12 +36,11 @@ N = 100
 SNAPSHOT_EVERY = 25
 
 
-def run_writer(db: Path, seed: int, kill_after: int | None, acked: dict[int, int], forked: bool | str = False) -> bool:
+def run_writer(db: Path, seed: int, kill_after: int | None, acked: dict[int, int], mode: str = "") -> bool:
     """Run the writer; SIGKILL it after ``kill_after`` acks (None: let it finish). True if it finished.
 
-    ``forked``: the writer's snapshots are taken by forked children (``background_snapshot``);
-    ``"deferred"``: group commit with deferred event and history rows (journal_writer)."""
-    mode = forked if isinstance(forked, str) else ("forked" if forked else "")
+    ``mode`` (journal_writer's): ``"forked"``, snapshots taken by forked children
+    (``background_snapshot``); ``"deferred"``, the journal as ``exchange-sim run`` configures it."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, "-m", "tests.support.journal_writer", str(db), str(seed), str(N),
                              str(SNAPSHOT_EVERY)] + ([mode] if mode else []),
@@ -103,6 +102,18 @@ def reference_history(inputs: list) -> tuple:
         history.close()
 
 
+def kill_then_finish(db: Path, seed: int, inputs: list, kills: list[int], acked: dict[int, int], mode: str) -> None:
+    """Kill the writer after each of ``kills`` acks (checking recovery after each), then let it finish."""
+    for kill_after in kills:
+        if run_writer(db, seed, kill_after, acked, mode):
+            break
+        if db.exists():  # a kill before the first ack may come before the file exists
+            check_recovery(db, inputs, acked)
+    while not run_writer(db, seed, None, acked, mode):
+        pass
+    assert check_recovery(db, inputs, acked) == len(inputs)
+
+
 @pytest.mark.parametrize("trial", range(TRIALS))
 def test_sigkill_at_random_points_then_restart_recovers_exactly(tmp_path, trial):
     rng = random.Random(1000 + trial)
@@ -111,15 +122,8 @@ def test_sigkill_at_random_points_then_restart_recovers_exactly(tmp_path, trial)
     db = tmp_path / "session.db"
     acked: dict[int, int] = {}
     kills = [rng.choice([0, rng.randint(1, 20), rng.randint(1, len(inputs))]) for _ in range(2)]
-    forked = trial % 2 == 1  # odd trials: snapshots pickled by forked children, killed with the writer
-    for kill_after in kills:
-        if run_writer(db, seed, kill_after, acked, forked):
-            break
-        if db.exists():
-            check_recovery(db, inputs, acked)
-    while not run_writer(db, seed, None, acked, forked):
-        pass
-    assert check_recovery(db, inputs, acked) == len(inputs)
+    mode = "forked" if trial % 2 == 1 else ""  # odd trials: snapshots pickled by forked children, killed with the writer
+    kill_then_finish(db, seed, inputs, kills, acked, mode)
 
 
 @pytest.mark.parametrize("trial", range(max(2, TRIALS // 2)))
@@ -129,10 +133,4 @@ def test_sigkill_with_deferred_event_rows_rewrites_them_on_restart(tmp_path, tri
     inputs = session_inputs(seed, N)
     db = tmp_path / "session.db"
     acked: dict[int, int] = {}
-    for kill_after in [rng.randint(5, len(inputs) - 5), rng.randint(1, 30)]:
-        if run_writer(db, seed, kill_after, acked, "deferred"):
-            break
-        check_recovery(db, inputs, acked)
-    while not run_writer(db, seed, None, acked, "deferred"):
-        pass
-    assert check_recovery(db, inputs, acked) == len(inputs)
+    kill_then_finish(db, seed, inputs, [rng.randint(5, len(inputs) - 5), rng.randint(1, 30)], acked, "deferred")
